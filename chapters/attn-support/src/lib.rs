@@ -1,0 +1,27 @@
+//! Plumbing that every chapter needs and that is not about attention.
+//!
+//! - [`gpu`]: open the GPU (or say why not), compile a kernel file from `kernels/` with NVRTC,
+//!   launch helpers, ndarray ↔ device copies.
+//! - [`timing`]: CUDA-event and wall-clock timing (warm-up, median of repeats).
+//! - [`compare`]: relative and max-abs error between two arrays.
+//! - [`plot`]: figures drawn onto any plotters backend, saved as PNG + SVG or shown inline in
+//!   a notebook.
+//! - [`data`]: seeded random tensors.
+//!
+//! The chapter crates re-export this crate, `ndarray` and `plotters`, so a notebook that
+//! depends on one chapter crate never declares a second version of them.
+
+pub mod compare;
+pub mod data;
+pub mod error;
+pub mod gpu;
+pub mod plot;
+pub mod timing;
+
+pub use compare::{Comparison, compare};
+pub use error::{Error, Result};
+pub use gpu::{Gpu, KernelSource, gpu_required};
+
+pub use cudarc;
+pub use ndarray;
+pub use plotters;
