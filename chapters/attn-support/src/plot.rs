@@ -132,7 +132,7 @@ impl Figure for Heatmap {
         let lo = finite.clone().fold(f64::INFINITY, f64::min);
         let hi = finite.fold(f64::NEG_INFINITY, f64::max);
         let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
-        let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 90);
+        let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 100);
         let label = |labels: &Vec<String>, i: usize, n: usize| {
             labels.get(i).cloned().unwrap_or_else(|| if n <= 32 { i.to_string() } else { String::new() })
         };
@@ -141,7 +141,7 @@ impl Figure for Heatmap {
             .margin(10)
             .x_label_area_size(60)
             .y_label_area_size(90)
-            .build_cartesian_2d((0..cols).into_segmented(), (0..rows).into_segmented())
+            .build_cartesian_2d((0..cols - 1).into_segmented(), (0..rows - 1).into_segmented())
             .map_err(plot_err)?;
         chart
             .configure_mesh()
@@ -155,7 +155,8 @@ impl Figure for Heatmap {
                 _ => String::new(),
             })
             .y_label_formatter(&|v| match v {
-                // Row 0 is drawn at the top: segment k from the bottom holds row rows-1-k.
+                // Segments 0..=n-1 (a segmented range over 0..n-1 has n cells). Row 0 is drawn at
+                // the top: segment k from the bottom holds row rows-1-k.
                 SegmentValue::CenterOf(k) if *k < rows => label(&self.row_labels, rows - 1 - k, rows),
                 _ => String::new(),
             })
@@ -206,8 +207,8 @@ fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, lo: f64, hi
     let mut chart = ChartBuilder::on(area)
         .margin_top(40)
         .margin_bottom(70)
-        .margin_right(10)
-        .y_label_area_size(55)
+        .margin_left(10)
+        .right_y_label_area_size(65)
         .build_cartesian_2d(0.0..1.0, lo..hi)
         .map_err(plot_err)?;
     chart
