@@ -1,1 +1,59 @@
-fn main() {}
+//! The project's tasks, run as `cargo xtask <task>` (the alias lives in `.cargo/config.toml`).
+//!
+//! - `test`: everything CI checks — format, lints, unit and property tests, every notebook
+//!   executed headlessly, and the book built with its code includes checked.
+//! - `notebooks`: install what is missing and open JupyterLab on `notebooks/` with the Rust kernel.
+//! - `gpu`: build the release binaries into `target/gpu-bundle/` for a GPU machine without Rust.
+//! - `doctor`: say which tools are present and how to install the missing ones.
+
+mod book;
+mod doctor;
+mod gpu_bundle;
+mod install;
+mod notebooks;
+mod process;
+mod test;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Tasks of the attention book: test, notebooks, gpu, doctor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// The full test that CI runs: fmt, clippy, cargo test, notebooks, book.
+    Test(test::Args),
+    /// Install Jupyter and the Rust kernel if missing, then open JupyterLab on notebooks/.
+    Notebooks(notebooks::OpenArgs),
+    /// Build target/gpu-bundle/: release binaries, test binaries and run.sh for a GPU machine.
+    Gpu,
+    /// Check the tools this project uses and print how to install what is missing.
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Test(args) => test::run_all(&args),
+        Task::Notebooks(args) => notebooks::open(&args),
+        Task::Gpu => gpu_bundle::build(),
+        Task::Doctor => doctor::run(),
+    };
+    // Printed here rather than returned from main, so that RUST_BACKTRACE=1 (set on CI) does
+    // not bury the message under a backtrace of xtask itself.
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

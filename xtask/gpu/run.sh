@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The GPU checks and benchmarks of the attention book, run on a machine with an NVIDIA GPU and
+# no Rust toolchain. `cargo xtask gpu` builds this bundle on any machine; copy the repository
+# (or just target/gpu-bundle) to the GPU machine and run, from the repository root:
+#
+#   bash target/gpu-bundle/run.sh [OUTDIR]
+#
+# OUTDIR: where results go; default $OUT if set, else target/gpu-results.
+# Steps (each logged, timed, and recorded as pass/fail/skip; a failure does not stop the run):
+#   1. the device: nvidia-smi -L, driver, date
+#   2. every test binary in tests/ with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
+#   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 also benchmarks)
+#   4. PyTorch SDPA on the benchmark shapes (MATH and EFFICIENT backends, float32)
+#   5. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*--gpu),
+#      with ATTN_SANITIZER=1 so that tests shrink their largest sizes
+#   6. OUTDIR/summary.md (steps table, merged benchmark table) and OUTDIR/results.tar.gz
+# Environment:
+#   ATTN_STEP_TIMEOUT  seconds one step may take before it is stopped and failed (default 240)
+#   ATTN_SANITIZE=0    skip step 5
+#   ATTN_PACK_ONLY=1   keep only summary.md, the CSVs and results.tar.gz at OUTDIR's top and
+#                      delete logs/ and figures/ after packing them (the default when OUTDIR
+#                      comes from $OUT, whose copy-back takes few files)
+# Exit status: 0 when every step passed or was skipped, 1 otherwise.
+set -uo pipefail
+
+BUNDLE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+if [[ $# -ge 1 ]]; then
+    OUTDIR="$1"
+    PACK_ONLY="${ATTN_PACK_ONLY:-0}"
+elif [[ -n "${OUT:-}" ]]; then
+    OUTDIR="$OUT"
+    PACK_ONLY="${ATTN_PACK_ONLY:-1}"
+else
+    OUTDIR="target/gpu-results"
+    PACK_ONLY="${ATTN_PACK_ONLY:-0}"
+fi
+mkdir -p "$OUTDIR/logs" "$OUTDIR/figures"
+OUTDIR="$(cd "$OUTDIR" && pwd)"
+STEP_TIMEOUT="${ATTN_STEP_TIMEOUT:-240}"
+STEPS="$OUTDIR/logs/steps.tsv"
+SHAPES="$BUNDLE/baselines/ch02_bench_shapes.txt"
+export ATTN_REQUIRE_GPU=1
+: > "$STEPS"
+FAILED=0
+RUN_START=$(date +%s.%N)
+
+# step NAME COMMAND...: run COMMAND with its output in logs/NAME.log, record pass/fail and time.
+step() {
+    local name="$1"; shift
+    local log="$OUTDIR/logs/$name.log"
+    local start end secs rc status
+    start=$(date +%s.%N)
+    echo "\$ $*" > "$log"
+    timeout --kill-after=10 "$STEP_TIMEOUT" "$@" >> "$log" 2>&1
+    rc=$?
+    end=$(date +%s.%N)
+    secs=$(awk -v a="$start" -v b="$end" 'BEGIN { printf "%.1f", b - a }')
+    if [[ $rc -eq 0 ]]; then
+        status=pass
+    else
+        status=FAIL
+        [[ $rc -eq 124 || $rc -eq 137 ]] && status="FAIL (timeout ${STEP_TIMEOUT}s)"
+        FAILED=1
+    fi
+    printf '%s\t%s\t%s\t%s\n' "$name" "$status" "$secs" "logs/$name.log" >> "$STEPS"
+    printf '%-48s %-22s %7s s\n' "$name" "$status" "$secs"
+    if [[ $status != pass ]]; then
+        echo "---- last lines of logs/$name.log:"
+        tail -n 25 "$log" | sed 's/^/    /'
+    fi
+}
+
+# skip NAME REASON: record a step that could not run here.
+skip() {
+    printf '%s\tskipped: %s\t0\t-\n' "$1" "$2" >> "$STEPS"
+    printf '%-48s skipped: %s\n' "$1" "$2"
+}
+
+# The extra arguments of a chapter binary (beyond --out).
+chapter_args() {
+    case "$1" in
+        ch02)
+            if [[ -f "$SHAPES" ]]; then
+                echo --bench-gpu --bench-shapes "$SHAPES" --csv "$OUTDIR/ch02_gpu_bench.csv"
+            fi
+            ;;
+    esac
+}
+
+echo "== 1. device"
+{
+    date -u '+%Y-%m-%d %H:%M:%S UTC'
+    nvidia-smi -L
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
+    head -n 3 "$BUNDLE/MANIFEST.txt"
+} 2>&1 | tee "$OUTDIR/logs/device-info.txt"
+step device nvidia-smi -L
+
+echo "== 2. tests (ATTN_REQUIRE_GPU=1)"
+for t in "$BUNDLE"/tests/*; do
+    step "test-$(basename "$t")" "$t"
+done
+
+echo "== 3. chapter binaries"
+for b in "$BUNDLE"/bin/*; do
+    name="$(basename "$b")"
+    mkdir -p "$OUTDIR/figures/$name"
+    # shellcheck disable=SC2046 # chapter_args yields separate words, paths have no spaces
+    step "bin-$name" "$b" --out "$OUTDIR/figures/$name" $(chapter_args "$name")
+done
+
+echo "== 4. PyTorch baselines"
+if [[ ! -f "$SHAPES" ]]; then
+    skip torch-math "no $SHAPES"
+elif ! python3 -c 'import torch' 2>/dev/null; then
+    skip torch-math "python3 cannot import torch"
+else
+    for backend in math efficient; do
+        step "torch-$backend" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$SHAPES" \
+            --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_$backend.csv"
+    done
+fi
+
+echo "== 5. compute-sanitizer (ATTN_SANITIZER=1)"
+SANITIZER="$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)"
+if [[ "${ATTN_SANITIZE:-1}" == 0 ]]; then
+    skip sanitizer "ATTN_SANITIZE=0"
+elif [[ ! -x "$SANITIZER" ]]; then
+    step sanitizer-missing false
+else
+    for t in "$BUNDLE"/tests/*--gpu; do
+        [[ -e "$t" ]] || { skip sanitizer "no GPU test binaries (tests/*--gpu)"; break; }
+        for tool in memcheck racecheck; do
+            step "$tool-$(basename "$t")" env ATTN_SANITIZER=1 "$SANITIZER" --tool "$tool" \
+                --error-exitcode 1 "$t" --test-threads=1
+        done
+    done
+fi
+
+echo "== 6. summary"
+TOTAL=$(awk -v a="$RUN_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
+python3 "$BUNDLE/summary.py" "$OUTDIR" "$TOTAL" > "$OUTDIR/summary.md" \
+    || { echo "summary.py failed; the steps:"; cat "$STEPS" > "$OUTDIR/summary.md"; FAILED=1; }
+(cd "$OUTDIR" && tar -czf results.tar.gz logs figures summary.md ./*.csv 2>/dev/null \
+    || tar -czf results.tar.gz logs figures summary.md)
+if [[ "$PACK_ONLY" == 1 ]]; then
+    rm -rf "$OUTDIR/logs" "$OUTDIR/figures"
+fi
+cat "$OUTDIR/summary.md"
+echo "results: $OUTDIR (summary.md, results.tar.gz); total ${TOTAL} s"
+exit "$FAILED"

@@ -1,0 +1,91 @@
+"""Write summary.md of a GPU run: the device, every step's result and time, and one table that
+joins the chapter benchmarks with the PyTorch baselines on the shape.
+
+Usage: summary.py OUTDIR TOTAL_SECONDS  (prints Markdown; run.sh redirects it to summary.md)
+
+Reads OUTDIR/logs/steps.tsv (name, status, seconds, log), OUTDIR/logs/device-info.txt and every
+OUTDIR/*.csv with the benchmark columns impl,batch,heads,seq,head_dim,causal,median_ms,tflops.
+"""
+
+import csv
+import sys
+from pathlib import Path
+
+KEY = ["batch", "heads", "seq", "head_dim", "causal"]
+BASELINE = "torch_math"
+
+
+def causal_flag(text):
+    return "causal" if str(text).strip().lower() in {"1", "true", "yes", "causal"} else "full"
+
+
+def number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def read_rows(outdir):
+    """{shape: {impl: (median_ms text, tflops text)}} and the impl names in order of appearance."""
+    table, impls = {}, []
+    for path in sorted(outdir.glob("*.csv")):
+        with open(path, newline="") as f:
+            for row in csv.DictReader(f):
+                if not all(k in row for k in KEY + ["impl", "median_ms"]):
+                    break
+                shape = tuple(row[k] for k in KEY[:4]) + (causal_flag(row["causal"]),)
+                table.setdefault(shape, {})[row["impl"]] = (row["median_ms"], row.get("tflops", ""))
+                if row["impl"] not in impls:
+                    impls.append(row["impl"])
+    ours = [i for i in impls if not i.startswith("torch_")]
+    peers = sorted((i for i in impls if i.startswith("torch_")), key=lambda i: (i != BASELINE, i))
+    return table, ours + peers
+
+
+def shape_order(shape):
+    """Sizes numerically, then full before causal."""
+    return tuple(int(x) for x in shape[:4]) + (shape[4] == "causal",)
+
+
+def bench_table(table, impls):
+    ours = [i for i in impls if not i.startswith("torch_")]
+    head = ["B", "H", "N", "d", "mask"] + [f"{i} ms (TFLOP/s)" for i in impls]
+    head += [f"{i} vs {BASELINE}" for i in ours if BASELINE in impls]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for shape in sorted(table, key=shape_order):
+        cells = list(shape)
+        for impl in impls:
+            ms, tflops = table[shape].get(impl, ("-", ""))
+            cells.append(f"{ms} ({tflops})" if number(ms) is not None else ms)
+        base = number(table[shape].get(BASELINE, ("",))[0])
+        for impl in ours if BASELINE in impls else []:
+            mine = number(table[shape].get(impl, ("",))[0])
+            cells.append(f"{base / mine:.2f}×" if base and mine else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def main():
+    outdir, total = Path(sys.argv[1]), sys.argv[2]
+    steps = [line.rstrip("\n").split("\t") for line in open(outdir / "logs" / "steps.tsv") if line.strip()]
+    failed = [s for s in steps if s[1].startswith("FAIL")]
+    out = ["# GPU run summary", ""]
+    device = outdir / "logs" / "device-info.txt"
+    if device.exists():
+        out += ["```", device.read_text().strip(), "```", ""]
+    verdict = f"{len(failed)} of {len(steps)} steps FAILED" if failed else f"all {len(steps)} steps passed"
+    out += [f"Result: **{verdict}**, {total} s in all.", "", "| step | result | seconds |", "|---|---|---|"]
+    out += [f"| {s[0]} | {s[1]} | {s[2]} |" for s in steps]
+    table, impls = read_rows(outdir)
+    out += ["", "## Benchmarks (median of CUDA-event timings; same run, same device)", ""]
+    if table:
+        out += bench_table(table, impls)
+        out += ["", f"\"vs {BASELINE}\": PyTorch MATH time / kernel time (above 1×: the kernel is faster)."]
+    else:
+        out.append("No benchmark CSVs.")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+//! `cargo xtask gpu`: everything the GPU machine runs, built here (it has no Rust).
+//!
+//! target/gpu-bundle/
+//!   bin/<chNN>                          chapter binaries, release, debug info stripped
+//!   tests/<crate>--<target>             release test binaries of the chapter crates
+//!   baselines/torch_sdpa.py, *.txt      the PyTorch baseline and the benchmark shapes
+//!   run.sh, summary.py                  what to run there (see the header of xtask/gpu/run.sh)
+//!   MANIFEST.txt                        commit, date, toolchain, files and sizes
+
+use crate::process::{capture, cargo, display, root, stdout_of};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Larger than this and copying the bundle to the GPU machine gets slow (the device tool
+/// carries at most 64 MiB with the working tree).
+const MAX_BUNDLE_BYTES: u64 = 60 << 20;
+
+/// One built executable and the name it gets in the bundle.
+struct Artifact {
+    name: String,
+    path: PathBuf,
+}
+
+pub fn build() -> Result<()> {
+    let tests = executables(&["test", "--no-run"], true)?;
+    let bins = executables(&["build", "--bins"], false)?;
+    let bundle = root().join("target/gpu-bundle");
+    if bundle.exists() {
+        std::fs::remove_dir_all(&bundle).with_context(|| format!("removing the old {}", bundle.display()))?;
+    }
+    for dir in ["bin", "tests", "baselines"] {
+        std::fs::create_dir_all(bundle.join(dir))?;
+    }
+    let have_strip = stdout_of(Command::new("strip").arg("--version")).is_some();
+    if !have_strip {
+        println!("warning: `strip` not found, binaries are copied with their debug info");
+    }
+    for (dir, artifacts) in [("bin", &bins), ("tests", &tests)] {
+        for a in artifacts {
+            copy_stripped(&a.path, &bundle.join(dir).join(&a.name), have_strip)?;
+        }
+    }
+    let xtask = root().join("xtask");
+    for entry in std::fs::read_dir(xtask.join("baselines"))? {
+        let path = entry?.path();
+        if path.is_file() {
+            std::fs::copy(&path, bundle.join("baselines").join(path.file_name().expect("a file")))?;
+        }
+    }
+    for file in ["run.sh", "summary.py"] {
+        std::fs::copy(xtask.join("gpu").join(file), bundle.join(file))?;
+    }
+    let size = write_manifest(&bundle)?;
+    println!("{}", std::fs::read_to_string(bundle.join("MANIFEST.txt"))?);
+    let mib = size as f64 / (1 << 20) as f64;
+    if size > MAX_BUNDLE_BYTES {
+        bail!("the bundle is {mib:.1} MiB, over the {} MiB limit", MAX_BUNDLE_BYTES >> 20);
+    }
+    println!("target/gpu-bundle: {} binaries, {} test binaries, {mib:.1} MiB", bins.len(), tests.len());
+    println!("on the GPU machine, from the repository root: bash target/gpu-bundle/run.sh [OUTDIR]");
+    Ok(())
+}
+
+/// Build with `cargo <args> --release --workspace --exclude xtask` and return the executables
+/// of the chapter crates (test executables when `tests`, binaries otherwise), read from cargo's
+/// JSON messages.
+fn executables(args: &[&str], tests: bool) -> Result<Vec<Artifact>> {
+    let mut cmd = cargo();
+    cmd.args(args).args(["--release", "--workspace", "--exclude", "xtask", "--message-format=json"]);
+    cmd.stderr(std::process::Stdio::inherit());
+    println!("$ {}", display(&cmd));
+    let out = capture(&mut cmd)?;
+    if !out.status.success() {
+        bail!("`{}` failed ({})", display(&cmd), out.status);
+    }
+    let chapters = root().join("chapters");
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else { continue };
+        let (Some(exe), Some(manifest)) = (msg["executable"].as_str(), msg["manifest_path"].as_str()) else {
+            continue;
+        };
+        let target = msg["target"]["name"].as_str().unwrap_or("unknown");
+        let kind = msg["target"]["kind"][0].as_str().unwrap_or("");
+        // The unit-test harness of a binary target holds no tests in this project's layout
+        // (tests live in the library and tests/), so it is left out.
+        if msg["reason"] != "compiler-artifact"
+            || msg["profile"]["test"].as_bool() != Some(tests)
+            || !Path::new(manifest).starts_with(&chapters)
+            || (tests && kind == "bin")
+        {
+            continue;
+        }
+        let name = if !tests {
+            target.to_owned()
+        } else {
+            let package = package_name(msg["package_id"].as_str().unwrap_or(""), manifest);
+            let part = if kind == "lib" { "lib".to_owned() } else { target.to_owned() };
+            format!("{package}--{part}")
+        };
+        found.push(Artifact { name, path: PathBuf::from(exe) });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// The package name of a cargo package id: `path+file:///…/ch02-x#0.1.0` (the folder is the
+/// name) or `path+file:///…/folder#name@0.1.0`.
+fn package_name(package_id: &str, manifest: &str) -> String {
+    if let Some((_, fragment)) = package_id.split_once('#')
+        && let Some((name, _)) = fragment.split_once('@')
+    {
+        return name.to_owned();
+    }
+    let dir = Path::new(manifest).parent().and_then(|d| d.file_name());
+    dir.map(|d| d.to_string_lossy().into_owned()).unwrap_or_else(|| "unknown".into())
+}
+
+fn copy_stripped(from: &Path, to: &Path, strip: bool) -> Result<()> {
+    std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    if strip {
+        // Debug info is most of a binary's size; the symbols stay so a panic backtrace is readable.
+        let status = Command::new("strip").arg("--strip-debug").arg(to).status()?;
+        if !status.success() {
+            bail!("strip --strip-debug {} failed", to.display());
+        }
+    }
+    Ok(())
+}
+
+/// Write MANIFEST.txt (provenance and every file with its size); return the bundle's size.
+fn write_manifest(bundle: &Path) -> Result<u64> {
+    let commit = stdout_of(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(root()))
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = stdout_of(Command::new("git").args(["status", "--porcelain"]).current_dir(root()))
+        .is_some_and(|s| !s.is_empty());
+    let date = stdout_of(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+    let rustc = stdout_of(Command::new("rustc").arg("--version")).unwrap_or_default();
+    let mut files = Vec::new();
+    list_files(bundle, bundle, &mut files)?;
+    files.sort();
+    let total: u64 = files.iter().map(|(_, size)| size).sum();
+    let mut text = format!(
+        "attention book GPU bundle: commit {commit}{}\nbuilt {date} with {rustc}\n\
+         run from the repository root: bash target/gpu-bundle/run.sh [OUTDIR]\n\n",
+        if dirty { " (with uncommitted changes)" } else { "" },
+    );
+    for (path, size) in &files {
+        text += &format!("{:>10}  {path}\n", size);
+    }
+    text += &format!("{total:>10}  total bytes\n");
+    std::fs::write(bundle.join("MANIFEST.txt"), &text)?;
+    Ok(total + text.len() as u64)
+}
+
+fn list_files(base: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.is_dir() {
+            list_files(base, &path, out)?;
+        } else {
+            let rel = path.strip_prefix(base).expect("under the bundle").display().to_string();
+            out.push((rel, entry.metadata()?.len()));
+        }
+    }
+    Ok(())
+}
