@@ -1,0 +1,248 @@
+//! The chapter's figures. Each is a value implementing [`Figure`], so the binary saves it
+//! (`plot::save`, PNG + SVG) and the notebook shows it inline (`plot::show`).
+
+use crate::toy::ToyExample;
+use attn_support::plot::{self, Figure, Heatmap, Series, plot_err};
+use attn_support::plotters::coord::Shift;
+use attn_support::plotters::prelude::*;
+use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
+use attn_support::{Error, Result};
+
+/// The toy sentence's attention weights as a heatmap: row = query word, column = key word.
+pub fn toy_heatmap(toy: &ToyExample) -> Heatmap {
+    Heatmap {
+        title: "Attention weights softmax(QKᵀ) of the toy sentence".into(),
+        data: toy.weights.mapv(f64::from),
+        row_labels: toy.tokens.clone(),
+        col_labels: toy.tokens.clone(),
+        x_desc: "key (attended to)".into(),
+        y_desc: "query (attending)".into(),
+        annotate: true,
+    }
+}
+
+/// One named key vector of the geometry figure.
+#[derive(Clone, Debug)]
+pub struct Key2 {
+    pub name: String,
+    pub key: [f64; 2],
+}
+
+/// A query and some keys in the plane, each key labelled with q·k and its softmax weight.
+#[derive(Clone, Debug)]
+pub struct QueryKeyGeometry {
+    pub query: [f64; 2],
+    pub keys: Vec<Key2>,
+}
+
+impl QueryKeyGeometry {
+    /// The figure of the book: a key close to q in angle, a long key at a wider angle, a
+    /// short key at a narrower one (length counts as well as angle), an orthogonal key, and
+    /// keys on the far side of the line q·k = 0.
+    pub fn example() -> QueryKeyGeometry {
+        let keys = [[1.5, 1.6], [-0.2, 2.0], [-1.0, 1.4], [-1.6, -1.0], [1.0, -0.1], [-0.3, -1.3]];
+        let names = ["k₁", "k₂", "k₃", "k₄", "k₅", "k₆"];
+        QueryKeyGeometry {
+            query: [1.4, 1.0],
+            keys: names.iter().zip(keys).map(|(n, k)| Key2 { name: n.to_string(), key: k }).collect(),
+        }
+    }
+
+    /// The dot product q·k of every key.
+    pub fn scores(&self) -> Vec<f64> {
+        self.keys.iter().map(|k| self.query[0] * k.key[0] + self.query[1] * k.key[1]).collect()
+    }
+
+    /// softmax of the scores: exp(s_j − max) / Σ exp(s − max).
+    pub fn weights(&self) -> Vec<f64> {
+        let s = self.scores();
+        let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        e.iter().map(|x| x / sum).collect()
+    }
+}
+
+/// A line from `from` to `to` with a filled triangular head, in data coordinates (the chart
+/// has equal scales on both axes, so the head is not distorted).
+fn arrow<DB: DrawingBackend>(
+    from: (f64, f64),
+    to: (f64, f64),
+    color: RGBColor,
+    width: u32,
+) -> Vec<DynElement<'static, DB, (f64, f64)>> {
+    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
+    let len = (dx * dx + dy * dy).sqrt().max(1e-9);
+    let (ux, uy) = (dx / len, dy / len);
+    let (head, half) = (0.22, 0.09);
+    let base = (to.0 - head * ux, to.1 - head * uy);
+    let left = (base.0 - half * uy, base.1 + half * ux);
+    let right = (base.0 + half * uy, base.1 - half * ux);
+    vec![
+        PathElement::new(vec![from, base], color.stroke_width(width)).into_dyn(),
+        Polygon::new(vec![to, left, right], color.filled()).into_dyn(),
+    ]
+}
+
+impl Figure for QueryKeyGeometry {
+    fn size(&self) -> (u32, u32) {
+        (820, 760)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+        plot::ensure_font();
+        let extent = self.keys.iter().flat_map(|k| k.key).chain(self.query).map(f64::abs).fold(0.0, f64::max);
+        if !extent.is_finite() || extent == 0.0 {
+            return Err(Error::InvalidArgument("the geometry figure needs non-zero finite vectors".into()));
+        }
+        let area = area
+            .titled("A query, its keys, and their similarities q·k", ("sans-serif", 24))
+            .map_err(plot_err)?;
+        // Equal scales on both axes: give y the range that matches the plot's pixel aspect.
+        let (margin, x_label, y_label) = (20u32, 45u32, 55u32);
+        let (w, h) = area.dim_in_pixel();
+        let plot_w = f64::from(w.saturating_sub(2 * margin + y_label).max(1));
+        let plot_h = f64::from(h.saturating_sub(2 * margin + x_label).max(1));
+        let half_x = extent * 1.6;
+        let half_y = half_x * plot_h / plot_w;
+        let mut chart = ChartBuilder::on(&area)
+            .margin(margin)
+            .x_label_area_size(x_label)
+            .y_label_area_size(y_label)
+            .build_cartesian_2d(-half_x..half_x, -half_y..half_y)
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("dimension 1")
+            .y_desc("dimension 2")
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(RGBColor(238, 238, 238))
+            .draw()
+            .map_err(plot_err)?;
+
+        // The line q·k = 0: keys on q's side of it score positive, keys beyond it negative.
+        let [qx, qy] = self.query;
+        let q_len = (qx * qx + qy * qy).sqrt();
+        let (px, py) = (-qy / q_len * 2.0 * half_x, qx / q_len * 2.0 * half_x);
+        let grey = RGBColor(150, 150, 150);
+        chart
+            .draw_series(DashedLineSeries::new(vec![(-px, -py), (px, py)], 8, 6, grey.stroke_width(2)))
+            .map_err(plot_err)?;
+        let note = (qy / q_len * 0.85 * half_y, -qx / q_len * 0.85 * half_y);
+        let small = |color: RGBColor, h: HPos| {
+            ("sans-serif", 15).into_font().color(&color).pos(Pos::new(h, VPos::Center))
+        };
+        chart
+            .draw_series([Text::new("q·k = 0", (note.0 + 0.1, note.1), small(grey, HPos::Left))])
+            .map_err(plot_err)?;
+
+        let weights = self.weights();
+        let scores = self.scores();
+        let key_color = plot::SERIES_COLORS[0];
+        for ((k, s), w) in self.keys.iter().zip(&scores).zip(&weights) {
+            let tip = (k.key[0], k.key[1]);
+            // Thicker arrows get more weight.
+            let width = 1 + (w * 6.0).round() as u32;
+            chart.draw_series(arrow::<DB>((0.0, 0.0), tip, key_color, width)).map_err(plot_err)?;
+            let right_side = tip.0 >= 0.0;
+            let (hpos, dx) = if right_side { (HPos::Left, 0.12) } else { (HPos::Right, -0.12) };
+            let at = (tip.0 + dx, tip.1);
+            chart
+                .draw_series([
+                    Text::new(format!("{}  q·k = {s:.2}", k.name), (at.0, at.1 + 0.13), small(BLACK, hpos)),
+                    Text::new(format!("weight = {w:.3}"), (at.0, at.1 - 0.13), small(key_color, hpos)),
+                ])
+                .map_err(plot_err)?;
+        }
+        let legend = [
+            format!("weight = softmax over the {} scores q·k", self.keys.len()),
+            "arrow width grows with the weight".to_string(),
+        ];
+        let corner = (-half_x * 0.96, -half_y * 0.80);
+        chart
+            .draw_series(legend.into_iter().enumerate().map(|(i, t)| {
+                Text::new(t, (corner.0, corner.1 - 0.22 * i as f64), small(RGBColor(90, 90, 90), HPos::Left))
+            }))
+            .map_err(plot_err)?;
+        let q_color = plot::SERIES_COLORS[1];
+        chart.draw_series(arrow::<DB>((0.0, 0.0), (qx, qy), q_color, 4)).map_err(plot_err)?;
+        let q_label = ("sans-serif", 22).into_font().color(&q_color).pos(Pos::new(HPos::Left, VPos::Top));
+        chart.draw_series([Text::new("q", (qx + 0.08, qy - 0.02), q_label)]).map_err(plot_err)?;
+        Ok(())
+    }
+}
+
+/// Median time against N for each version, with N on a log₂ axis whose ticks are powers of
+/// two (the sizes the binary times) and time on a log axis.
+#[derive(Clone, Debug)]
+pub struct TimingChart {
+    pub title: String,
+    /// One series per version; points are (N, median ms).
+    pub series: Vec<Series>,
+}
+
+impl Figure for TimingChart {
+    fn size(&self) -> (u32, u32) {
+        (820, 520)
+    }
+
+    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
+        plot::ensure_font();
+        let points = || self.series.iter().flat_map(|s| s.points.iter().copied());
+        let valid = |&(n, ms): &(f64, f64)| n > 0.0 && ms > 0.0 && n.is_finite() && ms.is_finite();
+        if !points().any(|p| valid(&p)) {
+            return Err(Error::InvalidArgument("the timing chart has no positive points".into()));
+        }
+        let fold = |f: fn(f64, f64) -> f64, init: f64, pick: fn((f64, f64)) -> f64| {
+            points().filter(valid).map(pick).fold(init, f)
+        };
+        let (x0, x1) = (
+            fold(f64::min, f64::INFINITY, |p| p.0.log2()),
+            fold(f64::max, f64::NEG_INFINITY, |p| p.0.log2()),
+        );
+        let (y0, y1) = (fold(f64::min, f64::INFINITY, |p| p.1), fold(f64::max, f64::NEG_INFINITY, |p| p.1));
+        let mut chart = ChartBuilder::on(area)
+            .caption(&self.title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(50)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0 - 0.4..x1 + 0.4, (y0 / 1.6..y1 * 1.6).log_scale())
+            .map_err(plot_err)?;
+        chart
+            .configure_mesh()
+            .x_desc("sequence length N (n_q = n_k)")
+            .y_desc("median time (ms)")
+            .x_labels((x1 - x0).round() as usize + 2)
+            .x_label_formatter(&|&v| {
+                // Ticks land on whole powers of two; label them as N.
+                if (v - v.round()).abs() < 1e-6 { format!("{}", 2f64.powf(v.round())) } else { String::new() }
+            })
+            .y_label_formatter(&|&v| plot::format_number(v))
+            .label_style(("sans-serif", 15))
+            .axis_desc_style(("sans-serif", 17))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(plot_err)?;
+        for (i, s) in self.series.iter().enumerate() {
+            let color = plot::SERIES_COLORS[i % plot::SERIES_COLORS.len()];
+            let pts: Vec<(f64, f64)> =
+                s.points.iter().copied().filter(valid).map(|(n, ms)| (n.log2(), ms)).collect();
+            chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(plot_err)?
+                .label(&s.label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(plot_err)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(plot_err)?;
+        Ok(())
+    }
+}
