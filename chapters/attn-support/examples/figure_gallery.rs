@@ -25,8 +25,8 @@ fn main() -> attn_support::Result<()> {
         log_x: true,
         log_y: true,
         series: vec![
-            Series::new("N", (4..14).map(|p| (2f64.powi(p), 2f64.powi(p) * 1e-3)).collect()),
-            Series::new("N²", (4..14).map(|p| (2f64.powi(p), 4f64.powi(p) * 1e-6)).collect()),
+            Series::new("N", (6..12).map(|p| (2f64.powi(p), 2f64.powi(p) * 1e-3)).collect()),
+            Series::new("N²", (6..12).map(|p| (2f64.powi(p), 4f64.powi(p) * 1e-6)).collect()),
         ],
     };
     for path in plot::save(&heatmap, dir, "heatmap")?.into_iter().chain(plot::save(&lines, dir, "lines")?) {

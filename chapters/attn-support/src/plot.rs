@@ -328,6 +328,10 @@ impl LineChart {
             .configure_mesh()
             .x_desc(&self.x_desc)
             .y_desc(&self.y_desc)
+            // Few labels: over a short log range plotters otherwise labels 2, 3, ... 9 × 10ᵏ
+            // and the labels run into each other.
+            .x_labels(8)
+            .y_labels(8)
             .x_label_formatter(&|v| format_number(*v))
             .y_label_formatter(&|v| format_number(*v))
             .label_style(("sans-serif", 15))
