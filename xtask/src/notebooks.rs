@@ -2,8 +2,9 @@
 //! `cargo xtask notebooks`.
 
 use crate::install::{self, LAB_PACKAGES, RUNNER_PACKAGES};
-use crate::process::{root, run};
+use crate::process::{root, run, stdout_of};
 use anyhow::{Result, bail};
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -21,8 +22,15 @@ const INIT_EVCXR: &str = ":cache 2000\n";
 /// evcxr's build folder for the headless runs. Kept (not a fresh temporary folder per kernel),
 /// so cargo finds the chapter crates already built by the previous notebook; the cache above
 /// only covers registry crates. Only for runs one after another: two kernels at once would
-/// share it, so `cargo xtask notebooks` leaves it unset.
-const EVCXR_BUILD_DIR: &str = "target/evcxr-build";
+/// share it, so `cargo xtask notebooks` leaves it unset. It must lie outside the repository:
+/// cargo refuses a package inside our workspace's folder that is not one of its members.
+fn evcxr_build_dir() -> Result<PathBuf> {
+    let mut hasher = std::hash::DefaultHasher::new();
+    root().hash(&mut hasher);
+    let dir = std::env::temp_dir().join(format!("attn-book-evcxr-build-{:016x}", hasher.finish()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
 
 #[derive(clap::Args)]
 pub struct OpenArgs {
@@ -63,8 +71,7 @@ pub fn execute_all() -> Result<()> {
     }
     install::jupyter(RUNNER_PACKAGES)?;
     let config_dir = evcxr_config_dir()?;
-    let build_dir = root().join(EVCXR_BUILD_DIR);
-    std::fs::create_dir_all(&build_dir)?;
+    let build_dir = evcxr_build_dir()?;
     let mut failed = Vec::new();
     let mut times = Vec::new();
     for notebook in &notebooks {
@@ -102,6 +109,10 @@ pub fn open(args: &OpenArgs) -> Result<()> {
         .arg(format!("--notebook-dir={}", root().join("notebooks").display()))
         .args(&args.jupyter_args)
         .env("EVCXR_CONFIG_DIR", evcxr_config_dir()?);
+    // Jupyter refuses to start as root unless told; containers and CI machines often are root.
+    if stdout_of(Command::new("id").arg("-u")).as_deref() == Some("0") {
+        cmd.arg("--allow-root");
+    }
     println!("starting JupyterLab with the Rust kernel; stop it with Ctrl-C");
     run(&mut cmd)
 }
