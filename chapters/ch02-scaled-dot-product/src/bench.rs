@@ -1,0 +1,241 @@
+//! Benchmarks run by the `ch02` binary (never by tests).
+//!
+//! - CPU: `sdpa` against ndarray's own matrix product doing the same 4·B·H·N²·d FLOPs (the
+//!   two GEMMs alone, no softmax), and against the naive loops.
+//! - GPU: the kernel at the shapes of `xtask/baselines/ch02_bench_shapes.txt`, timed with CUDA
+//!   events on device buffers (no copies), written as CSV rows that a PyTorch script writes
+//!   for torch's MATH backend from the same file.
+
+use crate::gpu::{SdpaBuffers, SdpaKernel};
+use crate::mask::SdpaMask;
+use crate::naive::sdpa_naive;
+use crate::sdpa::{SdpaDims, SdpaOptions, sdpa};
+use attn_support::data::randn;
+use attn_support::gpu::Gpu;
+use attn_support::ndarray::{Array4, s};
+use attn_support::timing::{Timing, cpu_time, gpu_time};
+use attn_support::{Error, Result};
+use std::path::Path;
+
+/// Timings of the CPU benchmark at one shape.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuBench {
+    pub dims: SdpaDims,
+    pub sdpa: Timing,
+    pub matmul: Timing,
+    pub naive: Timing,
+}
+
+impl CpuBench {
+    /// 4·B·H·N²·d (the two GEMMs; the softmax's O(N²) is not counted).
+    pub fn flops(&self) -> f64 {
+        self.dims.flops()
+    }
+    pub fn sdpa_gflops(&self) -> f64 {
+        self.sdpa.rate(self.flops()) * 1e-9
+    }
+    pub fn matmul_gflops(&self) -> f64 {
+        self.matmul.rate(self.flops()) * 1e-9
+    }
+    pub fn naive_gflops(&self) -> f64 {
+        self.naive.rate(self.flops()) * 1e-9
+    }
+    /// sdpa rate / matmul rate (goal ≥ 0.5).
+    pub fn vs_matmul(&self) -> f64 {
+        self.matmul.median_ms / self.sdpa.median_ms
+    }
+    /// sdpa rate / naive rate (goal ≥ 20).
+    pub fn vs_naive(&self) -> f64 {
+        self.naive.median_ms / self.sdpa.median_ms
+    }
+    /// The two ratios from the fastest repeat of each instead of the median (less sensitive to
+    /// other work on the machine).
+    pub fn best_ratios(&self) -> (f64, f64) {
+        (self.matmul.min_ms / self.sdpa.min_ms, self.naive.min_ms / self.sdpa.min_ms)
+    }
+}
+
+fn random_qkv(batch: usize, heads: usize, n: usize, d: usize) -> [Array4<f32>; 3] {
+    [randn((batch, heads, n, d), 11), randn((batch, heads, n, d), 12), randn((batch, heads, n, d), 13)]
+}
+
+// ANCHOR: bench_cpu
+/// Time `sdpa`, the same GEMMs alone (per head S = Q·Kᵀ then O = S·V with ndarray's `.dot`),
+/// and the naive loops at (batch, heads, N, d), unmasked. The three are timed in interleaved
+/// rounds (one call of each per round, the naive loops only in the first `naive_repeats`
+/// rounds), so a change in machine load affects all of them alike. `step` is called per round.
+pub fn bench_cpu(
+    batch: usize,
+    heads: usize,
+    n: usize,
+    d: usize,
+    repeats: usize,
+    naive_repeats: usize,
+    mut step: impl FnMut(usize),
+) -> Result<CpuBench> {
+    let [q, k, v] = random_qkv(batch, heads, n, d);
+    let (mask, options) = (SdpaMask::none(), SdpaOptions::default());
+    let dims = SdpaDims { batch, heads, nq: n, nk: n, head_dim: d, v_dim: d };
+    let run_sdpa = || sdpa(q.view(), k.view(), v.view(), &mask);
+    let run_matmul = || {
+        let mut checksum = 0.0f32;
+        for b in 0..batch {
+            for h in 0..heads {
+                let scores = q.slice(s![b, h, .., ..]).dot(&k.slice(s![b, h, .., ..]).t());
+                let out = scores.dot(&v.slice(s![b, h, .., ..]));
+                checksum += out[[0, 0]];
+            }
+        }
+        checksum
+    };
+    let run_naive = || sdpa_naive(q.view(), k.view(), v.view(), &mask, &options);
+    run_sdpa()?; // warm-up, and errors surface here rather than inside the timing
+    run_matmul();
+    let (mut t_sdpa, mut t_matmul, mut t_naive) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..repeats.max(naive_repeats).max(1) {
+        if round < repeats {
+            t_sdpa.push(cpu_time(0, 1, run_sdpa).median_ms);
+            t_matmul.push(cpu_time(0, 1, run_matmul).median_ms);
+        }
+        if round < naive_repeats {
+            t_naive.push(cpu_time(0, 1, run_naive).median_ms);
+        }
+        step(round);
+    }
+    Ok(CpuBench { dims, sdpa: summarise(t_sdpa), matmul: summarise(t_matmul), naive: summarise(t_naive) })
+}
+// ANCHOR_END: bench_cpu
+
+/// Median, min and max of samples in ms.
+fn summarise(mut ms: Vec<f64>) -> Timing {
+    if ms.is_empty() {
+        return Timing { median_ms: f64::NAN, min_ms: f64::NAN, max_ms: f64::NAN, repeats: 0 };
+    }
+    ms.sort_by(f64::total_cmp);
+    let n = ms.len();
+    let median_ms = if n % 2 == 1 { ms[n / 2] } else { 0.5 * (ms[n / 2 - 1] + ms[n / 2]) };
+    Timing { median_ms, min_ms: ms[0], max_ms: ms[n - 1], repeats: n }
+}
+
+/// One line of the shapes file: `batch heads seq head_dim causal`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BenchShape {
+    pub batch: usize,
+    pub heads: usize,
+    pub seq: usize,
+    pub head_dim: usize,
+    pub causal: bool,
+}
+
+impl BenchShape {
+    /// 4·B·H·N²·d, halved when causal (the convention of the FlashAttention benchmarks).
+    pub fn flops(&self) -> f64 {
+        let full = 4.0 * (self.batch * self.heads) as f64 * (self.seq as f64).powi(2) * self.head_dim as f64;
+        if self.causal { full / 2.0 } else { full }
+    }
+}
+
+/// Parse the shapes file: one shape per line, `#` starts a comment, blank lines are skipped.
+pub fn parse_bench_shapes(text: &str) -> Result<Vec<BenchShape>> {
+    let mut shapes = Vec::new();
+    for (lineno, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let bad = |why: &str| {
+            Error::InvalidArgument(format!(
+                "shapes file line {}: {why}: '{line}' (expected 'batch heads seq head_dim causal')",
+                lineno + 1
+            ))
+        };
+        let fields: Vec<usize> = line
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| bad("not integers"))?;
+        let [batch, heads, seq, head_dim, causal] = fields[..] else {
+            return Err(bad("need 5 fields"));
+        };
+        if causal > 1 || [batch, heads, seq, head_dim].contains(&0) {
+            return Err(bad("sizes must be ≥ 1 and causal 0 or 1"));
+        }
+        shapes.push(BenchShape { batch, heads, seq, head_dim, causal: causal == 1 });
+    }
+    Ok(shapes)
+}
+
+/// Read and parse a shapes file.
+pub fn read_bench_shapes(path: &Path) -> Result<Vec<BenchShape>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    parse_bench_shapes(&text)
+}
+
+/// One measured GPU shape.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuBenchRow {
+    pub shape: BenchShape,
+    pub timing: Timing,
+}
+
+/// The CSV header shared with the PyTorch baseline script.
+pub const CSV_HEADER: &str = "impl,batch,heads,seq,head_dim,causal,median_ms,tflops";
+
+impl GpuBenchRow {
+    pub fn tflops(&self) -> f64 {
+        self.timing.rate(self.shape.flops()) * 1e-12
+    }
+
+    /// `ch02_sdpa,B,H,N,d,causal,median_ms,tflops`.
+    pub fn csv(&self) -> String {
+        let s = self.shape;
+        format!(
+            "ch02_sdpa,{},{},{},{},{},{:.6},{:.4}",
+            s.batch,
+            s.heads,
+            s.seq,
+            s.head_dim,
+            s.causal as u8,
+            self.timing.median_ms,
+            self.tflops()
+        )
+    }
+}
+
+// ANCHOR: bench_gpu
+/// Time the kernel at one shape on device buffers: `warmup` untimed launches, then the
+/// median of `repeats` launches timed with CUDA events.
+pub fn bench_gpu_shape(
+    gpu: &Gpu,
+    kernel: &SdpaKernel,
+    shape: BenchShape,
+    warmup: usize,
+    repeats: usize,
+) -> Result<GpuBenchRow> {
+    let [q, k, v] = random_qkv(shape.batch, shape.heads, shape.seq, shape.head_dim);
+    let mask = SdpaMask { causal: shape.causal, key_padding: None };
+    let mut buffers = SdpaBuffers::upload(gpu, q.view(), k.view(), v.view(), &mask, &SdpaOptions::default())?;
+    let timing = gpu_time(gpu, warmup, repeats, || kernel.launch(gpu, &mut buffers))?;
+    gpu.synchronize()?;
+    Ok(GpuBenchRow { shape, timing })
+}
+// ANCHOR_END: bench_gpu
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_file_parses_and_rejects_bad_lines() {
+        let shapes = parse_bench_shapes("# b h n d causal\n1 8 512 64 0\n\n8 16 1024 64 1 # big\n").unwrap();
+        assert_eq!(shapes.len(), 2);
+        assert!(shapes[1].causal && shapes[1].batch == 8);
+        assert_eq!(shapes[0].flops(), 4.0 * 8.0 * 512.0 * 512.0 * 64.0);
+        assert_eq!(shapes[1].flops(), 4.0 * 128.0 * 1024.0 * 1024.0 * 64.0 / 2.0);
+        let e = parse_bench_shapes("1 8 512 64\n").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("5 fields"), "{e}");
+        assert!(parse_bench_shapes("1 8 512 64 2\n").is_err());
+        assert!(parse_bench_shapes("1 x 512 64 0\n").is_err());
+    }
+}
