@@ -9,7 +9,8 @@
 //! - [`softmax`]: naive and stable softmax on one row, for the overflow experiment;
 //! - [`gpu`]: one CUDA kernel (a block per query row, warp-shuffle and shared-memory
 //!   reductions) and its host side;
-//! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs;
+//! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs
+//!   ([`chart`] holds the two figure types they need beyond the support crate's);
 //! - [`bench`]: the CPU and GPU benchmarks the `ch02` binary runs.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32.
