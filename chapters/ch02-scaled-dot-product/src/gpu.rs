@@ -185,7 +185,7 @@ impl SdpaBuffers {
     }
 }
 
-/// Attention on the GPU with scale 1/√d; the same answer as [`crate::sdpa`].
+/// Attention on the GPU with scale 1/√d; the same answer as [`crate::sdpa()`].
 pub fn sdpa_gpu(
     gpu: &Gpu,
     q: ArrayView4<f32>,

@@ -2,16 +2,16 @@
 //!
 //! `Attention(Q, K, V) = softmax(Q Kᵀ / √d + mask) V`, batched over (batch, heads), with
 //!
-//! - [`sdpa`]: the CPU version on ndarray (two GEMMs around a row-wise stable softmax), its
+//! - [`sdpa()`]: the CPU version on ndarray (two GEMMs around a row-wise stable softmax), its
 //!   log-sum-exp ([`sdpa_with_lse`]), causal and key-padding masks ([`SdpaMask`]);
 //! - [`naive`]: the same computation as plain loops on slices, to see what the GEMMs buy;
-//! - [`reference`]: an independent f64 version the tests compare against;
+//! - [`mod@reference`]: an independent f64 version the tests compare against;
 //! - [`softmax`]: naive and stable softmax on one row, for the overflow experiment;
 //! - [`gpu`]: one CUDA kernel (a block per query row, warp-shuffle and shared-memory
 //!   reductions) and its host side;
 //! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs
 //!   ([`chart`] holds the two figure types they need beyond the support crate's);
-//! - [`bench`]: the CPU and GPU benchmarks the `ch02` binary runs.
+//! - [`mod@bench`]: the CPU and GPU benchmarks the `ch02` binary runs.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32.
 

@@ -11,7 +11,7 @@
 //! - **key padding**: a (batch, Nk) boolean array where `true` marks a padded key that no
 //!   query may see (the convention of PyTorch's `key_padding_mask`).
 //!
-//! A query that sees no key has an empty softmax. See [`crate::sdpa`] for what it returns.
+//! A query that sees no key has an empty softmax. See [`crate::sdpa_with_options`] for what it returns.
 
 use attn_support::ndarray::Array2;
 use attn_support::{Error, Result};

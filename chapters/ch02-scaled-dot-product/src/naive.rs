@@ -1,4 +1,4 @@
-//! The same attention as [`crate::sdpa`], written as the formula reads: loops over flat
+//! The same attention as [`crate::sdpa()`], written as the formula reads: loops over flat
 //! row-major slices, one query row at a time, with a scalar dot product per score and a
 //! scalar weighted sum per output element. It is correct (same masks, same stable softmax)
 //! and slow: the GEMM in `sdpa` reuses each loaded value from registers and cache many times

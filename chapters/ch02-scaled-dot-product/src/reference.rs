@@ -1,5 +1,5 @@
 //! An independent f64 reference for the tests: plain loops, written differently from
-//! [`crate::sdpa`] on purpose. It gathers the visible keys of each query first (deciding
+//! [`crate::sdpa()`] on purpose. It gathers the visible keys of each query first (deciding
 //! visibility with its own formula), computes the log-sum-exp explicitly and takes the weights
 //! as `exp(s_j − lse)`, so a shared mistake with the f32 code is unlikely.
 

@@ -117,7 +117,7 @@ pub fn sdpa(
     sdpa_with_options(q, k, v, mask, &SdpaOptions::default()).map(|(out, _)| out)
 }
 
-/// [`sdpa`] and the log-sum-exp of each row of scaled, masked scores, shape (B, H, Nq).
+/// [`sdpa()`] and the log-sum-exp of each row of scaled, masked scores, shape (B, H, Nq).
 pub fn sdpa_with_lse(
     q: ArrayView4<f32>,
     k: ArrayView4<f32>,

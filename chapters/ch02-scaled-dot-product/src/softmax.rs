@@ -113,7 +113,7 @@ pub fn row_max(row: &[f32]) -> f32 {
 }
 
 // ANCHOR: softmax_log2
-/// The fast row softmax of [`crate::sdpa`]: `row` holds scores in log2 units (s·log₂e, masked
+/// The fast row softmax of [`crate::sdpa()`]: `row` holds scores in log2 units (s·log₂e, masked
 /// entries −∞). Replaces each entry by 2^(entry − max) and returns (max, sum), leaving the
 /// division by `sum` to the caller, who applies it to the dv outputs of the row instead of the
 /// Nk weights. A fully masked row becomes zeros with (−∞, 0).
