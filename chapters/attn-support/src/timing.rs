@@ -16,8 +16,11 @@ pub struct Timing {
 }
 
 impl Timing {
-    fn from_samples(mut ms: Vec<f64>) -> Timing {
-        assert!(!ms.is_empty(), "at least one timed repeat");
+    /// Median, min and max of samples in milliseconds (NaN for no samples).
+    pub fn from_samples(mut ms: Vec<f64>) -> Timing {
+        if ms.is_empty() {
+            return Timing { median_ms: f64::NAN, min_ms: f64::NAN, max_ms: f64::NAN, repeats: 0 };
+        }
         ms.sort_by(f64::total_cmp);
         let n = ms.len();
         let median_ms = if n % 2 == 1 { ms[n / 2] } else { 0.5 * (ms[n / 2 - 1] + ms[n / 2]) };

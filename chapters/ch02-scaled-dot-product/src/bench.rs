@@ -102,20 +102,14 @@ pub fn bench_cpu(
         }
         step(round);
     }
-    Ok(CpuBench { dims, sdpa: summarise(t_sdpa), matmul: summarise(t_matmul), naive: summarise(t_naive) })
+    Ok(CpuBench {
+        dims,
+        sdpa: Timing::from_samples(t_sdpa),
+        matmul: Timing::from_samples(t_matmul),
+        naive: Timing::from_samples(t_naive),
+    })
 }
 // ANCHOR_END: bench_cpu
-
-/// Median, min and max of samples in ms.
-fn summarise(mut ms: Vec<f64>) -> Timing {
-    if ms.is_empty() {
-        return Timing { median_ms: f64::NAN, min_ms: f64::NAN, max_ms: f64::NAN, repeats: 0 };
-    }
-    ms.sort_by(f64::total_cmp);
-    let n = ms.len();
-    let median_ms = if n % 2 == 1 { ms[n / 2] } else { 0.5 * (ms[n / 2 - 1] + ms[n / 2]) };
-    Timing { median_ms, min_ms: ms[0], max_ms: ms[n - 1], repeats: n }
-}
 
 /// One line of the shapes file: `batch heads seq head_dim causal`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
