@@ -22,6 +22,20 @@ pub fn gpu_required() -> bool {
     std::env::var(REQUIRE_GPU_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
+/// The environment variable `run.sh` sets while compute-sanitizer runs the GPU tests: the
+/// sanitizer makes kernels 10–100× slower, so tests shrink their largest sizes under it.
+pub const SANITIZER_ENV: &str = "ATTN_SANITIZER";
+
+/// True under compute-sanitizer (`ATTN_SANITIZER` set to anything but "" or "0").
+pub fn under_sanitizer() -> bool {
+    std::env::var(SANITIZER_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The longest sequence a GPU test should use: `full`, or at most 512 under the sanitizer.
+pub fn longest_test_len(full: usize) -> usize {
+    if under_sanitizer() { full.min(512) } else { full }
+}
+
 /// A CUDA source file from the repository's `kernels/` folder, embedded in the binary so that
 /// a binary copied to another machine carries its kernels. Make one with [`kernel_source!`].
 #[derive(Clone, Copy, Debug)]

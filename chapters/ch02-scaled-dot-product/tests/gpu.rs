@@ -48,8 +48,20 @@ fn kernel_matches_the_reference_over_head_dims_and_masks() -> Result<()> {
 #[test]
 fn long_sequences_up_to_4096() -> Result<()> {
     let Some(gpu) = Gpu::open_or_skip("ch02 GPU test")? else { return Ok(()) };
-    check(&gpu, (1, 1, 4096, 4096, 64, 64), &SdpaMask::none(), 1)?;
-    check(&gpu, (1, 1, 4096, 4096, 128, 128), &SdpaMask::causal(), 2)?;
+    // Every head dim at N = 4096, each with another mask: none, causal, key padding (one
+    // batch padded to 3001 keys), causal + padding.
+    let n = attn_support::gpu::longest_test_len(4096);
+    let pad = || SdpaMask::padding_from_lengths(&[n, n * 3 / 4 + 1], n);
+    let masks = [
+        SdpaMask::none(),
+        SdpaMask::causal(),
+        SdpaMask::none().with_key_padding(pad()),
+        SdpaMask::causal().with_key_padding(pad()),
+    ];
+    for (i, (d, mask)) in [16, 32, 64, 128].into_iter().zip(masks).enumerate() {
+        let batch = if mask.key_padding.is_some() { 2 } else { 1 };
+        check(&gpu, (batch, 1, n, n, d, d), &mask, 20 + i as u64)?;
+    }
     // More keys than 48 KiB of scores: the kernel must opt in to more shared memory.
     check(&gpu, (1, 2, 16, 20_000, 32, 32), &SdpaMask::causal(), 3)?;
     Ok(())
