@@ -18,9 +18,11 @@ pub fn cargo() -> Command {
     cmd
 }
 
-/// The command line as a person would type it.
+/// The command line as a person would type it (`cargo` for the toolchain's cargo).
 pub fn display(cmd: &Command) -> String {
-    let mut s = cmd.get_program().to_string_lossy().into_owned();
+    let program = cmd.get_program();
+    let is_cargo = std::env::var_os("CARGO").is_some_and(|c| c == program);
+    let mut s = if is_cargo { "cargo".into() } else { program.to_string_lossy().into_owned() };
     for arg in cmd.get_args() {
         let arg = arg.to_string_lossy();
         if arg.contains(' ') { s += &format!(" '{arg}'") } else { s += &format!(" {arg}") }
