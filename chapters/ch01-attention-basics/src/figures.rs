@@ -2,7 +2,7 @@
 //! (`plot::save`, PNG + SVG) and the notebook shows it inline (`plot::show`).
 
 use crate::toy::ToyExample;
-use attn_support::plot::{self, Figure, Heatmap, Series, plot_err};
+use attn_support::plot::{self, Chart, Figure, Heatmap, Line, Scale, plot_err};
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::prelude::*;
 use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -11,13 +11,12 @@ use attn_support::{Error, Result};
 /// The toy sentence's attention weights as a heatmap: row = query word, column = key word.
 pub fn toy_heatmap(toy: &ToyExample) -> Heatmap {
     Heatmap {
-        title: "Attention weights softmax(QKᵀ) of the toy sentence".into(),
-        data: toy.weights.mapv(f64::from),
         row_labels: toy.tokens.clone(),
         col_labels: toy.tokens.clone(),
         x_desc: "key (attended to)".into(),
         y_desc: "query (attending)".into(),
         annotate: true,
+        ..Heatmap::new("Attention weights softmax(QKᵀ) of the toy sentence", toy.weights.mapv(f64::from))
     }
 }
 
@@ -173,76 +172,27 @@ impl Figure for QueryKeyGeometry {
     }
 }
 
-/// Median time against N for each version, with N on a log₂ axis whose ticks are powers of
-/// two (the sizes the binary times) and time on a log axis.
-#[derive(Clone, Debug)]
-pub struct TimingChart {
-    pub title: String,
-    /// One series per version; points are (N, median ms).
-    pub series: Vec<Series>,
-}
-
-impl Figure for TimingChart {
-    fn size(&self) -> (u32, u32) {
-        (820, 520)
+/// Median time against N, one line per version (in order of first appearance), from
+/// `(version, N, median ms)` measurements; N on a log₂ axis (ticks at the powers of two the
+/// binary times), time on a log₁₀ axis.
+pub fn timing_chart<'a>(measurements: impl IntoIterator<Item = (&'a str, usize, f64)>, d: usize) -> Chart {
+    let mut lines: Vec<Line> = Vec::new();
+    for (version, n, ms) in measurements {
+        let point = (n as f64, ms);
+        match lines.iter_mut().find(|l| l.label == version) {
+            Some(line) => line.points.push(point),
+            None => lines.push(Line::solid(version, vec![point])),
+        }
     }
-
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
-        plot::ensure_font();
-        let points = || self.series.iter().flat_map(|s| s.points.iter().copied());
-        let valid = |&(n, ms): &(f64, f64)| n > 0.0 && ms > 0.0 && n.is_finite() && ms.is_finite();
-        if !points().any(|p| valid(&p)) {
-            return Err(Error::InvalidArgument("the timing chart has no positive points".into()));
-        }
-        let fold = |f: fn(f64, f64) -> f64, init: f64, pick: fn((f64, f64)) -> f64| {
-            points().filter(valid).map(pick).fold(init, f)
-        };
-        let (x0, x1) = (
-            fold(f64::min, f64::INFINITY, |p| p.0.log2()),
-            fold(f64::max, f64::NEG_INFINITY, |p| p.0.log2()),
-        );
-        let (y0, y1) = (fold(f64::min, f64::INFINITY, |p| p.1), fold(f64::max, f64::NEG_INFINITY, |p| p.1));
-        let mut chart = ChartBuilder::on(area)
-            .caption(&self.title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(50)
-            .y_label_area_size(80)
-            .build_cartesian_2d(x0 - 0.4..x1 + 0.4, (y0 / 1.6..y1 * 1.6).log_scale())
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("sequence length N (n_q = n_k)")
-            .y_desc("median time (ms)")
-            .x_labels((x1 - x0).round() as usize + 2)
-            .x_label_formatter(&|&v| {
-                // Ticks land on whole powers of two; label them as N.
-                if (v - v.round()).abs() < 1e-6 { format!("{}", 2f64.powf(v.round())) } else { String::new() }
-            })
-            .y_label_formatter(&|&v| plot::format_number(v))
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 17))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(plot_err)?;
-        for (i, s) in self.series.iter().enumerate() {
-            let color = plot::SERIES_COLORS[i % plot::SERIES_COLORS.len()];
-            let pts: Vec<(f64, f64)> =
-                s.points.iter().copied().filter(valid).map(|(n, ms)| (n.log2(), ms)).collect();
-            chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(plot_err)?
-                .label(&s.label)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
-            chart.draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled()))).map_err(plot_err)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .label_font(("sans-serif", 15))
-            .draw()
-            .map_err(plot_err)?;
-        Ok(())
+    Chart {
+        x_scale: Scale::Log2,
+        y_scale: Scale::Log10,
+        lines,
+        size: (820, 520),
+        ..Chart::new(
+            format!("Attention time vs sequence length (d = {d})"),
+            "sequence length N (n_q = n_k)",
+            "median time (ms)",
+        )
     }
 }

@@ -10,10 +10,10 @@
 use anyhow::{Context, bail};
 use ch01_attention_basics::attn_support::data::randn;
 use ch01_attention_basics::attn_support::gpu::{REQUIRE_GPU_ENV, gpu_required};
-use ch01_attention_basics::attn_support::plot::{self, Series};
+use ch01_attention_basics::attn_support::plot;
 use ch01_attention_basics::attn_support::timing::{Timing, cpu_time, gpu_time};
 use ch01_attention_basics::attn_support::{Gpu, compare};
-use ch01_attention_basics::figures::{QueryKeyGeometry, TimingChart, toy_heatmap};
+use ch01_attention_basics::figures::{QueryKeyGeometry, timing_chart, toy_heatmap};
 use ch01_attention_basics::ndarray::Array2;
 use ch01_attention_basics::{
     AttentionDims, DeviceAttention, attention, attention_naive, attention_naive_gpu, attention_reference_f64,
@@ -96,7 +96,8 @@ fn main() -> anyhow::Result<()> {
     let rows = time_all(&args, gpu.as_ref())?;
     print!("{}", timing_table(&rows));
     write_csv(&rows, &args.out.join("timings.csv"))?;
-    for file in plot::save(&timing_chart(&rows, args.d), &args.out, "timings")? {
+    let chart = timing_chart(rows.iter().map(|r| (r.version, r.n, r.timing.median_ms)), args.d);
+    for file in plot::save(&chart, &args.out, "timings")? {
         println!("  {}", file.display());
     }
     println!("  {}", args.out.join("timings.csv").display());
@@ -217,17 +218,4 @@ fn write_csv(rows: &[Row], path: &Path) -> anyhow::Result<()> {
         let _ = writeln!(s, "{},{},{},{:.6}", r.version, r.n, r.d, r.timing.median_ms);
     }
     std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Median time against N, one line per version, log-log.
-fn timing_chart(rows: &[Row], d: usize) -> TimingChart {
-    let mut series: Vec<Series> = Vec::new();
-    for r in rows {
-        let point = (r.n as f64, r.timing.median_ms);
-        match series.iter_mut().find(|s| s.label == r.version) {
-            Some(s) => s.points.push(point),
-            None => series.push(Series::new(r.version, vec![point])),
-        }
-    }
-    TimingChart { title: format!("Attention time vs sequence length (d = {d})"), series }
 }
