@@ -2,11 +2,10 @@
 //! returns a value implementing [`attn_support::plot::Figure`], which the binary saves as
 //! PNG + SVG and the notebook shows inline.
 
-use crate::chart::{Chart, Line, Panels, Scale, WeightsHeatmap};
 use crate::experiments::{CostPoint, OverflowPoint, ScalingPoint};
 use crate::mask::SdpaMask;
-use crate::plotters::prelude::SeriesLabelPosition;
 use attn_support::ndarray::Array2;
+use attn_support::plot::{Chart, Heatmap, Line, Panels, Scale, SeriesLabelPosition};
 
 /// ln(f32::MAX): e^x overflows f32 above this.
 pub const F32_EXP_OVERFLOW: f64 = 88.722_839;
@@ -36,9 +35,9 @@ pub fn scaling_figure(points: &[ScalingPoint], keys: usize) -> Panels {
     let uniform = (keys as f64).ln();
     entropy
         .push(Line::dashed(format!("uniform: ln {keys}"), points.iter().map(|p| (d(p), uniform)).collect()));
-    Panels {
-        panel_size: (560, 480),
-        charts: vec![
+    Panels::new(
+        (560, 480),
+        vec![
             chart(
                 "Variance of the logits",
                 "Var(logit)",
@@ -64,7 +63,7 @@ pub fn scaling_figure(points: &[ScalingPoint], keys: usize) -> Panels {
                 SeriesLabelPosition::LowerLeft,
             ),
         ],
-    }
+    )
 }
 
 /// Error of naive and stable f32 softmax vs f64, for scaled and for shifted logits.
@@ -87,9 +86,9 @@ pub fn overflow_figure(by_scale: &[OverflowPoint], by_shift: &[OverflowPoint]) -
         legend: SeriesLabelPosition::MiddleLeft,
         ..Chart::new(title, x_desc, y_desc)
     };
-    Panels {
-        panel_size: (640, 480),
-        charts: vec![
+    Panels::new(
+        (640, 480),
+        vec![
             Chart {
                 x_scale: Scale::Log10,
                 lines: lines(by_scale, |p| p.max_logit),
@@ -112,7 +111,7 @@ pub fn overflow_figure(by_scale: &[OverflowPoint], by_shift: &[OverflowPoint]) -
                 ..base("Logits z + c: overflow and underflow", "shift c")
             },
         ],
-    }
+    )
 }
 
 /// Measured CPU time and computed memory vs sequence length, with N² guide lines.
@@ -131,9 +130,9 @@ pub fn complexity_figure(points: &[CostPoint]) -> Panels {
         lines,
         ..Chart::new(title, "sequence length N", y_desc)
     };
-    Panels {
-        panel_size: (600, 480),
-        charts: vec![
+    Panels::new(
+        (600, 480),
+        vec![
             chart(
                 format!("CPU time of sdpa (B = H = 1, d = {d})"),
                 "median time (ms)",
@@ -157,15 +156,27 @@ pub fn complexity_figure(points: &[CostPoint]) -> Panels {
                 ],
             ),
         ],
-    }
+    )
 }
 
-/// The attention weights of one (batch, head) as a heatmap with the masked cells marked.
-pub fn weights_heatmap(weights: &Array2<f32>, mask: &SdpaMask, batch: usize, title: &str) -> WeightsHeatmap {
+/// The attention weights of one (batch, head) as a heatmap over 0..1, each cell annotated;
+/// the cells the mask hides are grey and say "masked".
+pub fn weights_heatmap(weights: &Array2<f32>, mask: &SdpaMask, batch: usize, title: &str) -> Heatmap {
     let (nq, nk) = weights.dim();
-    WeightsHeatmap {
-        title: title.into(),
-        weights: weights.mapv(f64::from),
-        visible: mask.visible_matrix(batch, nq, nk),
+    let visible = mask.visible_matrix(batch, nq, nk);
+    // NaN is the heatmap's "no value": a masked weight is not a weight of 0.
+    let data =
+        Array2::from_shape_fn((nq, nk), |ij| if visible[ij] { f64::from(weights[ij]) } else { f64::NAN });
+    Heatmap {
+        row_labels: (0..nq).map(|i| format!("q{i}")).collect(),
+        col_labels: (0..nk).map(|j| format!("k{j}")).collect(),
+        x_desc: "key j".into(),
+        y_desc: "query i".into(),
+        annotate: true,
+        masked_text: "masked".into(),
+        value_range: Some((0.0, 1.0)),
+        color_bar: false,
+        size: ((110 + 80 * nk).min(1400) as u32, (120 + 60 * nq).min(1000) as u32),
+        ..Heatmap::new(title, data)
     }
 }

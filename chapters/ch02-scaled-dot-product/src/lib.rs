@@ -9,14 +9,12 @@
 //! - [`softmax`]: naive and stable softmax on one row, for the overflow experiment;
 //! - [`gpu`]: one CUDA kernel (a block per query row, warp-shuffle and shared-memory
 //!   reductions) and its host side;
-//! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs
-//!   ([`chart`] holds the two figure types they need beyond the support crate's);
+//! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs;
 //! - [`mod@bench`]: the CPU and GPU benchmarks the `ch02` binary runs.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32.
 
 pub mod bench;
-pub mod chart;
 pub mod experiments;
 pub mod figures;
 pub mod gpu;

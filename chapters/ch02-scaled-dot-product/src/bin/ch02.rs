@@ -8,10 +8,9 @@
 
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
-use attn_support::plot::save;
+use attn_support::plot::{Panels, save};
 use attn_support::{compare, data::randn, ndarray::s};
 use ch02_scaled_dot_product::bench::{CSV_HEADER, bench_cpu, bench_gpu_shape, read_bench_shapes};
-use ch02_scaled_dot_product::chart::Panels;
 use ch02_scaled_dot_product::experiments::{
     Transform, complexity_experiment, overflow_experiment, scaling_experiment,
 };
@@ -121,9 +120,9 @@ fn demo(out: &Path) -> anyhow::Result<()> {
     // diagonal is aligned bottom-right, so the last query sees every key.
     let (q3, k6) = (randn((1, 1, 3, d), 6), randn((1, 1, 6, d), 7));
     let w_decode = attention_weights(q3.view(), k6.view(), &SdpaMask::causal(), &SdpaOptions::default())?;
-    let fig = Panels {
-        panel_size: (560, 460),
-        charts: vec![
+    let fig = Panels::new(
+        (560, 460),
+        vec![
             weights_heatmap(
                 &weights.slice(s![1, 0, .., ..]).to_owned(),
                 &mask,
@@ -137,7 +136,7 @@ fn demo(out: &Path) -> anyhow::Result<()> {
                 "Causal, Nq = 3 < Nk = 6 (bottom-right)",
             ),
         ],
-    };
+    );
     let files = save(&fig, out, "masked_weights")?;
     println!("wrote {}", files[0].display());
 
