@@ -37,7 +37,7 @@ pub fn longest_test_len(full: usize) -> usize {
 }
 
 /// A CUDA source file from the repository's `kernels/` folder, embedded in the binary so that
-/// a binary copied to another machine carries its kernels. Make one with [`kernel_source!`].
+/// a binary copied to another machine carries its kernels. Make one with [`kernel_source!`](crate::kernel_source).
 #[derive(Clone, Copy, Debug)]
 pub struct KernelSource {
     /// File name under `kernels/`, used in error messages and as the NVRTC program name.

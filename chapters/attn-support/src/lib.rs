@@ -3,7 +3,7 @@
 //! - [`gpu`]: open the GPU (or say why not), compile a kernel file from `kernels/` with NVRTC,
 //!   launch helpers, ndarray ↔ device copies.
 //! - [`timing`]: CUDA-event and wall-clock timing (warm-up, median of repeats).
-//! - [`compare`]: relative and max-abs error between two arrays.
+//! - [`compare`](mod@compare): relative and max-abs error between two arrays.
 //! - [`plot`]: figures drawn onto any plotters backend, saved as PNG + SVG or shown inline in
 //!   a notebook.
 //! - [`data`]: seeded random tensors.

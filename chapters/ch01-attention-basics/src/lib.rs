@@ -1,7 +1,7 @@
 //! Chapter 1: attention basics — softmax(Q Kᵀ) V from scratch.
 //!
 //! - [`cpu`]: naive loops over slices, and the ndarray form with [`softmax_rows`].
-//! - [`reference`]: an independent f64 reference (log-sum-exp) for the checks.
+//! - [`reference`](mod@reference): an independent f64 reference (log-sum-exp) for the checks.
 //! - [`gpu`]: a naive one-thread-per-query kernel and a three-kernel version.
 //! - [`toy`]: a toy sentence with hand-made embeddings whose weights can be read.
 //! - [`figures`]: the weight heatmap and the 2-D geometry of a query and its keys.
