@@ -67,7 +67,7 @@ pub fn mdbook() -> Result<PathBuf> {
     match (&found, version) {
         (Some(path), Some(v)) if v == wanted => return Ok(path.clone()),
         (Some(_), v) => println!("found {}, installing {wanted}", v.unwrap_or("an unknown mdbook".into())),
-        (None, _) => println!("mdbook is missing: installing {wanted} (about 2 minutes on 2 cores)"),
+        (None, _) => println!("mdbook is missing: installing {wanted} (about 3 minutes on 2 cores)"),
     }
     let command = mdbook_install_command();
     run(cargo().args(command.split_whitespace().skip(1)))?;

@@ -61,20 +61,15 @@ fn evcxr_config_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Execute every notebook with the Rust kernel; fail if any cell of any notebook failed.
-/// Executed copies go to `target/notebooks/` for inspection.
-pub fn execute_all() -> Result<()> {
-    let notebooks = discover()?;
-    if notebooks.is_empty() {
-        println!("no notebooks in notebooks/: nothing to execute");
-        return Ok(());
-    }
-    install::jupyter(RUNNER_PACKAGES)?;
+/// Execute `notebooks` with the Rust kernel (installed beforehand by
+/// `install::jupyter(RUNNER_PACKAGES)`); fail if any cell of any notebook failed. Executed
+/// copies go to `target/notebooks/` for inspection.
+pub fn execute(notebooks: &[PathBuf]) -> Result<()> {
     let config_dir = evcxr_config_dir()?;
     let build_dir = evcxr_build_dir()?;
     let mut failed = Vec::new();
     let mut times = Vec::new();
-    for notebook in &notebooks {
+    for notebook in notebooks {
         let name = notebook.file_name().expect("a notebook file").to_owned();
         let copy = root().join("target/notebooks").join(&name);
         let start = Instant::now();

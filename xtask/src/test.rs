@@ -1,6 +1,7 @@
 //! `cargo xtask test`: the one test command of the project (README, CONTRIBUTING and `.ci/run`
 //! name it). Steps run in order and the first failure stops the run.
 
+use crate::install::{self, RUNNER_PACKAGES};
 use crate::process::{StepTimes, cargo, run};
 use crate::{book, notebooks};
 use anyhow::Result;
@@ -49,10 +50,19 @@ fn steps(args: &Args, times: &mut StepTimes) -> Result<()> {
         // bundle builds the same release artifacts.
         times.step("cargo test (release)", || run(cargo().args(["test", "--workspace", "--release"])))?;
     }
+    // The tools are installed in steps of their own, so the table tells installing (minutes,
+    // once per machine) from running.
     if wanted(Step::Notebooks) {
-        times.step("notebooks", notebooks::execute_all)?;
+        let found = notebooks::discover()?;
+        if found.is_empty() {
+            println!("\nno notebooks in notebooks/: nothing to execute");
+        } else {
+            times.step("notebook tools", || install::jupyter(RUNNER_PACKAGES))?;
+            times.step("notebooks", || notebooks::execute(&found))?;
+        }
     }
     if wanted(Step::Book) {
+        times.step("book tools", || install::mdbook().map(drop))?;
         times.step("book", book::build)?;
     }
     Ok(())
