@@ -55,7 +55,9 @@ impl Scale {
             Scale::Log2 => ((hi.floor() - lo.ceil()) as usize + 1).clamp(2, 12),
             // Plotters labels every decade when it may; given many more labels than decades
             // it adds 2×, 3×, … 9× labels that run into each other. One more than the decades
-            // (at least 4) keeps to whole decades.
+            // (at least 4) keeps to whole decades. Under two decades that leaves one or two
+            // labels, so ask for all of 1…9 × 10ᵏ and let `label` keep 1, 2 and 5 × 10ᵏ.
+            Scale::Log10 if hi / lo < 100.0 => 40,
             Scale::Log10 => ((hi / lo).log10().floor() as usize + 1).clamp(4, 12),
             Scale::Linear => 11,
         }
@@ -66,6 +68,11 @@ impl Scale {
         match self {
             Scale::Log2 if (v - v.round()).abs() < 1e-6 => format_number(v.round().exp2()),
             Scale::Log2 => String::new(),
+            Scale::Log10 if v > 0.0 => {
+                let mantissa = v / 10f64.powf(v.log10().floor());
+                let shown = [1.0, 2.0, 5.0, 10.0].iter().any(|m| (mantissa - m).abs() < 1e-6 * m);
+                if shown { format_number(v) } else { String::new() }
+            }
             _ => format_number(v),
         }
     }
@@ -333,6 +340,10 @@ mod tests {
         assert_eq!(Scale::Log2.label(2.5), "");
         assert_eq!(Scale::Log2.label_count(5.7, 11.3), 6);
         assert_eq!(Scale::Log10.label_count(1e-11, 30.0), 12);
-        assert_eq!(Scale::Log10.label_count(2.0, 50.0), 4);
+        assert_eq!(Scale::Log10.label_count(2.0, 50.0), 40);
+        assert_eq!(Scale::Log10.label_count(2.0, 500.0), 4);
+        let labels: Vec<String> =
+            [1.0, 2.0, 3.0, 5.0, 7.0, 20.0, 30.0].map(|v| Scale::Log10.label(v)).to_vec();
+        assert_eq!(labels, ["1", "2", "", "5", "", "20", ""]);
     }
 }
