@@ -40,6 +40,27 @@ pub fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Like [`run`], but also hands every line of the command's stdout to `on_line` as it passes.
+pub fn run_watching(cmd: &mut Command, mut on_line: impl FnMut(&str)) -> Result<()> {
+    use std::io::BufRead;
+    println!("$ {}", display(cmd));
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not start `{}`", display(cmd)))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line?;
+        println!("{line}");
+        on_line(&line);
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("`{}` failed ({status})", display(cmd));
+    }
+    Ok(())
+}
+
 /// Run `cmd` quietly and return its output, whether it succeeded or not.
 pub fn capture(cmd: &mut Command) -> Result<Output> {
     cmd.output().with_context(|| format!("could not start `{}`", display(cmd)))
