@@ -9,16 +9,17 @@
 # Steps (each logged, timed, and recorded as pass/fail/skip; a failure does not stop the run):
 #   1. the device: nvidia-smi -L, driver, date
 #   2. every test binary in tests/ with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
-#   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 also benchmarks)
-#   4. PyTorch SDPA on the benchmark shapes (MATH and EFFICIENT backends, float32)
+#   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 and ch03 also
+#      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536)
+#   4. PyTorch SDPA on the benchmark shapes of ch02 and ch03 (MATH and EFFICIENT, float32)
 #   5. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*--gpu),
 #      with ATTN_SANITIZER=1 so that tests shrink their largest sizes
 #   6. OUTDIR/summary.md (steps table, merged benchmark table) and OUTDIR/results.tar.gz
 # Environment:
 #   ATTN_STEP_TIMEOUT  seconds one step may take before it is stopped and failed (default 240)
 #   ATTN_SANITIZE=0    skip step 5
-#   ATTN_PACK_ONLY=1   keep only summary.md, the CSVs and results.tar.gz at OUTDIR's top and
-#                      delete logs/ and figures/ after packing them (the default when OUTDIR
+#   ATTN_PACK_ONLY=1   keep only summary.md and results.tar.gz at OUTDIR's top, deleting
+#                      logs/, figures/ and the CSVs after packing them (the default when OUTDIR
 #                      comes from $OUT, whose copy-back takes few files)
 # Exit status: 0 when every step passed or was skipped, 1 otherwise.
 set -uo pipefail
@@ -39,6 +40,7 @@ OUTDIR="$(cd "$OUTDIR" && pwd)"
 STEP_TIMEOUT="${ATTN_STEP_TIMEOUT:-240}"
 STEPS="$OUTDIR/logs/steps.tsv"
 SHAPES="$BUNDLE/baselines/ch02_bench_shapes.txt"
+CH03_SHAPES="$BUNDLE/baselines/ch03_bench_shapes.txt"
 export ATTN_REQUIRE_GPU=1
 : > "$STEPS"
 FAILED=0
@@ -84,6 +86,14 @@ chapter_args() {
                 echo --bench-gpu --bench-shapes "$SHAPES" --csv "$OUTDIR/ch02_gpu_bench.csv"
             fi
             ;;
+        ch03)
+            # The kernel on its shapes, then time and peak memory vs N (ch02 vs ch03) and the
+            # N = 65536 run.
+            if [[ -f "$CH03_SHAPES" ]]; then
+                echo --bench-gpu --bench-shapes "$CH03_SHAPES" --csv "$OUTDIR/ch03_gpu_bench.csv"
+            fi
+            echo --memory-sweep
+            ;;
     esac
 }
 
@@ -119,6 +129,13 @@ else
         step "torch-$backend" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$SHAPES" \
             --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_$backend.csv"
     done
+    # Chapter 3's shapes (B=8, H=16 up to N=16384, where MATH runs out of memory: `oom`).
+    if [[ -f "$CH03_SHAPES" ]]; then
+        for backend in math efficient; do
+            step "torch-$backend-ch03" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$CH03_SHAPES" \
+                --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_${backend}_ch03.csv"
+        done
+    fi
 fi
 
 echo "== 5. compute-sanitizer (ATTN_SANITIZER=1)"
@@ -144,7 +161,9 @@ python3 "$BUNDLE/summary.py" "$OUTDIR" "$TOTAL" > "$OUTDIR/summary.md" \
 (cd "$OUTDIR" && tar -czf results.tar.gz logs figures summary.md ./*.csv 2>/dev/null \
     || tar -czf results.tar.gz logs figures summary.md)
 if [[ "$PACK_ONLY" == 1 ]]; then
-    rm -rf "$OUTDIR/logs" "$OUTDIR/figures"
+    # The device tool copies back at most 8 files: keep summary.md and the tarball (which holds
+    # the CSVs too).
+    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv
 fi
 cat "$OUTDIR/summary.md"
 echo "results: $OUTDIR (summary.md, results.tar.gz); total ${TOTAL} s"
