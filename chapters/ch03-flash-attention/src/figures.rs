@@ -255,13 +255,33 @@ pub fn time_memory_chart(rows: &[TimeMemoryRow], shape: &str) -> Panels {
             names.push(&row.implementation);
         }
     }
+    // One line per implementation that has a finite point in this panel (the computed
+    // "scores materialised" memory has no time). A line equal to an earlier one wherever both
+    // have points (the two kernels need the same memory) is drawn dashed and says so, or one
+    // would hide the other.
     let lines = |value: fn(&TimeMemoryRow) -> f64| -> Vec<Line> {
-        let series = |name: &&str| {
-            let pts =
-                rows.iter().filter(|r| r.implementation == *name).map(|r| (r.n as f64, value(r))).collect();
-            Line::solid(*name, pts)
-        };
-        names.iter().map(series).collect()
+        let mut out: Vec<Line> = Vec::new();
+        for name in &names {
+            let pts: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.implementation == *name && value(r).is_finite())
+                .map(|r| (r.n as f64, value(r)))
+                .collect();
+            if pts.is_empty() {
+                continue;
+            }
+            // Equal wherever both have a point (at least two of them).
+            let twin_of = |l: &Line| {
+                let shared: Vec<_> =
+                    pts.iter().filter_map(|p| l.points.iter().find(|q| q.0 == p.0).map(|q| (p, q))).collect();
+                shared.len() >= 2 && shared.iter().all(|(p, q)| p.1 == q.1)
+            };
+            match out.iter().find(|l| twin_of(l)).map(|l| l.label.clone()) {
+                Some(twin) => out.push(Line::dashed(format!("{name} (same as {twin} where both ran)"), pts)),
+                None => out.push(Line::solid(*name, pts)),
+            }
+        }
+        out
     };
     let chart = |title: String, y_desc: &str, lines| Chart {
         x_scale: Scale::Log2,
