@@ -157,7 +157,9 @@ impl SdpaBuffers {
         })
     }
 
-    fn check_lengths(&self) -> Result<()> {
+    /// Every device buffer must hold exactly what `dims` says: a launch on buffers of the
+    /// wrong size would read or write out of bounds. Chapters 3–4 launch on these buffers too.
+    pub fn check_lengths(&self) -> Result<()> {
         let SdpaDims { batch, heads, nq, nk, head_dim: d, v_dim: dv } = self.dims;
         let bh = batch * heads;
         let expected = [

@@ -172,7 +172,7 @@ impl FlashKernel {
     pub fn launch(&self, gpu: &Gpu, buffers: &mut SdpaBuffers) -> Result<()> {
         let dims = buffers.dims;
         let cfg = self.launch_config(&dims)?;
-        check_lengths(buffers)?;
+        buffers.check_lengths()?;
         let (_, function) = self.function(dims.head_dim)?;
         let (heads, nq, nk) = (dims.heads as i32, dims.nq as i32, dims.nk as i32);
         let causal = buffers.causal as i32;
@@ -192,29 +192,6 @@ impl FlashKernel {
         unsafe { builder.launch(cfg) }.ctx("launching ch03_flash_forward")?;
         Ok(())
     }
-}
-
-/// Every device buffer must hold exactly what `dims` says.
-fn check_lengths(buffers: &SdpaBuffers) -> Result<()> {
-    let SdpaDims { batch, heads, nq, nk, head_dim: d, v_dim: dv } = buffers.dims;
-    let bh = batch * heads;
-    let expected = [
-        ("Q", buffers.q.len(), bh * nq * d),
-        ("K", buffers.k.len(), bh * nk * d),
-        ("V", buffers.v.len(), bh * nk * dv),
-        ("out", buffers.out.len(), bh * nq * dv),
-        ("lse", buffers.lse.len(), bh * nq),
-        ("key_padding", buffers.key_padding.as_ref().map_or(batch * nk, |p| p.len()), batch * nk),
-    ];
-    for (name, len, want) in expected {
-        if len != want {
-            return Err(Error::InvalidArgument(format!(
-                "device buffer {name} holds {len} elements but {:?} needs {want}",
-                buffers.dims
-            )));
-        }
-    }
-    Ok(())
 }
 
 // ANCHOR: flash_attention_gpu
