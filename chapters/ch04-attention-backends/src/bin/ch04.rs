@@ -1,0 +1,164 @@
+//! `ch04`: one input through every backend (CPU, and GPU when present) against the f64
+//! reference; on request the benchmark grid with the dispatcher's picks.
+//!
+//! ```text
+//! cargo run --release --bin ch04
+//! cargo run --release --bin ch04 -- --bench-grid --shapes xtask/baselines/ch04_grid_shapes.txt \
+//!     --csv target/bench/ch04_grid.csv --table target/bench/ch04_autotune.json
+//! ```
+
+use anyhow::Context;
+use ch04_attention_backends::attn_support::compare;
+use ch04_attention_backends::attn_support::data::randn;
+use ch04_attention_backends::attn_support::gpu::Gpu;
+use ch04_attention_backends::bench::{
+    CSV_HEADER, DISPATCH_CSV_HEADER, GpuBackends, MEMORY_CSV_HEADER, Outcome, bench_point, dispatch_rows,
+    table_from_points, warm_up,
+};
+use ch04_attention_backends::ch02::bench::read_bench_shapes;
+use ch04_attention_backends::ch02::reference::sdpa_reference;
+use ch04_attention_backends::{Backend, Device, SdpaMask, SdpaOptions, attention};
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+
+/// Chapter 4: attention backends. Without options, computes one input with every backend on
+/// the CPU (and the GPU when there is one) and prints each one's error against the f64
+/// reference. With --bench-grid, times every GPU backend at every shape of a shapes file.
+#[derive(Parser, Debug)]
+#[command(name = "ch04", version)]
+struct Args {
+    /// Run the benchmark grid (needs a GPU).
+    #[arg(long)]
+    bench_grid: bool,
+    /// Shapes file: `batch heads seq head_dim causal` per line.
+    #[arg(long, default_value = "xtask/baselines/ch04_grid_shapes.txt")]
+    shapes: PathBuf,
+    /// Timing CSV to write (`impl,batch,heads,seq,head_dim,causal,median_ms,tflops`); the
+    /// peak-memory CSV goes beside it as `<stem>_memory.csv`, the dispatcher's picks as
+    /// `<stem>_dispatch.csv`.
+    #[arg(long, default_value = "target/bench/ch04_grid.csv")]
+    csv: PathBuf,
+    /// Save the measured autotune table (JSON) here.
+    #[arg(long)]
+    table: Option<PathBuf>,
+    /// Timed launches per point (fewer when they exceed --budget-ms).
+    #[arg(long, default_value_t = 20)]
+    repeats: usize,
+    /// Kernel time allowed per point, in ms.
+    #[arg(long, default_value_t = 1000.0)]
+    budget_ms: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.bench_grid { bench_grid(&args) } else { demo() }
+}
+
+fn demo() -> anyhow::Result<()> {
+    let (b, h, n, d) = (2, 4, 300, 64);
+    let (q, k, v) = (randn((b, h, n, d), 1), randn((b, h, n, d), 2), randn((b, h, n, d), 3));
+    // Causal, and batch entry 1 padded after 200 keys.
+    let mask = SdpaMask::causal().with_key_padding(SdpaMask::padding_from_lengths(&[n, 200], n));
+    let (want, want_lse) = sdpa_reference(q.view(), k.view(), v.view(), &mask, None)?;
+    println!("B={b} H={h} N={n} d={d}, causal, batch 1 padded after 200 keys; errors vs the f64 reference:");
+    let gpu = Gpu::open_or_skip("the GPU backends")?;
+    let mut devices = vec![("cpu", Device::Cpu)];
+    if let Some(gpu) = &gpu {
+        println!("GPU: {}", gpu.name());
+        devices.push(("gpu", Device::Gpu(gpu)));
+    }
+    for (device_name, device) in devices {
+        for backend in Backend::ALL {
+            let (out, lse) =
+                attention(backend, device, q.view(), k.view(), v.view(), &mask, &SdpaOptions::default())
+                    .with_context(|| format!("{backend} on {device_name}"))?;
+            println!(
+                "  {device_name} {backend:<8} output {}   lse {}",
+                compare(&out, &want)?,
+                compare(&lse, &want_lse)?
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let stem = path.file_stem().map_or("ch04_grid".into(), |s| s.to_string_lossy().into_owned());
+    path.with_file_name(format!("{stem}_{suffix}.csv"))
+}
+
+fn write_lines(path: &Path, header: &str, lines: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut text = format!("{header}\n");
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn bench_grid(args: &Args) -> anyhow::Result<()> {
+    let shapes = read_bench_shapes(&args.shapes)?;
+    let gpu = Gpu::open().context("the benchmark grid needs a GPU")?;
+    let backends = GpuBackends::load(&gpu)?;
+    warm_up(&gpu, &backends)?;
+    println!("{} shapes × {} backends on {}", shapes.len(), Backend::ALL.len(), gpu.name());
+    let bar = ProgressBar::new((shapes.len() * Backend::ALL.len()) as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
+    let mut points = Vec::new();
+    for shape in &shapes {
+        for backend in Backend::ALL {
+            bar.set_message(format!(
+                "{backend} B={} H={} N={} d={}",
+                shape.batch, shape.heads, shape.seq, shape.head_dim
+            ));
+            let point = bench_point(&gpu, &backends, backend, *shape, args.repeats, args.budget_ms)?;
+            if let Outcome::Unsupported(why) | Outcome::OutOfMemory(why) = &point.outcome {
+                bar.println(format!("{}: {why}", point.csv()));
+            }
+            points.push(point);
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    write_lines(&args.csv, CSV_HEADER, points.iter().map(|p| p.csv()))?;
+    write_lines(&sibling(&args.csv, "memory"), MEMORY_CSV_HEADER, points.iter().map(|p| p.memory_csv()))?;
+    let table = table_from_points(gpu.name(), &points);
+    if let Some(path) = &args.table {
+        table.save(path)?;
+        println!("wrote {}", path.display());
+    }
+    let rows = dispatch_rows(&gpu, &table, &points);
+    write_lines(&sibling(&args.csv, "dispatch"), DISPATCH_CSV_HEADER, rows.iter().map(|r| r.csv()))?;
+    println!(
+        "\n{:>5} {:>5} {:>6} {:>4}  {:>18}  {:>18}  slowdown",
+        "batch", "heads", "N", "d", "best", "heuristic"
+    );
+    let mut within = 0;
+    for r in &rows {
+        let s = r.shape;
+        let show = |b: Option<(Backend, f64)>| b.map_or("-".to_string(), |(b, ms)| format!("{b} {ms:.3} ms"));
+        let slowdown = r.heuristic_slowdown();
+        within += slowdown.is_some_and(|x| x <= 1.10) as usize;
+        println!(
+            "{:>5} {:>5} {:>6} {:>4}  {:>18}  {:>18}  {}",
+            s.batch,
+            s.heads,
+            s.seq,
+            s.head_dim,
+            show(r.best),
+            show(r.heuristic.and_then(|(b, ms)| ms.map(|ms| (b, ms)))),
+            slowdown.map_or("-".into(), |x| format!("{x:.2}×"))
+        );
+    }
+    println!(
+        "heuristic within 10 % of the best at {within} of {} shapes (the table's pick is the best by construction)",
+        rows.len()
+    );
+    Ok(())
+}
