@@ -41,6 +41,7 @@ STEP_TIMEOUT="${ATTN_STEP_TIMEOUT:-240}"
 STEPS="$OUTDIR/logs/steps.tsv"
 SHAPES="$BUNDLE/baselines/ch02_bench_shapes.txt"
 CH03_SHAPES="$BUNDLE/baselines/ch03_bench_shapes.txt"
+CH04_SHAPES="$BUNDLE/baselines/ch04_grid_shapes.txt"
 export ATTN_REQUIRE_GPU=1
 : > "$STEPS"
 FAILED=0
@@ -94,6 +95,13 @@ chapter_args() {
             fi
             echo --memory-sweep
             ;;
+        ch04)
+            # Every backend on the grid (time, peak memory, the dispatcher's picks).
+            if [[ -f "$CH04_SHAPES" ]]; then
+                echo --bench-grid --shapes "$CH04_SHAPES" --csv "$OUTDIR/ch04_grid.csv" \
+                    --table "$OUTDIR/ch04_autotune.json"
+            fi
+            ;;
     esac
 }
 
@@ -114,9 +122,14 @@ done
 echo "== 3. chapter binaries"
 for b in "$BUNDLE"/bin/*; do
     name="$(basename "$b")"
-    mkdir -p "$OUTDIR/figures/$name"
+    out_args=()
+    # A chapter binary that draws figures takes --out (a chapter without figures yet does not).
+    if "$b" --help 2>/dev/null | grep -q -- '--out'; then
+        mkdir -p "$OUTDIR/figures/$name"
+        out_args=(--out "$OUTDIR/figures/$name")
+    fi
     # shellcheck disable=SC2046 # chapter_args yields separate words, paths have no spaces
-    step "bin-$name" "$b" --out "$OUTDIR/figures/$name" $(chapter_args "$name")
+    step "bin-$name" "$b" "${out_args[@]}" $(chapter_args "$name")
 done
 
 echo "== 4. PyTorch baselines"
@@ -129,6 +142,13 @@ else
         step "torch-$backend" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$SHAPES" \
             --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_$backend.csv"
     done
+    # Chapter 4's grid, the same backends.
+    if [[ -f "$CH04_SHAPES" ]]; then
+        for backend in math efficient; do
+            step "torch-$backend-ch04" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$CH04_SHAPES" \
+                --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_${backend}_ch04.csv"
+        done
+    fi
     # Chapter 3's shapes (B=8, H=16 up to N=16384, where MATH runs out of memory: `oom`).
     if [[ -f "$CH03_SHAPES" ]]; then
         for backend in math efficient; do
@@ -158,12 +178,12 @@ echo "== 6. summary"
 TOTAL=$(awk -v a="$RUN_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 python3 "$BUNDLE/summary.py" "$OUTDIR" "$TOTAL" > "$OUTDIR/summary.md" \
     || { echo "summary.py failed; the steps:"; cat "$STEPS" > "$OUTDIR/summary.md"; FAILED=1; }
-(cd "$OUTDIR" && tar -czf results.tar.gz logs figures summary.md ./*.csv 2>/dev/null \
-    || tar -czf results.tar.gz logs figures summary.md)
+(cd "$OUTDIR" && shopt -s nullglob && extra=(./*.csv ./*.json) \
+    && tar -czf results.tar.gz logs figures summary.md "${extra[@]}")
 if [[ "$PACK_ONLY" == 1 ]]; then
     # The device tool copies back at most 8 files: keep summary.md and the tarball (which holds
     # the CSVs too).
-    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv
+    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv "$OUTDIR"/*.json
 fi
 cat "$OUTDIR/summary.md"
 echo "results: $OUTDIR (summary.md, results.tar.gz); total ${TOTAL} s"
