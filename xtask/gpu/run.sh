@@ -18,6 +18,8 @@
 # Environment:
 #   ATTN_STEP_TIMEOUT  seconds one step may take before it is stopped and failed (default 240)
 #   ATTN_SANITIZE=0    skip step 5
+#   ATTN_CHAPTERS="ch03 ch04"  run only these chapters' tests, binaries, baselines and sanitizer
+#                      checks (attn-support's tests always run); default: every chapter
 #   ATTN_PACK_ONLY=1   keep only summary.md and results.tar.gz at OUTDIR's top, deleting
 #                      logs/, figures/ and the CSVs after packing them (the default when OUTDIR
 #                      comes from $OUT, whose copy-back takes few files)
@@ -105,6 +107,13 @@ chapter_args() {
     esac
 }
 
+# selected NAME: true when NAME (a test binary `<crate>--<target>` or a binary `chNN`) belongs
+# to a chapter in ATTN_CHAPTERS, or ATTN_CHAPTERS is unset, or it is attn-support's.
+selected() {
+    local chapter="${1:0:4}"
+    [[ -z "${ATTN_CHAPTERS:-}" || "$1" == attn-support* || " $ATTN_CHAPTERS " == *" $chapter "* ]]
+}
+
 echo "== 1. device"
 {
     date -u '+%Y-%m-%d %H:%M:%S UTC'
@@ -116,12 +125,14 @@ step device nvidia-smi -L
 
 echo "== 2. tests (ATTN_REQUIRE_GPU=1)"
 for t in "$BUNDLE"/tests/*; do
+    selected "$(basename "$t")" || continue
     step "test-$(basename "$t")" "$t"
 done
 
 echo "== 3. chapter binaries"
 for b in "$BUNDLE"/bin/*; do
     name="$(basename "$b")"
+    selected "$name" || continue
     out_args=()
     # A chapter binary that draws figures takes --out (a chapter without figures yet does not).
     if "$b" --help 2>/dev/null | grep -q -- '--out'; then
@@ -133,29 +144,20 @@ for b in "$BUNDLE"/bin/*; do
 done
 
 echo "== 4. PyTorch baselines"
-if [[ ! -f "$SHAPES" ]]; then
-    skip torch-math "no $SHAPES"
-elif ! python3 -c 'import torch' 2>/dev/null; then
-    skip torch-math "python3 cannot import torch"
+if ! python3 -c 'import torch' 2>/dev/null; then
+    skip torch "python3 cannot import torch"
 else
-    for backend in math efficient; do
-        step "torch-$backend" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$SHAPES" \
-            --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_$backend.csv"
+    # Each chapter's shapes through MATH and EFFICIENT (float32); a shape that does not fit is
+    # recorded as `oom` (MATH at B=8, H=16, N=16384 asks for the 128 GiB score matrix).
+    for entry in "ch02:$SHAPES:" "ch03:$CH03_SHAPES:_ch03" "ch04:$CH04_SHAPES:_ch04"; do
+        IFS=: read -r chapter shapes suffix <<< "$entry"
+        selected "$chapter" || continue
+        [[ -f "$shapes" ]] || { skip "torch-$chapter" "no $shapes"; continue; }
+        for backend in math efficient; do
+            step "torch-$backend${suffix//_/-}" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$shapes" \
+                --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_${backend}${suffix}.csv"
+        done
     done
-    # Chapter 4's grid, the same backends.
-    if [[ -f "$CH04_SHAPES" ]]; then
-        for backend in math efficient; do
-            step "torch-$backend-ch04" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$CH04_SHAPES" \
-                --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_${backend}_ch04.csv"
-        done
-    fi
-    # Chapter 3's shapes (B=8, H=16 up to N=16384, where MATH runs out of memory: `oom`).
-    if [[ -f "$CH03_SHAPES" ]]; then
-        for backend in math efficient; do
-            step "torch-$backend-ch03" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$CH03_SHAPES" \
-                --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_${backend}_ch03.csv"
-        done
-    fi
 fi
 
 echo "== 5. compute-sanitizer (ATTN_SANITIZER=1)"
@@ -167,6 +169,7 @@ elif [[ ! -x "$SANITIZER" ]]; then
 else
     for t in "$BUNDLE"/tests/*--gpu; do
         [[ -e "$t" ]] || { skip sanitizer "no GPU test binaries (tests/*--gpu)"; break; }
+        selected "$(basename "$t")" || continue
         for tool in memcheck racecheck; do
             step "$tool-$(basename "$t")" env ATTN_SANITIZER=1 "$SANITIZER" --tool "$tool" \
                 --error-exitcode 1 "$t" --test-threads=1
