@@ -8,7 +8,8 @@
 //!   S = Q Kᵀ, a softmax kernel, cuBLAS O = P V;
 //! - [`dispatch`]: a dispatcher choosing a backend per shape from an autotune table of
 //!   measured timings, with a documented heuristic when the table has no entry;
-//! - [`mod@bench`]: the benchmark grid the `ch04` binary runs.
+//! - [`mod@bench`]: the benchmark grid the `ch04` binary runs;
+//! - [`figures`]: the chapter's figures, from a live grid or recorded CSVs.
 //!
 //! Fused is chapter 2's kernel (a block per query row, the row of Nk scores in shared memory)
 //! and Flash is chapter 3's; both are reused, not copied.
@@ -17,6 +18,7 @@ pub mod backend;
 pub mod bench;
 pub mod cpu;
 pub mod dispatch;
+pub mod figures;
 pub mod unfused;
 
 pub use attn_support::{self, ndarray};

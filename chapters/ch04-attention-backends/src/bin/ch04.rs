@@ -5,19 +5,22 @@
 //! cargo run --release --bin ch04
 //! cargo run --release --bin ch04 -- --bench-grid --shapes xtask/baselines/ch04_grid_shapes.txt \
 //!     --csv target/bench/ch04_grid.csv --table target/bench/ch04_autotune.json
+//! cargo run --release --bin ch04 -- --figures-from docs/src/results/h100-2026-11-25-ch04 \
+//!     --out docs/src/figures/ch04
 //! ```
 
 use anyhow::Context;
 use ch04_attention_backends::attn_support::compare;
 use ch04_attention_backends::attn_support::data::randn;
 use ch04_attention_backends::attn_support::gpu::Gpu;
+use ch04_attention_backends::attn_support::plot;
 use ch04_attention_backends::bench::{
     CSV_HEADER, DISPATCH_CSV_HEADER, GpuBackends, MEMORY_CSV_HEADER, Outcome, bench_point, dispatch_rows,
     table_from_points, warm_up,
 };
 use ch04_attention_backends::ch02::bench::read_bench_shapes;
 use ch04_attention_backends::ch02::reference::sdpa_reference;
-use ch04_attention_backends::{Backend, Device, SdpaMask, SdpaOptions, attention};
+use ch04_attention_backends::{Backend, Device, SdpaMask, SdpaOptions, attention, figures};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -48,11 +51,39 @@ struct Args {
     /// Kernel time allowed per point, in ms.
     #[arg(long, default_value_t = 1000.0)]
     budget_ms: f64,
+    /// Draw the figures from a recorded run's folder (ch04_grid.csv, ch04_grid_dispatch.csv
+    /// and, when present, torch_math_ch04.csv / torch_efficient_ch04.csv); needs no GPU.
+    #[arg(long)]
+    figures_from: Option<PathBuf>,
+    /// Where figures go.
+    #[arg(long, default_value = "target/figures/ch04")]
+    out: PathBuf,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.figures_from {
+        return figures_from(dir, &args.out);
+    }
     if args.bench_grid { bench_grid(&args) } else { demo() }
+}
+
+fn figures_from(dir: &Path, out: &Path) -> anyhow::Result<()> {
+    let rows = figures::read_recorded_run(dir)?;
+    let dispatch_path = dir.join("ch04_grid_dispatch.csv");
+    let dispatch_text = std::fs::read_to_string(&dispatch_path)
+        .with_context(|| format!("reading {}", dispatch_path.display()))?;
+    let picks = figures::parse_dispatch_picks(&dispatch_text)?;
+    let pick_of = |combo: figures::Combo, seq: usize| {
+        picks.iter().find(|(c, n, _)| *c == combo && *n == seq).map_or(String::new(), |p| p.2.clone())
+    };
+    let mut written = plot::save(&figures::time_vs_n(&rows)?, out, "ch04_time_vs_n")?;
+    written.extend(plot::save(&figures::winner_map(&rows)?, out, "ch04_winner_map")?);
+    written.extend(plot::save(&figures::dispatch_slowdown(&rows, pick_of)?, out, "ch04_dispatch")?);
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn demo() -> anyhow::Result<()> {
