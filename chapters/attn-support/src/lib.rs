@@ -7,6 +7,7 @@
 //! - [`plot`]: figures drawn onto any plotters backend, saved as PNG + SVG or shown inline in
 //!   a notebook.
 //! - [`data`]: seeded random tensors.
+//! - [`report`]: headings, progress bars and CSV files of the chapter binaries.
 //!
 //! The chapter crates re-export this crate, `ndarray` and `plotters`, so a notebook that
 //! depends on one chapter crate never declares a second version of them.
@@ -16,6 +17,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod plot;
+pub mod report;
 pub mod timing;
 
 pub use compare::{Comparison, compare};

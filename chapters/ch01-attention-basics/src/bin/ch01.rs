@@ -8,6 +8,7 @@
 //!    `timings.csv` and `timings.png`.
 
 use anyhow::{Context, bail};
+use attn_support::report::progress_bar;
 use ch01_attention_basics::attn_support::data::randn;
 use ch01_attention_basics::attn_support::gpu::{REQUIRE_GPU_ENV, gpu_required};
 use ch01_attention_basics::attn_support::plot;
@@ -20,7 +21,6 @@ use ch01_attention_basics::{
     attention_three_kernels_gpu, toy_example,
 };
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -153,10 +153,7 @@ fn time_all(args: &Args, gpu: Option<&Gpu>) -> anyhow::Result<Vec<Row>> {
     let d = args.d;
     let cpu_sizes = args.sizes.iter().filter(|&&n| n <= args.cpu_max_n).count();
     let gpu_sizes = if gpu.is_some() { args.sizes.len() } else { 0 };
-    let bar = ProgressBar::new((2 * cpu_sizes + 2 * gpu_sizes) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}").context("progress bar template")?,
-    );
+    let bar = progress_bar(2 * cpu_sizes + 2 * gpu_sizes, "timing");
     let mut rows = Vec::new();
     for &n in &args.sizes {
         let (q, k, v) = (randn((n, d), 1), randn((n, d), 2), randn((n, d), 3));

@@ -9,6 +9,7 @@
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::{Panels, save};
+use attn_support::report::{heading, progress_bar, write_lines};
 use attn_support::{compare, data::randn, ndarray::s};
 use ch02_scaled_dot_product::bench::{CSV_HEADER, bench_cpu, bench_gpu_shape, read_bench_shapes};
 use ch02_scaled_dot_product::experiments::{
@@ -18,7 +19,6 @@ use ch02_scaled_dot_product::figures::{complexity_figure, overflow_figure, scali
 use ch02_scaled_dot_product::gpu::{SdpaKernel, sdpa_gpu_with_options};
 use ch02_scaled_dot_product::{SdpaMask, SdpaOptions, attention_weights, attn_support, sdpa_with_lse};
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 /// Chapter 2: scaled dot-product attention. Runs a masked demo, checks the GPU kernel against
@@ -75,20 +75,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64).with_message(what.to_string());
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed}")
-            .expect("a valid progress template")
-            .progress_chars("=> "),
-    );
-    bar
-}
-
-fn heading(title: &str) {
-    println!("\n== {title} ==");
 }
 
 /// A small causal + padding example, and a query that sees no key.
@@ -195,7 +181,7 @@ fn experiments(out: &Path, quick: bool) -> anyhow::Result<()> {
     heading("experiment 1: why 1/√d");
     let head_dims: Vec<usize> = (0..=10).map(|p| 1 << p).collect();
     let (keys, queries) = (128, if quick { 100 } else { 400 });
-    let bar = progress(head_dims.len(), "variance/entropy vs d");
+    let bar = progress_bar(head_dims.len(), "variance/entropy vs d");
     let mut points = Vec::new();
     for &d in &head_dims {
         points.extend(scaling_experiment(&[d], keys, queries, 2024 + d as u64));
@@ -277,7 +263,7 @@ fn experiments(out: &Path, quick: bool) -> anyhow::Result<()> {
     let ns: Vec<usize> =
         if quick { vec![128, 256, 512, 1024, 2048] } else { vec![128, 256, 512, 1024, 2048, 4096] };
     let d = 64;
-    let bar = progress(ns.len(), "sdpa time vs N");
+    let bar = progress_bar(ns.len(), "sdpa time vs N");
     let points = complexity_experiment(&ns, d, if quick { 2 } else { 5 }, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
     println!(
@@ -304,7 +290,7 @@ fn cpu_benchmark(quick: bool) -> anyhow::Result<()> {
     heading("benchmark: CPU sdpa vs matrix product vs naive loops");
     let (batch, heads, n, d) = (1, 8, 1024, 64);
     let (repeats, naive_repeats) = if quick { (3, 1) } else { (9, 3) };
-    let bar = progress(repeats, "CPU benchmark rounds");
+    let bar = progress_bar(repeats, "CPU benchmark rounds");
     let result = bench_cpu(batch, heads, n, d, repeats, naive_repeats, |_| bar.inc(1))?;
     bar.finish_and_clear();
     println!(
@@ -347,8 +333,8 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
     let kernel = SdpaKernel::load(&gpu)?;
     println!("device: {}; {} shapes from {}", gpu.name(), shapes.len(), shapes_path.display());
     let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
-    let bar = progress(shapes.len(), "GPU shapes");
-    let mut lines = vec![CSV_HEADER.to_string()];
+    let bar = progress_bar(shapes.len(), "GPU shapes");
+    let mut lines = Vec::new();
     println!(
         "{:>3} {:>3} {:>6} {:>4} {:>6} | {:>10} {:>8}",
         "B", "H", "N", "d", "causal", "median ms", "TFLOP/s"
@@ -371,10 +357,6 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if let Some(dir) = csv.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(csv, lines.join("\n") + "\n").with_context(|| format!("writing {}", csv.display()))?;
-    println!("wrote {}", csv.display());
+    write_lines(csv, CSV_HEADER, lines)?;
     Ok(())
 }

@@ -10,6 +10,7 @@
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::save;
+use attn_support::report::{heading, progress_bar, write_lines};
 use attn_support::{compare, data::randn};
 use ch02::{SdpaDims, SdpaOptions};
 use ch02_scaled_dot_product::bench::{CSV_HEADER, read_bench_shapes};
@@ -30,7 +31,6 @@ use ch03_flash_attention::tiled::{
 };
 use ch03_flash_attention::{SdpaMask, attn_support, ch02};
 use clap::{Parser, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 /// Chapter 3: FlashAttention. Runs the online-softmax demo, checks the GPU kernel against the
@@ -100,20 +100,6 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn heading(title: &str) {
-    println!("\n== {title} ==");
-}
-
-fn progress(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64).with_message(what.to_string());
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>28} [{bar:30}] {pos}/{len} {elapsed}")
-            .expect("a valid progress template")
-            .progress_chars("=> "),
-    );
-    bar
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -298,7 +284,7 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
     let kernel = FlashKernel::load(&gpu)?;
     println!("device: {}; {} shapes from {}", gpu.name(), shapes.len(), shapes_path.display());
     let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
-    let mut lines = vec![CSV_HEADER.to_string()];
+    let mut lines = Vec::new();
     println!(
         "{:>3} {:>3} {:>6} {:>4} {:>6} | {:>10} {:>8}",
         "B", "H", "N", "d", "causal", "median ms", "TFLOP/s"
@@ -317,11 +303,7 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
         );
         lines.push(csv_line(IMPL_NAME, &row));
     }
-    if let Some(dir) = csv.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(csv, lines.join("\n") + "\n").with_context(|| format!("writing {}", csv.display()))?;
-    println!("wrote {}", csv.display());
+    write_lines(csv, CSV_HEADER, lines)?;
     Ok(())
 }
 
@@ -333,7 +315,7 @@ fn memory_sweep(out: &Path, quick: bool) -> anyhow::Result<()> {
     let (ch02_kernel, flash) = (SdpaKernel::load(&gpu)?, FlashKernel::load(&gpu)?);
     warm_up(&gpu, &ch02_kernel, &flash)?;
     let ns: Vec<usize> = (10..=if quick { 14 } else { 16 }).map(|k| 1 << k).collect();
-    let bar = progress(2 * ns.len(), "time/memory points");
+    let bar = progress_bar(2 * ns.len(), "time/memory points");
     let mut rows = Vec::new();
     println!(
         "{:>20} {:>6} | {:>10} {:>8} | {:>10} {:>10} | {:>12}",

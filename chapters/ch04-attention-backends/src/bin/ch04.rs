@@ -14,6 +14,7 @@ use ch04_attention_backends::attn_support::compare;
 use ch04_attention_backends::attn_support::data::randn;
 use ch04_attention_backends::attn_support::gpu::Gpu;
 use ch04_attention_backends::attn_support::plot;
+use ch04_attention_backends::attn_support::report::{progress_bar, write_lines};
 use ch04_attention_backends::bench::{
     CSV_HEADER, DISPATCH_CSV_HEADER, GpuBackends, MEMORY_CSV_HEADER, Outcome, bench_point, dispatch_rows,
     table_from_points, warm_up,
@@ -22,7 +23,6 @@ use ch04_attention_backends::ch02::bench::read_bench_shapes;
 use ch04_attention_backends::ch02::reference::sdpa_reference;
 use ch04_attention_backends::{Backend, Device, SdpaMask, SdpaOptions, attention, figures};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 
 /// Chapter 4: attention backends. Without options, computes one input with every backend on
@@ -119,28 +119,13 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!("{stem}_{suffix}.csv"))
 }
 
-fn write_lines(path: &Path, header: &str, lines: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut text = format!("{header}\n");
-    for line in lines {
-        text.push_str(&line);
-        text.push('\n');
-    }
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
-    println!("wrote {}", path.display());
-    Ok(())
-}
-
 fn bench_grid(args: &Args) -> anyhow::Result<()> {
     let shapes = read_bench_shapes(&args.shapes)?;
     let gpu = Gpu::open().context("the benchmark grid needs a GPU")?;
     let backends = GpuBackends::load(&gpu)?;
     warm_up(&gpu, &backends)?;
     println!("{} shapes × {} backends on {}", shapes.len(), Backend::ALL.len(), gpu.name());
-    let bar = ProgressBar::new((shapes.len() * Backend::ALL.len()) as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")?);
+    let bar = progress_bar(shapes.len() * Backend::ALL.len(), "grid");
     let mut points = Vec::new();
     for shape in &shapes {
         for backend in Backend::ALL {
