@@ -1,0 +1,132 @@
+//! The ladder benchmark, run by the `ch12` binary (never by tests): every rung at every shape of
+//! `xtask/baselines/ch12_bench_shapes.txt`, on device buffers filled on the device, timed with
+//! CUDA events (warm-up, median). Rows are chapter 2's CSV format with `impl` = the rung's name,
+//! so the PyTorch baseline script's rows (FLASH, EFFICIENT, CUDNN in bf16, same shapes file)
+//! join on the shape. Rung 0 runs chapter 3's f32 kernel on the same values upcast to f32.
+
+use crate::gpu::{Bf16Buffers, LadderKernels};
+use crate::ladder::Rung;
+use attn_support::cudarc::driver::{CudaSlice, PushKernelArg};
+use attn_support::error::DriverContext;
+use attn_support::gpu::{Gpu, KernelSource, launch_config};
+use attn_support::timing::{Timing, gpu_time};
+use attn_support::{Result, kernel_source};
+use ch02_scaled_dot_product::bench::{BenchShape, GpuBenchRow};
+use ch02_scaled_dot_product::gpu::SdpaBuffers;
+use ch02_scaled_dot_product::{SdpaDims, SdpaOptions};
+use ch03_flash_attention::gpu::FlashKernel;
+use half::bf16;
+
+/// The device-side input generator.
+pub const FILL_SOURCE: KernelSource = kernel_source!("ch12_fill.cu");
+
+/// A device buffer of `n` seeded standard-normal bf16 values.
+pub fn device_randn_bf16(gpu: &Gpu, n: usize, seed: u64) -> Result<CudaSlice<bf16>> {
+    let mut buf = gpu.zeros::<bf16>(n)?;
+    let f = gpu.function(&FILL_SOURCE, "ch12_fill_normal_bf16")?;
+    let (n64, cfg) = (n as u64, launch_config((1024, 1, 1), 256, 0)?);
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(&mut buf).arg(&n64).arg(&seed);
+    // SAFETY: (bf16*, u64 n, u64 seed) is the kernel's signature; it writes indices < n only.
+    unsafe { b.launch(cfg) }.ctx("launching ch12_fill_normal_bf16")?;
+    Ok(buf)
+}
+
+/// An f32 copy of a bf16 device buffer (exact).
+pub fn device_bf16_to_f32(gpu: &Gpu, src: &CudaSlice<bf16>) -> Result<CudaSlice<f32>> {
+    let mut out = gpu.zeros::<f32>(src.len())?;
+    let f = gpu.function(&FILL_SOURCE, "ch12_bf16_to_f32")?;
+    let (n64, cfg) = (src.len() as u64, launch_config((1024, 1, 1), 256, 0)?);
+    let mut b = gpu.stream.launch_builder(&f);
+    b.arg(src).arg(&mut out).arg(&n64);
+    // SAFETY: (const bf16*, float*, u64 n), both buffers hold n elements.
+    unsafe { b.launch(cfg) }.ctx("launching ch12_bf16_to_f32")?;
+    Ok(out)
+}
+
+/// Device buffers for a benchmark shape, Q, K, V filled on the device (seeds 1, 2, 3).
+pub fn device_buffers(gpu: &Gpu, shape: &BenchShape) -> Result<Bf16Buffers> {
+    let dims = dims_of(shape);
+    let n = shape.batch * shape.heads * shape.seq * shape.head_dim;
+    Ok(Bf16Buffers {
+        dims,
+        causal: shape.causal,
+        scale: SdpaOptions::default().scale_for(shape.head_dim)?,
+        q: device_randn_bf16(gpu, n, 1)?,
+        k: device_randn_bf16(gpu, n, 2)?,
+        v: device_randn_bf16(gpu, n, 3)?,
+        out: gpu.zeros(n)?,
+        lse: gpu.zeros(n / shape.head_dim)?,
+    })
+}
+
+/// The sizes of a benchmark shape (Nq = Nk = seq, dv = d).
+pub fn dims_of(shape: &BenchShape) -> SdpaDims {
+    SdpaDims {
+        batch: shape.batch,
+        heads: shape.heads,
+        nq: shape.seq,
+        nk: shape.seq,
+        head_dim: shape.head_dim,
+        v_dim: shape.head_dim,
+    }
+}
+
+/// Chapter 2's f32 buffers holding the same values as `bf16` (for rung 0).
+pub fn f32_copy(gpu: &Gpu, b: &Bf16Buffers) -> Result<SdpaBuffers> {
+    Ok(SdpaBuffers {
+        dims: b.dims,
+        causal: b.causal,
+        scale: b.scale,
+        q: device_bf16_to_f32(gpu, &b.q)?,
+        k: device_bf16_to_f32(gpu, &b.k)?,
+        v: device_bf16_to_f32(gpu, &b.v)?,
+        key_padding: None,
+        out: gpu.zeros(b.out.len())?,
+        lse: gpu.zeros(b.lse.len())?,
+    })
+}
+
+/// Warm-up and repeat counts for a shape: fewer repeats where one call takes long.
+pub fn repeats_for(shape: &BenchShape) -> (usize, usize) {
+    let work = shape.flops();
+    if work > 5e12 {
+        (1, 5)
+    } else if work > 5e11 {
+        (2, 10)
+    } else {
+        (3, 20)
+    }
+}
+
+/// Time each rung at one shape; the f32 rung only when `with_f32` (it needs 3 × 4 bytes per
+/// element more device memory and is 10× slower).
+pub fn bench_shape(
+    gpu: &Gpu,
+    kernels: &LadderKernels,
+    f32_kernel: &FlashKernel,
+    shape: BenchShape,
+    rungs: &[Rung],
+) -> Result<Vec<(Rung, GpuBenchRow)>> {
+    let (warmup, repeats) = repeats_for(&shape);
+    let mut buffers = device_buffers(gpu, &shape)?;
+    let mut rows = Vec::new();
+    for &rung in rungs {
+        let timing: Timing = if rung == Rung::F32Flash {
+            let mut f32_buffers = f32_copy(gpu, &buffers)?;
+            let t = gpu_time(gpu, warmup, repeats, || f32_kernel.launch(gpu, &mut f32_buffers))?;
+            gpu.synchronize()?;
+            t
+        } else {
+            gpu_time(gpu, warmup, repeats, || kernels.launch(gpu, rung, &mut buffers))?
+        };
+        rows.push((rung, GpuBenchRow { shape, timing }));
+    }
+    gpu.synchronize()?;
+    Ok(rows)
+}
+
+/// One CSV row in chapter 2's format with `impl` = the rung's name.
+pub fn csv_row(name: &str, row: &GpuBenchRow) -> String {
+    ch03_flash_attention::bench::csv_line(name, row)
+}

@@ -1,0 +1,103 @@
+//! Every bf16 rung of the ladder against the f64 reference, under FlashAttention's rule: its
+//! largest error may be at most twice that of the naive bf16 implementation on the same inputs
+//! (see `precision`). Odd lengths (1, 97, 1025), Nq ≠ Nk, causal and not, rows that see no key.
+//! Skipped (with a printed reason) without a GPU; an error under ATTN_REQUIRE_GPU=1. Under
+//! compute-sanitizer (ATTN_SANITIZER=1) the longest sequences shrink.
+
+use ch12_performance_tuning::SdpaMask;
+use ch12_performance_tuning::attn_support::Result;
+use ch12_performance_tuning::attn_support::gpu::{Gpu, longest_test_len};
+use ch12_performance_tuning::ch02::SdpaOptions;
+use ch12_performance_tuning::gpu::{Bf16Buffers, LadderKernels, ladder_attention_gpu};
+use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES};
+use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
+
+/// The bf16 rungs: 1–4 and rung 5 at every tile shape of the autotuner's space.
+fn bf16_rungs() -> Vec<Rung> {
+    let mut rungs: Vec<Rung> = Rung::FIXED.into_iter().filter(|r| *r != Rung::F32Flash).collect();
+    rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
+    rungs
+}
+
+/// One input, every rung: each must satisfy the 2× rule on the output and the lse.
+fn check_all_rungs(
+    gpu: &Gpu,
+    kernels: &LadderKernels,
+    (b, h, nq, nk, d): (usize, usize, usize, usize, usize),
+    causal: bool,
+    seed: u64,
+) -> Result<()> {
+    let inputs = Bf16Inputs::random(b, h, nq, nk, d, seed);
+    let mask = if causal { SdpaMask::causal() } else { SdpaMask::none() };
+    let yardstick = Bf16Yardstick::new(&inputs, &mask)?;
+    for rung in bf16_rungs() {
+        let (out, lse) = ladder_attention_gpu(gpu, kernels, rung, &inputs, &mask)?;
+        let accuracy = yardstick.judge(&out, &lse)?;
+        assert!(
+            accuracy.within_rule(),
+            "{}: B={b} H={h} Nq={nq} Nk={nk} d={d} causal={causal}: {accuracy}",
+            rung.name()
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn every_rung_follows_the_2x_rule_on_odd_lengths() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("the chapter 12 ladder test")? else { return Ok(()) };
+    let kernels = LadderKernels::new(&gpu)?;
+    let long = longest_test_len(1025);
+    for d in LADDER_HEAD_DIMS {
+        for (i, &n) in [1usize, 97, long].iter().enumerate() {
+            for causal in [false, true] {
+                check_all_rungs(&gpu, &kernels, (1, 2, n, n, d), causal, 100 + i as u64)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn nq_and_nk_differ_and_rows_that_see_no_key_are_zero() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("the chapter 12 ladder test")? else { return Ok(()) };
+    let kernels = LadderKernels::new(&gpu)?;
+    // Causal with Nq > Nk: the first Nq − Nk queries see no key (zeros, lse −∞); Nq < Nk is
+    // the decode-like case where each query also sees the whole prefix.
+    for d in LADDER_HEAD_DIMS {
+        for (nq, nk) in [(200, 70), (33, 300), (130, 129)] {
+            for causal in [false, true] {
+                check_all_rungs(&gpu, &kernels, (2, 3, nq, nk, d), causal, 7)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn relaunching_on_the_same_buffers_gives_the_same_answer() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("the chapter 12 ladder test")? else { return Ok(()) };
+    let kernels = LadderKernels::new(&gpu)?;
+    let inputs = Bf16Inputs::random(2, 2, 300, 300, 64, 9);
+    let mut buffers = Bf16Buffers::upload(&gpu, &inputs, &SdpaMask::causal(), &SdpaOptions::default())?;
+    kernels.launch(&gpu, Rung::LdmatrixSwizzle, &mut buffers)?;
+    let first = buffers.download(&gpu)?;
+    kernels.launch(&gpu, Rung::LdmatrixSwizzle, &mut buffers)?;
+    assert_eq!(first, buffers.download(&gpu)?, "a kernel must not depend on what the output held");
+    Ok(())
+}
+
+#[test]
+fn unsupported_inputs_are_errors_before_launch() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("the chapter 12 ladder test")? else { return Ok(()) };
+    let kernels = LadderKernels::new(&gpu)?;
+    let inputs = Bf16Inputs::random(1, 1, 16, 16, 96, 1);
+    let e = ladder_attention_gpu(&gpu, &kernels, Rung::CpAsync, &inputs, &SdpaMask::none()).unwrap_err();
+    assert!(e.to_string().contains("d = 96"), "{e}");
+    let inputs = Bf16Inputs::random(1, 1, 16, 16, 64, 1);
+    let padded = SdpaMask::none().with_key_padding(SdpaMask::padding_from_lengths(&[8], 16));
+    let e = ladder_attention_gpu(&gpu, &kernels, Rung::CpAsync, &inputs, &padded).unwrap_err();
+    assert!(e.to_string().contains("key-padding"), "{e}");
+    let e = ladder_attention_gpu(&gpu, &kernels, Rung::F32Flash, &inputs, &SdpaMask::none()).unwrap_err();
+    assert!(e.to_string().contains("rung 0"), "{e}");
+    Ok(())
+}
