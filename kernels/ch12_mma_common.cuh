@@ -208,30 +208,39 @@ __device__ __forceinline__ void warp_scores(float s[BC / 8][4], const unsigned q
     }
 }
 
-// Scores of invisible keys → −∞: keys ≥ Nk (zero rows of the tile) and, when causal, keys
-// after the query's diagonal. `row` is the warp's first row (global query index); a thread's
-// rows are row + g and row + g + 8.
-template <int BC>
-__device__ __forceinline__ void mask_scores(float s[BC / 8][4], int row, int key0, int nk, int causal,
-                                            int offset, int lane) {
-    const int g = lane >> 2, t = lane & 3;
+// Which scores of a tile are visible: keys ≥ Nk (zero rows of the tile) and, when causal, keys
+// after the query's diagonal are not. `row` is the warp's first row (global query index); a
+// thread's rows are row + g and row + g + 8. `active` false (a tile inside the visible region)
+// skips the test.
+struct TileMask {
+    int row, key0, nk, causal, offset;
+    bool active;
+    __device__ bool hides(int j, int e, int lane) const {
+        const int key = key0 + 8 * j + 2 * (lane & 3) + (e & 1), i = row + (lane >> 2) + 8 * (e >> 1);
+        return active && (key >= nk || (causal && key > i + offset));
+    }
+};
+
+// Scores of invisible keys → −∞ (weight exactly 0 after the exponential).
+template <int BC> __device__ __forceinline__ void mask_scores(float s[BC / 8][4], const TileMask &mask, int lane) {
+    if (!mask.active) return;
 #pragma unroll
     for (int j = 0; j < BC / 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-            const int key = key0 + 8 * j + 2 * t + (e & 1), i = row + g + 8 * (e >> 1);
-            if (key >= nk || (causal && key > i + offset)) s[j][e] = neg_inf();
-        }
+        for (int e = 0; e < 4; ++e)
+            if (mask.hides(j, e, lane)) s[j][e] = neg_inf();
 }
 
 // The online softmax of one score tile, in registers. m (raw score units) and l are the running
 // max and sum of the thread's rows g and g + 8; l stays a per-thread partial sum (the four
 // threads of a quad share a row and the same rescaling, so one reduction at the end suffices).
-// On return s holds P̃ = 2^(s·c − m'·c) (c = scale·log2e), O is rescaled by 2^((m − m')·c), and
-// p holds P̃ in bf16 as the A fragments of P V.
-template <int BC, int D>
-__device__ __forceinline__ void online_softmax(float s[BC / 8][4], float m[2], float l[2], float o[D / 8][4],
-                                               unsigned p[BC / 16][4], float scale_log2e) {
+// On return s holds P̃ = 2^(s·c − m'·c) (c = scale·log2e), masked scores 0, and alpha =
+// 2^((m − m')·c) is the factor the rows of O must still be multiplied by. Rescaling O and packing
+// P to bf16 are separate steps so that a kernel can do them after an MMA on O has finished.
+template <int BC>
+__device__ __forceinline__ void softmax_exponentiate(float s[BC / 8][4], const TileMask &mask, float m[2], float l[2],
+                                                     float alpha[2], float scale_log2e, int lane) {
+    mask_scores<BC>(s, mask, lane);
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         float mx = m[r];
@@ -242,7 +251,7 @@ __device__ __forceinline__ void online_softmax(float s[BC / 8][4], float m[2], f
         // A row that has seen only masked keys keeps m = −∞; subtracting 0 then keeps every
         // exponent −∞ (weight 0) instead of producing −∞ − (−∞) = NaN.
         const float base = mx == neg_inf() ? 0.f : mx * scale_log2e;
-        const float alpha = exp2f(m[r] * scale_log2e - base);
+        alpha[r] = exp2f(m[r] * scale_log2e - base);
         m[r] = mx;
         float sum = 0.f;
 #pragma unroll
@@ -251,10 +260,12 @@ __device__ __forceinline__ void online_softmax(float s[BC / 8][4], float m[2], f
             s[j][2 * r + 1] = exp2f(fmaf(s[j][2 * r + 1], scale_log2e, -base));
             sum += s[j][2 * r] + s[j][2 * r + 1];
         }
-        l[r] = l[r] * alpha + sum;
-#pragma unroll
-        for (int n = 0; n < D / 8; ++n) o[n][2 * r] *= alpha, o[n][2 * r + 1] *= alpha;
+        l[r] = l[r] * alpha[r] + sum;
     }
+}
+
+// P̃ (f32, accumulator layout) → bf16 A fragments of P V: two 16×8 blocks make one 16×16 block.
+template <int BC> __device__ __forceinline__ void pack_probabilities(const float s[BC / 8][4], unsigned p[BC / 16][4]) {
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
         p[kk][0] = pack_bf16x2(s[2 * kk][0], s[2 * kk][1]);
@@ -262,6 +273,23 @@ __device__ __forceinline__ void online_softmax(float s[BC / 8][4], float m[2], f
         p[kk][2] = pack_bf16x2(s[2 * kk + 1][0], s[2 * kk + 1][1]);
         p[kk][3] = pack_bf16x2(s[2 * kk + 1][2], s[2 * kk + 1][3]);
     }
+}
+
+// O's rows g and g + 8 times alpha.
+template <int D> __device__ __forceinline__ void rescale_rows(float o[D / 8][4], const float alpha[2]) {
+#pragma unroll
+    for (int n = 0; n < D / 8; ++n) o[n][0] *= alpha[0], o[n][1] *= alpha[0], o[n][2] *= alpha[1], o[n][3] *= alpha[1];
+}
+
+// All three: the online softmax step of rungs 2–6.
+template <int BC, int D>
+__device__ __forceinline__ void online_softmax(float s[BC / 8][4], const TileMask &mask, float m[2], float l[2],
+                                               float o[D / 8][4], unsigned p[BC / 16][4], float scale_log2e,
+                                               int lane) {
+    float alpha[2];
+    softmax_exponentiate<BC>(s, mask, m, l, alpha, scale_log2e, lane);
+    rescale_rows<D>(o, alpha);
+    pack_probabilities<BC>(s, p);
 }
 
 // O (16 × D) += P (16 × BC) · V_tile (BC × D).

@@ -67,10 +67,9 @@ template <class Frag, int D, int BC, int NW> __device__ __forceinline__ void pip
         const bf16_t *k_tile = k_stages + stage * KV_TILE, *v_tile = v_stages + stage * KV_TILE;
         float s[BC / 8][4];
         warp_scores<Frag, D, BC>(s, qf, k_tile, lane);
-        if (tile_needs_mask<BC>(key0, q0, nk, causal, offset))
-            mask_scores<BC>(s, q0 + 16 * warp, key0, nk, causal, offset, lane);
+        const TileMask mask{q0 + 16 * warp, key0, nk, causal, offset, tile_needs_mask<BC>(key0, q0, nk, causal, offset)};
         unsigned p[BC / 16][4];
-        online_softmax<BC, D>(s, m, l, o, p, scale_log2e);
+        online_softmax<BC, D>(s, mask, m, l, o, p, scale_log2e, lane);
         warp_pv<Frag, D, BC>(o, p, v_tile, lane);
         __syncthreads(); // this stage is refilled by the prefetch of iteration j + 1
     }

@@ -59,8 +59,8 @@ template <int D, int BC, int NW> __device__ __forceinline__ void smem_softmax_fo
         __syncthreads();
         float s[BC / 8][4];
         warp_scores<Frag, D, BC>(s, qf, k_tile, lane);
-        if (tile_needs_mask<BC>(key0, q0, nk, causal, offset))
-            mask_scores<BC>(s, q0 + 16 * warp, key0, nk, causal, offset, lane);
+        const TileMask mask{q0 + 16 * warp, key0, nk, causal, offset, tile_needs_mask<BC>(key0, q0, nk, causal, offset)};
+        mask_scores<BC>(s, mask, lane);
         // The round trip: scores out to shared memory in the accumulator layout ...
 #pragma unroll
         for (int j = 0; j < BC / 8; ++j)

@@ -47,10 +47,9 @@ template <int D, int BC, int NW> __device__ __forceinline__ void register_softma
         __syncthreads();
         float s[BC / 8][4];
         warp_scores<Frag, D, BC>(s, qf, k_tile, lane);
-        if (tile_needs_mask<BC>(key0, q0, nk, causal, offset))
-            mask_scores<BC>(s, q0 + 16 * warp, key0, nk, causal, offset, lane);
+        const TileMask mask{q0 + 16 * warp, key0, nk, causal, offset, tile_needs_mask<BC>(key0, q0, nk, causal, offset)};
         unsigned p[BC / 16][4];
-        online_softmax<BC, D>(s, m, l, o, p, scale_log2e);
+        online_softmax<BC, D>(s, mask, m, l, o, p, scale_log2e, lane);
         warp_pv<Frag, D, BC>(o, p, v_tile, lane);
     }
     write_output<D>(o, m, l, out + (size_t)bh * nq * D, lse + (size_t)bh * nq, q0 + 16 * warp, nq, scale_log2e,

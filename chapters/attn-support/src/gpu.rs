@@ -150,12 +150,19 @@ impl Gpu {
     /// A kernel function from `source`, compiled for this device on first use (NVRTC output is
     /// cached per process, loaded modules per `Gpu`).
     pub fn function(&self, source: &KernelSource, name: &str) -> Result<CudaFunction> {
+        self.function_for_arch(source, name, &self.arch())
+    }
+
+    /// [`Gpu::function`] compiled for an explicit NVRTC architecture, e.g. "sm_90a" for kernels
+    /// that use Hopper's architecture-specific instructions (wgmma, setmaxnreg), which plain
+    /// "sm_90" rejects. A file is compiled for one architecture per `Gpu`.
+    pub fn function_for_arch(&self, source: &KernelSource, name: &str, arch: &str) -> Result<CudaFunction> {
         let module = {
             let mut modules = self.modules.lock().expect("module cache poisoned");
             match modules.get(source.file) {
                 Some(m) => m.clone(),
                 None => {
-                    let ptx = compile(source, &self.arch())?;
+                    let ptx = compile(source, arch)?;
                     let m =
                         self.ctx.load_module(ptx).ctx(&format!("loading the module of {}", source.file))?;
                     modules.insert(source.file, m.clone());

@@ -146,7 +146,18 @@ impl LadderKernels {
                 spec.entry, spec.shared_bytes, self.max_shared_bytes
             )));
         }
-        let function = gpu.function(&spec.source, &spec.entry)?;
+        let function = if spec.needs_sm90a {
+            if gpu.compute_capability() != (9, 0) {
+                return Err(Error::InvalidArgument(format!(
+                    "{} uses Hopper-only instructions (sm_90a); this device is {}",
+                    spec.entry,
+                    gpu.arch()
+                )));
+            }
+            gpu.function_for_arch(&spec.source, &spec.entry, "sm_90a")?
+        } else {
+            gpu.function(&spec.source, &spec.entry)?
+        };
         gpu.ctx.bind_to_thread().ctx("binding the context to this thread")?;
         function
             .set_attribute(

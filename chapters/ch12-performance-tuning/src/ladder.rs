@@ -14,6 +14,7 @@ pub const SMEM_SOFTMAX_SOURCE: KernelSource =
 pub const REGISTER_SOFTMAX_SOURCE: KernelSource =
     kernel_source!("ch12_mma_common.cuh", "ch12_rung2_register_softmax.cu");
 pub const PIPELINED_SOURCE: KernelSource = kernel_source!("ch12_mma_common.cuh", "ch12_pipelined.cu");
+pub const WGMMA_SOURCE: KernelSource = kernel_source!("ch12_mma_common.cuh", "ch12_wgmma.cu");
 
 /// The head dims with an entry point in every bf16 kernel file.
 pub const LADDER_HEAD_DIMS: [usize; 2] = [64, 128];
@@ -57,6 +58,20 @@ pub const TUNED_SHAPES: [TileShape; 6] = [
 ];
 // ANCHOR_END: tuned_shapes
 
+// ANCHOR: overlap_shapes
+/// The tile shapes of rung 7 per head dim (BR = 64 rows per warpgroup; each has a
+/// `ch12_wgmma_overlap_d{D}_br{BR}_bc{BC}` entry point in `kernels/ch12_wgmma.cu`).
+pub fn overlap_shapes(d: usize) -> &'static [TileShape] {
+    const D64: [TileShape; 3] = [TileShape::new(128, 64), TileShape::new(128, 128), TileShape::new(192, 128)];
+    const D128: [TileShape; 3] = [TileShape::new(128, 64), TileShape::new(128, 128), TileShape::new(192, 64)];
+    match d {
+        64 => &D64,
+        128 => &D128,
+        _ => &[],
+    }
+}
+// ANCHOR_END: overlap_shapes
+
 /// One rung of the ladder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Rung {
@@ -72,6 +87,11 @@ pub enum Rung {
     LdmatrixSwizzle,
     /// Rung 4's kernel at a tile shape chosen by the autotuner.
     Tuned(TileShape),
+    /// Hopper's warpgroup MMA (wgmma, sm_90a) with operands read from swizzled shared memory.
+    Wgmma,
+    /// Rung 6 with the softmax of one tile overlapped with P V of the previous one, at a tile
+    /// shape of [`overlap_shapes`].
+    WgmmaOverlap(TileShape),
 }
 
 /// How to launch one bf16 rung at one head dim.
@@ -81,12 +101,20 @@ pub struct KernelSpec {
     pub entry: String,
     pub tiles: TileShape,
     pub shared_bytes: usize,
+    /// Compiled for sm_90a (Hopper-only instructions), so it runs on compute capability 9.0 only.
+    pub needs_sm90a: bool,
 }
 
 impl Rung {
-    /// Rungs 0–4 (rung 5 needs a tile shape, see [`TUNED_SHAPES`]).
-    pub const FIXED: [Rung; 5] =
-        [Rung::F32Flash, Rung::SmemSoftmax, Rung::RegisterSoftmax, Rung::CpAsync, Rung::LdmatrixSwizzle];
+    /// Rungs 0–4 (rung 5 needs a tile shape, see [`TUNED_SHAPES`]) and 6.
+    pub const FIXED: [Rung; 6] = [
+        Rung::F32Flash,
+        Rung::SmemSoftmax,
+        Rung::RegisterSoftmax,
+        Rung::CpAsync,
+        Rung::LdmatrixSwizzle,
+        Rung::Wgmma,
+    ];
 
     /// Its number on the ladder.
     pub fn index(&self) -> usize {
@@ -97,6 +125,8 @@ impl Rung {
             Rung::CpAsync => 3,
             Rung::LdmatrixSwizzle => 4,
             Rung::Tuned(_) => 5,
+            Rung::Wgmma => 6,
+            Rung::WgmmaOverlap(_) => 7,
         }
     }
 
@@ -109,6 +139,8 @@ impl Rung {
             Rung::CpAsync => "r3_cp_async".into(),
             Rung::LdmatrixSwizzle => "r4_ldmatrix_swizzle".into(),
             Rung::Tuned(t) => format!("r5_tuned_{t}"),
+            Rung::Wgmma => "r6_wgmma".into(),
+            Rung::WgmmaOverlap(t) => format!("r7_wgmma_overlap_{t}"),
         }
     }
 
@@ -121,6 +153,8 @@ impl Rung {
             Rung::CpAsync => "cp.async double-buffered K/V tiles",
             Rung::LdmatrixSwizzle => "ldmatrix + XOR-swizzled shared memory",
             Rung::Tuned(_) => "tile shape chosen by the autotuner",
+            Rung::Wgmma => "Hopper wgmma: 64×N×16 async MMAs, operands from smem descriptors",
+            Rung::WgmmaOverlap(_) => "softmax of tile j+1 overlapped with P V of tile j",
         }
     }
 
@@ -175,7 +209,27 @@ impl Rung {
                 let entry = format!("ch12_tuned_d{d}_br{}_bc{}", t.block_rows, t.block_keys);
                 (PIPELINED_SOURCE, entry, t, bytes)
             }
+            Rung::Wgmma => {
+                // Two warpgroups of 64 rows; d = 128 halves the key tile to keep S, P and O
+                // (64 + 16 + 64 registers) within the register file.
+                let t = TileShape::new(128, if d == 64 { 128 } else { 64 });
+                let bytes = (t.block_rows + 4 * t.block_keys) * row(false);
+                (WGMMA_SOURCE, format!("ch12_wgmma_d{d}"), t, bytes)
+            }
+            Rung::WgmmaOverlap(t) => {
+                if !overlap_shapes(d).contains(&t) {
+                    return Err(Error::InvalidArgument(format!(
+                        "tile shape {t} is not one of rung 7's shapes at d = {d}: {:?}",
+                        overlap_shapes(d)
+                    )));
+                }
+                // Three K/V stages: tile j + 1 and V_j are read while tile j + 2 arrives.
+                let bytes = (t.block_rows + 6 * t.block_keys) * row(false);
+                let entry = format!("ch12_wgmma_overlap_d{d}_br{}_bc{}", t.block_rows, t.block_keys);
+                (WGMMA_SOURCE, entry, t, bytes)
+            }
         };
-        Ok(KernelSpec { source, entry, tiles, shared_bytes })
+        let needs_sm90a = matches!(self, Rung::Wgmma | Rung::WgmmaOverlap(_));
+        Ok(KernelSpec { source, entry, tiles, shared_bytes, needs_sm90a })
     }
 }

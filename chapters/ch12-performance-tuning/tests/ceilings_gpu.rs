@@ -9,8 +9,18 @@ use ch12_performance_tuning::ceilings::{Blas, CeilingOptions, launch_copy, measu
 use ch12_performance_tuning::graphs::{
     capture, capture_stream, increment_function, launch_increment, time_direct_vs_graph,
 };
+use std::sync::{Mutex, MutexGuard};
 
 /// A (rows × cols) matrix of values uniform in [−1, 1).
+/// One GPU test at a time: a stream capture fails if another thread of the test harness
+/// launches on the legacy default stream meanwhile ("would make the legacy stream depend on a
+/// capturing blocking stream"), so the tests of this file take this lock first.
+static GPU: Mutex<()> = Mutex::new(());
+
+fn lock() -> MutexGuard<'static, ()> {
+    GPU.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 fn random_matrix<T: ch12_performance_tuning::ceilings::GemmElement>(
     rows: usize,
     cols: usize,
@@ -26,6 +36,7 @@ fn reference_product(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
 
 #[test]
 fn gemms_compute_the_row_major_product() {
+    let _serial = lock();
     let Some(gpu) = Gpu::open_or_skip("the cuBLAS GEMM check").unwrap() else { return };
     let blas = Blas::open(&gpu).unwrap();
     // Non-square sizes: a swapped operand or a wrong leading dimension cannot go unnoticed.
@@ -56,6 +67,7 @@ fn gemms_compute_the_row_major_product() {
 
 #[test]
 fn copy_kernel_copies() {
+    let _serial = lock();
     let Some(gpu) = Gpu::open_or_skip("the copy kernel check").unwrap() else { return };
     let values: Vec<f32> = random_values(4096 + 256, 21);
     let src = gpu.stream.clone_htod(&values).unwrap();
@@ -69,6 +81,7 @@ fn copy_kernel_copies() {
 
 #[test]
 fn measured_ceilings_are_plausible() {
+    let _serial = lock();
     let Some(gpu) = Gpu::open_or_skip("the ceiling measurements").unwrap() else { return };
     if under_sanitizer() {
         println!("skipped the ceiling measurements: timings mean nothing under compute-sanitizer");
@@ -89,6 +102,7 @@ fn measured_ceilings_are_plausible() {
 
 #[test]
 fn a_graph_replays_what_direct_launches_do() {
+    let _serial = lock();
     let Some(gpu) = Gpu::open_or_skip("the CUDA graph check").unwrap() else { return };
     let f = increment_function(&gpu).unwrap();
     let stream = capture_stream(&gpu);

@@ -6,7 +6,7 @@ use ch12_performance_tuning::SdpaMask;
 use ch12_performance_tuning::attn_support::ndarray::Array4;
 use ch12_performance_tuning::bf16;
 use ch12_performance_tuning::ch02::sdpa;
-use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES};
+use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick, naive_bf16_attention};
 
 fn masks() -> [SdpaMask; 2] {
@@ -73,15 +73,17 @@ fn naive_bf16_is_close_to_f32_attention() {
 
 #[test]
 fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
-    let mut rungs: Vec<Rung> = Rung::FIXED[1..].to_vec();
-    rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
-    for rung in rungs {
-        for d in LADDER_HEAD_DIMS {
+    for d in LADDER_HEAD_DIMS {
+        let mut rungs: Vec<Rung> = Rung::FIXED[1..].to_vec();
+        rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
+        rungs.extend(overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)));
+        for rung in rungs {
             let spec = rung.spec(d).unwrap();
             let (br, bc) = (spec.tiles.block_rows, spec.tiles.block_keys);
             let entry = match rung {
                 // The tuned entry points come from a macro: TUNED(D, BR, BC).
                 Rung::Tuned(_) => format!("TUNED({d}, {br}, {bc})"),
+                Rung::WgmmaOverlap(_) => format!("WGMMA_OVERLAP({d}, {br}, {bc})"),
                 _ => format!("{}(LADDER_ARGS)", spec.entry),
             };
             assert!(spec.source.code.contains(&entry), "{} lacks {entry}", spec.source.file);
@@ -93,6 +95,7 @@ fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
     assert_eq!((bytes(Rung::RegisterSoftmax, 128), bytes(Rung::RegisterSoftmax, 64)), (52_224, 27_648));
     assert_eq!(bytes(Rung::CpAsync, 128), 87_040);
     assert_eq!((bytes(Rung::LdmatrixSwizzle, 128), bytes(Rung::LdmatrixSwizzle, 64)), (81_920, 40_960));
+    assert_eq!((bytes(Rung::Wgmma, 128), bytes(Rung::Wgmma, 64)), (98_304, 81_920));
     assert!(Rung::CpAsync.spec(96).unwrap_err().to_string().contains("d = 96"));
     assert!(Rung::F32Flash.spec(64).is_err());
 }

@@ -15,9 +15,9 @@ use ch02::bench::{BenchShape, CSV_HEADER, read_bench_shapes};
 use ch03_flash_attention::gpu::FlashKernel;
 use ch12_performance_tuning::bench::{bench_shape, csv_row};
 use ch12_performance_tuning::gpu::{LadderKernels, ladder_attention_gpu};
-use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES};
+use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
-use ch12_performance_tuning::tuning::TileTable;
+use ch12_performance_tuning::tuning::{Family, TileTable};
 use ch12_performance_tuning::{SdpaMask, attn_support, ch02};
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
@@ -77,11 +77,17 @@ fn print_ladder(gpu: Option<(&Gpu, &LadderKernels)>) -> anyhow::Result<()> {
     heading("the ladder");
     let mut rungs: Vec<Rung> = Rung::FIXED.to_vec();
     rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
+    for &t in overlap_shapes(64).iter().chain(overlap_shapes(128)) {
+        if !rungs.contains(&Rung::WgmmaOverlap(t)) {
+            rungs.push(Rung::WgmmaOverlap(t));
+        }
+    }
     for rung in rungs {
         let mut line = format!("{:<24} {:<58}", rung.name(), rung.idea());
         if let (Some((gpu, kernels)), true) = (gpu, rung != Rung::F32Flash) {
             for d in LADDER_HEAD_DIMS {
-                let spec = rung.spec(d)?;
+                // Rung 7's shapes differ per head dim: print those that exist at d.
+                let Ok(spec) = rung.spec(d) else { continue };
                 let (regs, local) = kernels.resources(gpu, rung, d)?;
                 line += &format!("  d{d}: {regs} regs, {local} B spill, {} B smem", spec.shared_bytes);
             }
@@ -110,6 +116,7 @@ fn check(gpu: &Gpu, kernels: &LadderKernels) -> anyhow::Result<()> {
             let yardstick = Bf16Yardstick::new(&inputs, &mask)?;
             let mut rungs: Vec<Rung> = Rung::FIXED[1..].to_vec();
             rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
+            rungs.extend(overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)));
             for rung in rungs {
                 let (out, lse) = ladder_attention_gpu(gpu, kernels, rung, &inputs, &mask)?;
                 let acc = yardstick.judge(&out, &lse)?;
@@ -128,7 +135,8 @@ fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<()> 
     heading("benchmark: every rung at every shape");
     let shapes = read_bench_shapes(&args.bench_shapes)
         .with_context(|| format!("reading {}", args.bench_shapes.display()))?;
-    let table = TileTable::measure(gpu, kernels, &shapes)?;
+    let families = [Family::MmaSync, Family::WgmmaOverlap];
+    let table = TileTable::measure(gpu, kernels, &shapes, &families)?;
     table.save(&args.tile_table)?;
     let f32_kernel = FlashKernel::load(gpu)?;
     let bar = progress_bar(shapes.len(), "ladder benchmark");
@@ -138,10 +146,17 @@ fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<()> 
         if args.skip_f32 {
             rungs.retain(|r| *r != Rung::F32Flash);
         }
-        let tuned = table.pick(&ch12_performance_tuning::bench::dims_of(shape), shape.causal);
-        rungs.push(Rung::Tuned(tuned));
+        let dims = ch12_performance_tuning::bench::dims_of(shape);
+        for family in families {
+            rungs.push(table.pick(family, &dims, shape.causal));
+        }
         for (rung, row) in bench_shape(gpu, kernels, &f32_kernel, *shape, &rungs)? {
-            let name = if matches!(rung, Rung::Tuned(_)) { "r5_tuned".to_string() } else { rung.name() };
+            // The tuned picks get their rung's name without the shape: one row per rung.
+            let name = match rung {
+                Rung::Tuned(_) => "r5_tuned".to_string(),
+                Rung::WgmmaOverlap(_) => "r7_wgmma_overlap".to_string(),
+                _ => rung.name(),
+            };
             bar.println(format!(
                 "{}  {:<22} {:8.3} ms {:7.1} TFLOP/s",
                 describe(shape),
@@ -155,11 +170,23 @@ fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<()> 
     }
     bar.finish();
     // The autotuner's own timings of every candidate, as rows too.
-    for (shape, entry) in shapes.iter().zip(&table.entries) {
-        for (tiles, ms) in &entry.candidates {
+    for entry in &table.entries {
+        let shape = BenchShape {
+            batch: 1,
+            heads: entry.batch_heads,
+            seq: entry.seq,
+            head_dim: entry.head_dim,
+            causal: entry.causal,
+        };
+        let shape = shapes.iter().copied().find(|s| {
+            s.batch * s.heads == entry.batch_heads
+                && (s.seq, s.head_dim, s.causal) == (shape.seq, shape.head_dim, shape.causal)
+        });
+        for (rung, ms) in &entry.candidates {
             let timing = attn_support::timing::Timing::from_samples(vec![*ms]);
-            let row = ch02::bench::GpuBenchRow { shape: *shape, timing };
-            lines.push(csv_row(&Rung::Tuned(*tiles).name(), &row));
+            if let Some(shape) = shape {
+                lines.push(csv_row(&rung.name(), &ch02::bench::GpuBenchRow { shape, timing }));
+            }
         }
     }
     write_lines(&args.csv, CSV_HEADER, lines)?;
