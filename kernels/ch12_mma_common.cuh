@@ -231,6 +231,7 @@ template <int BC> __device__ __forceinline__ void mask_scores(float s[BC / 8][4]
             if (mask.hides(j, e, lane)) s[j][e] = neg_inf();
 }
 
+// ANCHOR: softmax
 // The online softmax of one score tile, in registers. m (raw score units) and l are the running
 // max and sum of the thread's rows g and g + 8; l stays a per-thread partial sum (the four
 // threads of a quad share a row and the same rescaling, so one reduction at the end suffices).
@@ -263,6 +264,7 @@ __device__ __forceinline__ void softmax_exponentiate(float s[BC / 8][4], const T
         l[r] = l[r] * alpha[r] + sum;
     }
 }
+// ANCHOR_END: softmax
 
 // P̃ (f32, accumulator layout) → bf16 A fragments of P V: two 16×8 blocks make one 16×16 block.
 template <int BC> __device__ __forceinline__ void pack_probabilities(const float s[BC / 8][4], unsigned p[BC / 16][4]) {

@@ -31,6 +31,7 @@
 // (2·B·H·⌈Nq/BR⌉·Nk·D·2, about half when causal), lse 4·B·H·Nq.
 // Needs sm_90a (compiled with --gpu-architecture=sm_90a); the host refuses other devices.
 
+// ANCHOR: descriptors
 // The tile layout of the 128-byte swizzle, in elements, for a tile of ROWS rows.
 template <int D, int ROWS> struct Swizzle128Layout {
     static_assert(D % 64 == 0, "128-byte panels hold 64 bf16");
@@ -47,6 +48,7 @@ __device__ __forceinline__ unsigned long long smem_desc(const bf16_t *start, uns
            ((unsigned long long)(sbo_bytes >> 4) << 32) | (1ull << 62);
 }
 
+// ANCHOR_END: descriptors
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
@@ -290,6 +292,7 @@ template <int D, int BC, int NWG> __device__ __forceinline__ void wgmma_overlap_
         softmax_exponentiate<BC>(s, mask, m, l, alpha, scale_log2e, lane);
         pack_probabilities<BC>(s, p);
     }
+    // ANCHOR: overlap_loop
     // Steady state: every iteration has a next tile (the last one is peeled off below, so that
     // no branch separates the MMAs from their waits).
     for (int jt = 0; jt + 1 < tiles; ++jt) {
@@ -314,6 +317,7 @@ template <int D, int BC, int NWG> __device__ __forceinline__ void wgmma_overlap_
         rescale_rows<D>(o, alpha);
         pack_probabilities<BC>(s, p);
     }
+    // ANCHOR_END: overlap_loop
     if (tiles > 0) { // the last tile: P V alone
         issue_pv<D, BC>(o, p, v_stages + ((tiles - 1) % STAGES) * KV);
         wgmma_wait_all();

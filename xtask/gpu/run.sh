@@ -11,7 +11,8 @@
 #   2. every test binary in tests/ with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
 #   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 and ch03 also
 #      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536)
-#   4. PyTorch SDPA on the benchmark shapes of ch02 and ch03 (MATH and EFFICIENT, float32)
+#   4. PyTorch SDPA on the benchmark shapes of ch02–ch04 (MATH and EFFICIENT, float32) and of
+#      ch12 (FLASH, EFFICIENT and CUDNN, bfloat16), then ch12's figures
 #   5. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*--gpu),
 #      with ATTN_SANITIZER=1 so that tests shrink their largest sizes
 #   6. OUTDIR/summary.md (steps table, merged benchmark table) and OUTDIR/results.tar.gz
@@ -44,6 +45,7 @@ STEPS="$OUTDIR/logs/steps.tsv"
 SHAPES="$BUNDLE/baselines/ch02_bench_shapes.txt"
 CH03_SHAPES="$BUNDLE/baselines/ch03_bench_shapes.txt"
 CH04_SHAPES="$BUNDLE/baselines/ch04_grid_shapes.txt"
+CH12_SHAPES="$BUNDLE/baselines/ch12_bench_shapes.txt"
 export ATTN_REQUIRE_GPU=1
 : > "$STEPS"
 FAILED=0
@@ -96,6 +98,12 @@ chapter_args() {
                 echo --bench-gpu --bench-shapes "$CH03_SHAPES" --csv "$OUTDIR/ch03_gpu_bench.csv"
             fi
             echo --memory-sweep
+            ;;
+        ch12)
+            # The ladder: check, autotune + benchmark, ceilings, roofline, CUDA graphs and the CPU
+            # experiment; results (CSV, JSON) to OUTDIR/ch12, figures after the PyTorch step.
+            echo --only ladder,check,bench,ceilings,roofline,graphs,approximate --results "$OUTDIR/ch12" \
+                --bench-shapes "$CH12_SHAPES"
             ;;
         ch04)
             # Every backend on the grid (time, peak memory, the dispatcher's picks).
@@ -158,6 +166,24 @@ else
                 --backend "$backend" --dtype float32 --csv "$OUTDIR/torch_${backend}${suffix}.csv"
         done
     done
+    # Chapter 12: bf16 through FLASH, EFFICIENT and CUDNN, beside the ladder's results; then its
+    # figures, which join the two.
+    if selected ch12 && [[ -f "$CH12_SHAPES" ]]; then
+        mkdir -p "$OUTDIR/ch12"
+        for backend in flash efficient cudnn; do
+            step "torch-$backend-bf16-ch12" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$CH12_SHAPES" \
+                --backend "$backend" --dtype bfloat16 --csv "$OUTDIR/ch12/torch_${backend}_ch12.csv"
+        done
+    fi
+fi
+if selected ch12 && command -v nvcc > /dev/null && command -v cuobjdump > /dev/null; then
+    # Which instructions each ladder kernel compiles to (HMMA / HGMMA / LDSM / ...).
+    mkdir -p "$OUTDIR/ch12"
+    step sass-ch12 bash "$BUNDLE/sass_check.sh" "$PWD" "$OUTDIR/ch12/ch12_sass.md"
+fi
+if selected ch12 && [[ -x "$BUNDLE/bin/ch12" ]]; then
+    mkdir -p "$OUTDIR/figures/ch12"
+    step figures-ch12 "$BUNDLE/bin/ch12" --only figures --results "$OUTDIR/ch12" --out "$OUTDIR/figures/ch12"
 fi
 
 echo "== 5. compute-sanitizer (ATTN_SANITIZER=1)"
@@ -181,12 +207,12 @@ echo "== 6. summary"
 TOTAL=$(awk -v a="$RUN_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 python3 "$BUNDLE/summary.py" "$OUTDIR" "$TOTAL" > "$OUTDIR/summary.md" \
     || { echo "summary.py failed; the steps:"; cat "$STEPS" > "$OUTDIR/summary.md"; FAILED=1; }
-(cd "$OUTDIR" && shopt -s nullglob && extra=(./*.csv ./*.json) \
+(cd "$OUTDIR" && shopt -s nullglob && extra=(./*.csv ./*.json ./ch12) \
     && tar -czf results.tar.gz logs figures summary.md "${extra[@]}")
 if [[ "$PACK_ONLY" == 1 ]]; then
     # The device tool copies back at most 8 files: keep summary.md and the tarball (which holds
     # the CSVs too).
-    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv "$OUTDIR"/*.json
+    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv "$OUTDIR"/*.json "$OUTDIR/ch12"
 fi
 cat "$OUTDIR/summary.md"
 echo "results: $OUTDIR (summary.md, results.tar.gz); total ${TOTAL} s"

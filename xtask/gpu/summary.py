@@ -68,6 +68,28 @@ def bench_table(table, impls):
     return lines
 
 
+LADDER = ["r0_f32_flash", "r4_ldmatrix_swizzle", "r5_tuned", "r6_wgmma", "r7_wgmma_overlap"]
+LADDER_PEERS = ["torch_flash_bf16", "torch_cudnn_bf16", "torch_efficient_bf16"]
+
+
+def ladder_table(table):
+    """Chapter 12: TFLOP/s of the main rungs and of PyTorch's bf16 backends, and rung 7's ratio to
+    FLASH and CUDNN (above 1×: rung 7 is faster)."""
+    head = ["B", "H", "N", "d", "mask"] + LADDER + LADDER_PEERS + ["r7 / FLASH", "r7 / CUDNN"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for shape in sorted(table, key=shape_order):
+        row = table[shape]
+        if "r7_wgmma_overlap" not in row:
+            continue
+        cells = list(shape) + [row.get(i, ("", "-"))[1] or "-" for i in LADDER + LADDER_PEERS]
+        mine = number(row["r7_wgmma_overlap"][0])
+        for peer in ["torch_flash_bf16", "torch_cudnn_bf16"]:
+            theirs = number(row.get(peer, ("",))[0])
+            cells.append(f"{theirs / mine:.2f}×" if theirs and mine else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main():
     outdir, total = Path(sys.argv[1]), sys.argv[2]
     steps = [line.rstrip("\n").split("\t") for line in open(outdir / "logs" / "steps.tsv") if line.strip()]
@@ -86,6 +108,11 @@ def main():
         out += ["", "\"torch_X / kernel\": PyTorch's time over the kernel's (above 1×: the kernel is faster)."]
     else:
         out.append("No benchmark CSVs.")
+    ch12 = outdir / "ch12"
+    if (ch12 / "ch12_ladder.csv").exists():
+        table12, _ = read_rows(ch12)
+        out += ["", "## Chapter 12: the ladder against PyTorch's bf16 backends (TFLOP/s)", ""]
+        out += ladder_table(table12)
     print("\n".join(out))
 
 

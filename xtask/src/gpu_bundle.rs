@@ -1,10 +1,10 @@
 //! `cargo xtask gpu`: everything the GPU machine runs, built here (it has no Rust).
 //!
 //! target/gpu-bundle/
-//!   bin/<chNN>                          chapter binaries, release, debug info stripped
+//!   bin/<chNN>                          chapter binaries, release, symbols stripped
 //!   tests/<crate>--<target>             release test binaries of the chapter crates
 //!   baselines/torch_sdpa.py, *.txt      the PyTorch baseline and the benchmark shapes
-//!   run.sh, summary.py                  what to run there (see the header of xtask/gpu/run.sh)
+//!   run.sh, summary.py, sass_check.sh   what to run there (see the header of xtask/gpu/run.sh)
 //!   MANIFEST.txt                        commit, date, toolchain, files and sizes
 
 use crate::process::{capture, cargo, display, root, stdout_of};
@@ -48,7 +48,7 @@ pub fn build() -> Result<()> {
             std::fs::copy(&path, bundle.join("baselines").join(path.file_name().expect("a file")))?;
         }
     }
-    for file in ["run.sh", "summary.py"] {
+    for file in ["run.sh", "summary.py", "sass_check.sh"] {
         std::fs::copy(xtask.join("gpu").join(file), bundle.join(file))?;
     }
     let size = write_manifest(&bundle)?;
@@ -120,10 +120,11 @@ fn package_name(package_id: &str, manifest: &str) -> String {
 fn copy_stripped(from: &Path, to: &Path, strip: bool) -> Result<()> {
     std::fs::copy(from, to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     if strip {
-        // Debug info is most of a binary's size; the symbols stay so a panic backtrace is readable.
-        let status = Command::new("strip").arg("--strip-debug").arg(to).status()?;
+        // Debug info and symbols are most of a binary's size; panics still print their message
+        // and location (the backtrace loses function names).
+        let status = Command::new("strip").arg("--strip-all").arg(to).status()?;
         if !status.success() {
-            bail!("strip --strip-debug {} failed", to.display());
+            bail!("strip --strip-all {} failed", to.display());
         }
     }
     Ok(())

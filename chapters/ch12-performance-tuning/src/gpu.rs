@@ -8,7 +8,7 @@
 use crate::ladder::{KernelSpec, Rung};
 use crate::precision::Bf16Inputs;
 use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
-use attn_support::cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use attn_support::cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, cdiv, launch_config};
 use attn_support::ndarray::{Array3, Array4};
@@ -16,7 +16,7 @@ use attn_support::{Error, Result};
 use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions};
 use half::bf16;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// The largest Nq or Nk: keeps every `int` index in the kernels far from overflow.
 pub const MAX_SEQ: usize = 1 << 30;
@@ -190,6 +190,18 @@ impl LadderKernels {
 
     /// Launch `rung` on the buffers (asynchronously, on `gpu.stream`).
     pub fn launch(&self, gpu: &Gpu, rung: Rung, buffers: &mut Bf16Buffers) -> Result<()> {
+        self.launch_on(gpu, &gpu.stream, rung, buffers)
+    }
+
+    /// [`LadderKernels::launch`] on another stream of `gpu`'s context, e.g. one being captured
+    /// into a CUDA graph (the function must have been loaded before the capture began).
+    pub fn launch_on(
+        &self,
+        gpu: &Gpu,
+        stream: &Arc<CudaStream>,
+        rung: Rung,
+        buffers: &mut Bf16Buffers,
+    ) -> Result<()> {
         let dims = buffers.dims;
         let (spec, cfg) = Self::launch_config(rung, &dims)?;
         buffers.check_lengths()?;
@@ -197,7 +209,7 @@ impl LadderKernels {
         let (heads, nq, nk) = (dims.heads as i32, dims.nq as i32, dims.nk as i32);
         let causal = buffers.causal as i32;
         let scale_log2e = (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32;
-        let mut builder = gpu.stream.launch_builder(&function);
+        let mut builder = stream.launch_builder(&function);
         builder.arg(&buffers.q).arg(&buffers.k).arg(&buffers.v);
         builder.arg(&mut buffers.out).arg(&mut buffers.lse);
         builder.arg(&heads).arg(&nq).arg(&nk).arg(&causal).arg(&scale_log2e);

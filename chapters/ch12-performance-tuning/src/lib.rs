@@ -16,6 +16,7 @@
 pub mod approximate;
 pub mod bench;
 pub mod ceilings;
+pub mod figures;
 pub mod gpu;
 pub mod graphs;
 pub mod ladder;

@@ -21,6 +21,7 @@
 //! The byte counts of the book's kernels are in [`models`]; [`figure`] draws the chart.
 
 pub mod figure;
+pub mod measure;
 pub mod models;
 
 pub use figure::RooflineFigure;

@@ -182,7 +182,15 @@ impl Figure for RooflineFigure {
             chart.draw_series([EmptyElement::at((x1, peak)) + label]).map_err(plot_err)?;
         }
 
-        // The kernels: a dot per call, coloured by group, its label to the upper right.
+        // The kernels: a dot per call, coloured by group, its label to the upper right — or, for
+        // every second point of a column of points at (nearly) the same intensity, to the left,
+        // so that the ladder's rungs 1–4 (one intensity, close rates) stay readable.
+        let side = |p: &KernelPoint| {
+            let column = self.points.iter().take_while(|q| !std::ptr::eq(*q, p));
+            let rank = column.filter(|q| (q.intensity() / p.intensity()).ln().abs() < 0.05).count();
+            let width = 7 * p.label.chars().count() as i32;
+            if rank % 2 == 0 { (7, -14) } else { (-10 - width, -14) }
+        };
         for (k, group) in self.groups().into_iter().enumerate() {
             let color = SERIES_COLORS[k % SERIES_COLORS.len()];
             let font = ("sans-serif", 12).into_font().color(&color);
@@ -191,7 +199,7 @@ impl Figure for RooflineFigure {
                 .draw_series(members.map(|p| {
                     EmptyElement::at((p.intensity(), p.flops_per_s() / 1e12))
                         + Circle::new((0, 0), 5, color.filled())
-                        + Text::new(p.label.clone(), (7, -14), font.clone())
+                        + Text::new(p.label.clone(), side(p), font.clone())
                 }))
                 .map_err(plot_err)?
                 .label(group)

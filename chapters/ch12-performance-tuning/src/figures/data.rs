@@ -1,0 +1,194 @@
+//! Reading the recorded files of a chapter-12 run: benchmark CSVs (ladder and PyTorch), the
+//! CUDA-graph CSV, the roofline points and ceilings, and the autotuner's candidates.
+
+use crate::ceilings::Ceilings;
+use crate::ladder::{Rung, TileShape};
+use crate::roofline::KernelPoint;
+use crate::tuning::{Family, TileTable, TunedEntry};
+use attn_support::{Error, Result};
+use ch02_scaled_dot_product::bench::BenchShape;
+use ch04_attention_backends::figures::{TimingRow, parse_timing_csv};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One row of a benchmark CSV (chapter 2's columns `impl,batch,heads,seq,head_dim,causal,
+/// median_ms,tflops`), as the `ch12` binary and the PyTorch baseline script write them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchRow {
+    pub impl_name: String,
+    pub batch: usize,
+    pub heads: usize,
+    pub seq: usize,
+    pub head_dim: usize,
+    pub causal: bool,
+    /// `None` for `oom` / `unsupported`.
+    pub median_ms: Option<f64>,
+    /// FLOPs / time with chapter 2's count (4·B·H·N²·d, halved when causal), the count every
+    /// writer of these files uses; `None` where there is no time.
+    pub tflops: Option<f64>,
+}
+
+impl BenchRow {
+    /// The shape of the row, as in the shapes file.
+    pub fn shape(&self) -> BenchShape {
+        BenchShape {
+            batch: self.batch,
+            heads: self.heads,
+            seq: self.seq,
+            head_dim: self.head_dim,
+            causal: self.causal,
+        }
+    }
+}
+
+impl From<TimingRow> for BenchRow {
+    fn from(r: TimingRow) -> BenchRow {
+        let shape =
+            BenchShape { batch: r.batch, heads: r.heads, seq: r.seq, head_dim: r.head_dim, causal: r.causal };
+        BenchRow {
+            tflops: r.median_ms.map(|ms| shape.flops() / (ms * 1e-3) * 1e-12),
+            impl_name: r.impl_name,
+            batch: r.batch,
+            heads: r.heads,
+            seq: r.seq,
+            head_dim: r.head_dim,
+            causal: r.causal,
+            median_ms: r.median_ms,
+        }
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
+}
+
+/// Parse a benchmark CSV (chapter 4's parser: same columns, `oom`/`unsupported` become `None`).
+pub fn parse_bench_csv(text: &str) -> Result<Vec<BenchRow>> {
+    Ok(parse_timing_csv(text)?.into_iter().map(BenchRow::from).collect())
+}
+
+/// Read and parse a benchmark CSV.
+pub fn read_bench_csv(path: &Path) -> Result<Vec<BenchRow>> {
+    parse_bench_csv(&read_text(path)?).map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+}
+
+/// One row of `ch12_graphs.csv`: per-launch time of a kernel at sequence length `seq`,
+/// launched one by one and replayed from a CUDA graph.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GraphRow {
+    pub seq: usize,
+    pub launches: usize,
+    pub direct_us_per_launch: f64,
+    pub graph_us_per_launch: f64,
+}
+
+/// The header of `ch12_graphs.csv`.
+pub const GRAPHS_CSV_HEADER: &str = "seq,launches,direct_us_per_launch,graph_us_per_launch";
+/// The header of `ch12_roofline.csv`.
+pub const ROOFLINE_CSV_HEADER: &str = "label,group,flops,bytes,seconds";
+
+/// The data lines of a CSV whose first non-blank line must be `header`, numbered from 1.
+fn data_lines<'a>(text: &'a str, header: &str, what: &str) -> Result<Vec<(usize, &'a str)>> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    match lines.next() {
+        Some((_, first)) if first.trim() == header => Ok(lines.map(|(i, l)| (i + 1, l.trim())).collect()),
+        other => Err(Error::InvalidArgument(format!(
+            "{what}: expected the header '{header}', got {:?}",
+            other.map(|(_, l)| l)
+        ))),
+    }
+}
+
+fn number<T: std::str::FromStr>(field: &str, what: &str, line: usize) -> Result<T> {
+    field
+        .trim()
+        .parse()
+        .map_err(|_| Error::InvalidArgument(format!("line {line}: {what} '{field}' is not a number")))
+}
+
+/// Parse `ch12_graphs.csv`.
+pub fn parse_graphs_csv(text: &str) -> Result<Vec<GraphRow>> {
+    data_lines(text, GRAPHS_CSV_HEADER, "graphs CSV")?
+        .into_iter()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let [seq, launches, direct, graph] = f[..] else {
+                return Err(Error::InvalidArgument(format!("graphs CSV line {i}: need 4 fields: {line:?}")));
+            };
+            Ok(GraphRow {
+                seq: number(seq, "seq", i)?,
+                launches: number(launches, "launches", i)?,
+                direct_us_per_launch: number(direct, "direct_us_per_launch", i)?,
+                graph_us_per_launch: number(graph, "graph_us_per_launch", i)?,
+            })
+        })
+        .collect()
+}
+
+/// Read `ch12_graphs.csv`.
+pub fn read_graphs_csv(path: &Path) -> Result<Vec<GraphRow>> {
+    parse_graphs_csv(&read_text(path)?)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+}
+
+/// Parse `ch12_roofline.csv` into checked points. The label is everything before the last four
+/// fields, so a label may hold a comma.
+pub fn parse_roofline_csv(text: &str) -> Result<Vec<KernelPoint>> {
+    data_lines(text, ROOFLINE_CSV_HEADER, "roofline CSV")?
+        .into_iter()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.rsplitn(5, ',').collect();
+            let [seconds, bytes, flops, group, label] = f[..] else {
+                return Err(Error::InvalidArgument(format!(
+                    "roofline CSV line {i}: need 5 fields: {line:?}"
+                )));
+            };
+            let (flops, bytes, seconds) =
+                (number(flops, "flops", i)?, number(bytes, "bytes", i)?, number(seconds, "seconds", i)?);
+            KernelPoint::new(label.trim(), group.trim(), flops, bytes, seconds)
+        })
+        .collect()
+}
+
+/// Read `ch12_ceilings.json` (the serde form of [`Ceilings`]).
+pub fn read_ceilings(path: &Path) -> Result<Ceilings> {
+    serde_json::from_str(&read_text(path)?)
+        .map_err(|e| Error::InvalidArgument(format!("{}: not a ceilings file: {e}", path.display())))
+}
+
+/// `r5_tuned_128x64` → rung 5 at 128×64; `r7_wgmma_overlap_192x64` → rung 7 at 192×64; any
+/// other name (including the tuned picks `r5_tuned`, `r7_wgmma_overlap`) → `None`.
+pub fn candidate_rung(impl_name: &str) -> Option<Rung> {
+    let (family, shape): (fn(TileShape) -> Rung, &str) =
+        if let Some(rest) = impl_name.strip_prefix("r5_tuned_") {
+            (Rung::Tuned, rest)
+        } else {
+            (Rung::WgmmaOverlap, impl_name.strip_prefix("r7_wgmma_overlap_")?)
+        };
+    let (rows, keys) = shape.split_once('x')?;
+    Some(family(TileShape::new(rows.parse().ok()?, keys.parse().ok()?)))
+}
+
+/// The autotuner's table rebuilt from the candidate rows of a ladder CSV (the `ch12` binary
+/// writes every candidate's median as a row named by [`Rung::name`]): for files whose JSON
+/// table is missing or in an older format.
+pub fn tile_table_from_rows(rows: &[BenchRow]) -> TileTable {
+    // (family: 0 = mma.sync, 1 = wgmma, B·H, N, d, causal) → candidates, in file order.
+    type Key = (u8, usize, usize, usize, bool);
+    let mut groups: BTreeMap<Key, Vec<(Rung, f64)>> = BTreeMap::new();
+    for r in rows {
+        let (Some(rung), Some(ms)) = (candidate_rung(&r.impl_name), r.median_ms) else { continue };
+        let family = if matches!(rung, Rung::Tuned(_)) { 0 } else { 1 };
+        let key = (family, r.batch * r.heads, r.seq, r.head_dim, r.causal);
+        groups.entry(key).or_default().push((rung, ms));
+    }
+    let entries = groups
+        .into_iter()
+        .filter_map(|((family, batch_heads, seq, head_dim, causal), candidates)| {
+            let best = candidates.iter().min_by(|a, b| a.1.total_cmp(&b.1))?.0;
+            let family = if family == 0 { Family::MmaSync } else { Family::WgmmaOverlap };
+            Some(TunedEntry { family, batch_heads, seq, head_dim, causal, candidates, best })
+        })
+        .collect();
+    TileTable { device: "rebuilt from the benchmark CSV".into(), entries }
+}
