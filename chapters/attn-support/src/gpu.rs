@@ -48,14 +48,30 @@ pub struct KernelSource {
 
 /// `kernel_source!("ch01_naive.cu")` embeds `kernels/ch01_naive.cu` of this repository.
 /// `kernel_source!("common.cuh", "k.cu")` embeds a shared header followed by the kernel file
-/// (NVRTC has no file system to `#include` from); a `#line` directive keeps the compiler's
-/// line numbers those of `k.cu`. It must be called from a crate under `chapters/`.
+/// (NVRTC has no file system to `#include` from), and `kernel_source!("a.cuh", "b.cuh", "k.cu")`
+/// two headers; `#line` directives keep the compiler's line numbers those of each file. It must be called from a crate under `chapters/`.
 #[macro_export]
 macro_rules! kernel_source {
     ($file:literal) => {
         $crate::gpu::KernelSource {
             file: $file,
             code: include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/", $file)),
+        }
+    };
+    ($header:literal, $header2:literal, $file:literal) => {
+        $crate::gpu::KernelSource {
+            file: $file,
+            code: concat!(
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/", $header)),
+                "\n#line 1 \"",
+                $header2,
+                "\"\n",
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/", $header2)),
+                "\n#line 1 \"",
+                $file,
+                "\"\n",
+                include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels/", $file))
+            ),
         }
     };
     ($header:literal, $file:literal) => {

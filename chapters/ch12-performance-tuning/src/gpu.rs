@@ -7,6 +7,7 @@
 
 use crate::ladder::{KernelSpec, Rung};
 use crate::precision::Bf16Inputs;
+use crate::tma::bf16_tile_map;
 use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use attn_support::error::DriverContext;
@@ -182,7 +183,7 @@ impl LadderKernels {
         let spec = rung.spec(dims.head_dim)?;
         let cfg = launch_config(
             (cdiv(dims.nq, spec.tiles.block_rows), dims.batch * dims.heads, 1),
-            spec.tiles.threads(),
+            spec.threads,
             spec.shared_bytes,
         )?;
         Ok((spec, cfg))
@@ -210,10 +211,24 @@ impl LadderKernels {
         let causal = buffers.causal as i32;
         let scale_log2e = (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32;
         let mut builder = stream.launch_builder(&function);
-        builder.arg(&buffers.q).arg(&buffers.k).arg(&buffers.v);
-        builder.arg(&mut buffers.out).arg(&mut buffers.lse);
-        builder.arg(&heads).arg(&nq).arg(&nk).arg(&causal).arg(&scale_log2e);
-        // SAFETY: the argument list matches LADDER_ARGS in ch12_mma_common.cuh; every buffer
+        let maps; // rung 8 reads Q, K and V through TMA tensor maps instead of pointers
+        if let Rung::Tma(t) = rung {
+            let (bh, d) = (dims.batch * dims.heads, dims.head_dim);
+            maps = [
+                bf16_tile_map(stream, &buffers.q, bh, dims.nq, d, t.block_rows)?,
+                bf16_tile_map(stream, &buffers.k, bh, dims.nk, d, t.block_keys)?,
+                bf16_tile_map(stream, &buffers.v, bh, dims.nk, d, t.block_keys)?,
+            ];
+            builder.arg(&maps[0]).arg(&maps[1]).arg(&maps[2]);
+            builder.arg(&mut buffers.out).arg(&mut buffers.lse);
+            builder.arg(&nq).arg(&nk).arg(&causal).arg(&scale_log2e);
+        } else {
+            builder.arg(&buffers.q).arg(&buffers.k).arg(&buffers.v);
+            builder.arg(&mut buffers.out).arg(&mut buffers.lse);
+            builder.arg(&heads).arg(&nq).arg(&nk).arg(&causal).arg(&scale_log2e);
+        }
+        // SAFETY: the argument list matches LADDER_ARGS in ch12_mma_common.cuh (TMA_ARGS in
+        // ch12_tma.cu, whose maps describe exactly these buffers); every buffer
         // length was checked against dims above and the kernels index only within dims.
         unsafe { builder.launch(cfg) }.ctx(&format!("launching {}", spec.entry))?;
         Ok(())

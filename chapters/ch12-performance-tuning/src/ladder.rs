@@ -14,7 +14,10 @@ pub const SMEM_SOFTMAX_SOURCE: KernelSource =
 pub const REGISTER_SOFTMAX_SOURCE: KernelSource =
     kernel_source!("ch12_mma_common.cuh", "ch12_rung2_register_softmax.cu");
 pub const PIPELINED_SOURCE: KernelSource = kernel_source!("ch12_mma_common.cuh", "ch12_pipelined.cu");
-pub const WGMMA_SOURCE: KernelSource = kernel_source!("ch12_mma_common.cuh", "ch12_wgmma.cu");
+pub const WGMMA_SOURCE: KernelSource =
+    kernel_source!("ch12_mma_common.cuh", "ch12_wgmma_common.cuh", "ch12_wgmma.cu");
+pub const TMA_SOURCE: KernelSource =
+    kernel_source!("ch12_mma_common.cuh", "ch12_wgmma_common.cuh", "ch12_tma.cu");
 
 /// The head dims with an entry point in every bf16 kernel file.
 pub const LADDER_HEAD_DIMS: [usize; 2] = [64, 128];
@@ -72,6 +75,21 @@ pub fn overlap_shapes(d: usize) -> &'static [TileShape] {
 }
 // ANCHOR_END: overlap_shapes
 
+/// The tile shapes of rung 8 per head dim (always 128 query rows: two consumer warpgroups;
+/// each has a `ch12_tma_d{D}_bc{BC}` entry point in `kernels/ch12_tma.cu`).
+pub fn tma_shapes(d: usize) -> &'static [TileShape] {
+    const D64: [TileShape; 1] = [TileShape::new(128, 128)];
+    const D128: [TileShape; 2] = [TileShape::new(128, 64), TileShape::new(128, 128)];
+    match d {
+        64 => &D64,
+        128 => &D128,
+        _ => &[],
+    }
+}
+
+/// Threads of rung 8's blocks: a producer warpgroup and two consumer warpgroups.
+pub const TMA_THREADS: usize = 384;
+
 /// One rung of the ladder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Rung {
@@ -92,6 +110,9 @@ pub enum Rung {
     /// Rung 6 with the softmax of one tile overlapped with P V of the previous one, at a tile
     /// shape of [`overlap_shapes`].
     WgmmaOverlap(TileShape),
+    /// Rung 7's loop fed by TMA copies from a producer warpgroup, with per-stage mbarriers
+    /// (warp specialisation), at a tile shape of [`tma_shapes`].
+    Tma(TileShape),
 }
 
 /// How to launch one bf16 rung at one head dim.
@@ -101,6 +122,8 @@ pub struct KernelSpec {
     pub entry: String,
     pub tiles: TileShape,
     pub shared_bytes: usize,
+    /// Threads per block.
+    pub threads: usize,
     /// Compiled for sm_90a (Hopper-only instructions), so it runs on compute capability 9.0 only.
     pub needs_sm90a: bool,
 }
@@ -127,6 +150,7 @@ impl Rung {
             Rung::Tuned(_) => 5,
             Rung::Wgmma => 6,
             Rung::WgmmaOverlap(_) => 7,
+            Rung::Tma(_) => 8,
         }
     }
 
@@ -141,6 +165,7 @@ impl Rung {
             Rung::Tuned(t) => format!("r5_tuned_{t}"),
             Rung::Wgmma => "r6_wgmma".into(),
             Rung::WgmmaOverlap(t) => format!("r7_wgmma_overlap_{t}"),
+            Rung::Tma(t) => format!("r8_tma_{t}"),
         }
     }
 
@@ -155,6 +180,7 @@ impl Rung {
             Rung::Tuned(_) => "tile shape chosen by the autotuner",
             Rung::Wgmma => "Hopper wgmma: 64×N×16 async MMAs, operands from smem descriptors",
             Rung::WgmmaOverlap(_) => "softmax of tile j+1 overlapped with P V of tile j",
+            Rung::Tma(_) => "TMA loads by a producer warpgroup, per-stage mbarriers",
         }
     }
 
@@ -228,8 +254,20 @@ impl Rung {
                 let entry = format!("ch12_wgmma_overlap_d{d}_br{}_bc{}", t.block_rows, t.block_keys);
                 (WGMMA_SOURCE, entry, t, bytes)
             }
+            Rung::Tma(t) => {
+                if !tma_shapes(d).contains(&t) {
+                    return Err(Error::InvalidArgument(format!(
+                        "tile shape {t} is not one of rung 8's shapes at d = {d}: {:?}",
+                        tma_shapes(d)
+                    )));
+                }
+                // Q, three K/V stages, and ten 8-byte mbarriers.
+                let bytes = (t.block_rows + 6 * t.block_keys) * row(false) + 8 * 10;
+                (TMA_SOURCE, format!("ch12_tma_d{d}_bc{}", t.block_keys), t, bytes)
+            }
         };
-        let needs_sm90a = matches!(self, Rung::Wgmma | Rung::WgmmaOverlap(_));
-        Ok(KernelSpec { source, entry, tiles, shared_bytes, needs_sm90a })
+        let needs_sm90a = matches!(self, Rung::Wgmma | Rung::WgmmaOverlap(_) | Rung::Tma(_));
+        let threads = if matches!(self, Rung::Tma(_)) { TMA_THREADS } else { tiles.threads() };
+        Ok(KernelSpec { source, entry, tiles, shared_bytes, threads, needs_sm90a })
     }
 }

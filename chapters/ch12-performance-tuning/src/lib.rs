@@ -22,6 +22,7 @@ pub mod graphs;
 pub mod ladder;
 pub mod precision;
 pub mod roofline;
+pub mod tma;
 pub mod tuning;
 
 pub use attn_support::{self, ndarray, plotters};

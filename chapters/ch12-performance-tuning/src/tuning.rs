@@ -10,7 +10,7 @@
 
 use crate::bench::{device_buffers, repeats_for};
 use crate::gpu::LadderKernels;
-use crate::ladder::{Rung, TUNED_SHAPES, TileShape, overlap_shapes};
+use crate::ladder::{Rung, TUNED_SHAPES, TileShape, overlap_shapes, tma_shapes};
 use attn_support::gpu::Gpu;
 use attn_support::timing::gpu_time;
 use attn_support::{Error, Result};
@@ -26,6 +26,8 @@ pub enum Family {
     MmaSync,
     /// Rung 7's kernel (wgmma with overlapped softmax) at [`overlap_shapes`].
     WgmmaOverlap,
+    /// Rung 8's kernel (TMA, warp specialisation) at [`tma_shapes`].
+    Tma,
 }
 
 impl Family {
@@ -34,6 +36,7 @@ impl Family {
         match self {
             Family::MmaSync => TUNED_SHAPES.map(Rung::Tuned).to_vec(),
             Family::WgmmaOverlap => overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)).collect(),
+            Family::Tma => tma_shapes(d).iter().map(|&t| Rung::Tma(t)).collect(),
         }
     }
 }
@@ -66,6 +69,7 @@ pub fn heuristic(family: Family, dims: &SdpaDims) -> Rung {
     match family {
         Family::MmaSync => Rung::Tuned(TileShape::new(128, 64)),
         Family::WgmmaOverlap => Rung::WgmmaOverlap(TileShape::new(128, 64)),
+        Family::Tma => Rung::Tma(TileShape::new(128, 128)),
     }
     .min_supported(dims.head_dim)
 }
@@ -78,6 +82,7 @@ impl Rung {
         }
         match self {
             Rung::WgmmaOverlap(_) => Family::WgmmaOverlap.candidates(d).first().copied().unwrap_or(self),
+            Rung::Tma(_) => Family::Tma.candidates(d).first().copied().unwrap_or(self),
             _ => self,
         }
     }

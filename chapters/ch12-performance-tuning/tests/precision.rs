@@ -6,7 +6,7 @@ use ch12_performance_tuning::SdpaMask;
 use ch12_performance_tuning::attn_support::ndarray::Array4;
 use ch12_performance_tuning::bf16;
 use ch12_performance_tuning::ch02::sdpa;
-use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes};
+use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick, naive_bf16_attention};
 
 fn masks() -> [SdpaMask; 2] {
@@ -77,6 +77,7 @@ fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
         let mut rungs: Vec<Rung> = Rung::FIXED[1..].to_vec();
         rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
         rungs.extend(overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)));
+        rungs.extend(tma_shapes(d).iter().map(|&t| Rung::Tma(t)));
         for rung in rungs {
             let spec = rung.spec(d).unwrap();
             let (br, bc) = (spec.tiles.block_rows, spec.tiles.block_keys);
@@ -84,6 +85,7 @@ fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
                 // The tuned entry points come from a macro: TUNED(D, BR, BC).
                 Rung::Tuned(_) => format!("TUNED({d}, {br}, {bc})"),
                 Rung::WgmmaOverlap(_) => format!("WGMMA_OVERLAP({d}, {br}, {bc})"),
+                Rung::Tma(_) => format!("TMA_ENTRY({d}, {bc})"),
                 _ => format!("{}(LADDER_ARGS)", spec.entry),
             };
             assert!(spec.source.code.contains(&entry), "{} lacks {entry}", spec.source.file);

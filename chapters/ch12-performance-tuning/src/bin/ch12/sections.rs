@@ -12,7 +12,7 @@ use ch12_performance_tuning::bench::{bench_shape, csv_row, device_buffers, dims_
 use ch12_performance_tuning::ceilings::{CeilingOptions, measure_ceilings};
 use ch12_performance_tuning::gpu::{LadderKernels, ladder_attention_gpu};
 use ch12_performance_tuning::graphs::time_direct_vs_graph;
-use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes};
+use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
 use ch12_performance_tuning::roofline::measure::{POINTS_CSV_HEADER, measure_book_kernels, points_csv};
 use ch12_performance_tuning::tuning::{Family, TileTable};
@@ -27,6 +27,11 @@ fn all_rungs() -> Vec<Rung> {
     for &t in overlap_shapes(64).iter().chain(overlap_shapes(128)) {
         if !rungs.contains(&Rung::WgmmaOverlap(t)) {
             rungs.push(Rung::WgmmaOverlap(t));
+        }
+    }
+    for &t in tma_shapes(64).iter().chain(tma_shapes(128)) {
+        if !rungs.contains(&Rung::Tma(t)) {
+            rungs.push(Rung::Tma(t));
         }
     }
     rungs
@@ -86,7 +91,7 @@ pub fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<
     heading("benchmark: every rung at every shape");
     let shapes = read_bench_shapes(&args.bench_shapes)
         .with_context(|| format!("reading {}", args.bench_shapes.display()))?;
-    let families = [Family::MmaSync, Family::WgmmaOverlap];
+    let families = [Family::MmaSync, Family::WgmmaOverlap, Family::Tma];
     let table = TileTable::measure(gpu, kernels, &shapes, &families)?;
     table.save(&args.results.join("ch12_tile_table.json"))?;
     let f32_kernel = FlashKernel::load(gpu)?;
@@ -104,6 +109,7 @@ pub fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<
             let name = match rung {
                 Rung::Tuned(_) => "r5_tuned".to_string(),
                 Rung::WgmmaOverlap(_) => "r7_wgmma_overlap".to_string(),
+                Rung::Tma(_) => "r8_tma".to_string(),
                 _ => rung.name(),
             };
             println!(
@@ -161,6 +167,7 @@ pub fn roofline(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Resu
     let mut rungs: Vec<Rung> = Rung::FIXED[1..].to_vec();
     rungs.push(Rung::Tuned(TUNED_SHAPES[4]));
     rungs.push(Rung::WgmmaOverlap(overlap_shapes(128)[2]));
+    rungs.push(Rung::Tma(tma_shapes(128)[1]));
     let points = measure_book_kernels(gpu, kernels, &rungs)?;
     for p in &points {
         println!(
