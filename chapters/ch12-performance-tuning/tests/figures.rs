@@ -19,6 +19,7 @@ r5_tuned_64x64,8,16,4096,128,0,6.5,168.0
 r5_tuned_128x64,8,16,4096,128,0,5.0,220.0
 r7_wgmma_overlap_192x64,8,16,4096,128,0,2.9,379.1
 r7_wgmma_overlap_128x128,8,16,4096,128,0,3.0,366.0
+r8_tma,8,16,4096,128,1,2.2,500.0
 ";
 
 const TORCH: &str = "impl,batch,heads,seq,head_dim,causal,median_ms,tflops
@@ -33,7 +34,7 @@ fn close(a: f64, b: f64) -> bool {
 #[test]
 fn bench_csv_parses_times_and_missing_values() {
     let rows = parse_bench_csv(LADDER).unwrap();
-    assert_eq!(rows.len(), 10);
+    assert_eq!(rows.len(), 11);
     let r1 = &rows[1];
     assert_eq!(
         (r1.impl_name.as_str(), r1.batch, r1.heads, r1.seq, r1.head_dim),
