@@ -32,6 +32,13 @@ pub enum Error {
     /// NVRTC rejected a kernel file; `log` is the compiler's own log.
     #[error("NVRTC could not compile {kernel} for {arch}:\n{log}")]
     Compile { kernel: String, arch: String, log: String },
+    /// A cuBLAS call failed.
+    #[error("cuBLAS failed while {context}: {source}")]
+    Cublas {
+        context: String,
+        #[source]
+        source: cudarc::cublas::result::CublasError,
+    },
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,

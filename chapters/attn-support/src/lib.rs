@@ -8,10 +8,12 @@
 //!   a notebook.
 //! - [`data`]: seeded random tensors.
 //! - [`report`]: headings, progress bars and CSV files of the chapter binaries.
+//! - [`blas`]: a cuBLAS handle in full-f32 math, and its errors.
 //!
 //! The chapter crates re-export this crate, `ndarray` and `plotters`, so a notebook that
 //! depends on one chapter crate never declares a second version of them.
 
+pub mod blas;
 pub mod compare;
 pub mod data;
 pub mod error;

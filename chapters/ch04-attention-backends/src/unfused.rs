@@ -18,7 +18,8 @@
 //! 137 GB at B = 8, H = 16, N = 16384, which no device has. [`UnfusedAttention::check`]
 //! refuses shapes whose scores do not fit in free memory, before anything is allocated.
 
-use attn_support::cudarc::cublas::sys::{cublasMath_t, cublasOperation_t};
+use attn_support::blas::{cublas_error, open_cublas};
+use attn_support::cudarc::cublas::sys::cublasOperation_t;
 use attn_support::cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
 use attn_support::cudarc::driver::{CudaFunction, CudaSlice, PushKernelArg};
 use attn_support::error::DriverContext;
@@ -99,22 +100,8 @@ impl UnfusedAttention {
     /// Open cuBLAS (an [`Error::NoGpu`] naming the reason when the library is missing) and
     /// compile the softmax kernel.
     pub fn load(gpu: &Gpu) -> Result<UnfusedAttention> {
-        // SAFETY: only looks for the shared library, calls nothing in it.
-        if !unsafe { attn_support::cudarc::cublas::sys::is_culib_present() } {
-            return Err(Error::NoGpu("cuBLAS (libcublas.so) was not found".into()));
-        }
-        let blas = CudaBlas::new(gpu.stream.clone())
-            .map_err(|e| Error::NoGpu(format!("could not create a cuBLAS handle: {e}")))?;
         // Full-f32 SGEMM: no TF32 tensor cores (see the module docs).
-        // SAFETY: the handle is valid for the lifetime of `blas`.
-        unsafe {
-            attn_support::cudarc::cublas::sys::cublasSetMathMode(
-                *blas.handle(),
-                cublasMath_t::CUBLAS_DEFAULT_MATH,
-            )
-        }
-        .result()
-        .map_err(|e| cublas_error("setting CUBLAS_DEFAULT_MATH", e))?;
+        let blas = open_cublas(gpu)?;
         let softmax = gpu.function(&SOFTMAX_SOURCE, SOFTMAX_KERNEL)?;
         Ok(UnfusedAttention { blas, softmax })
     }
@@ -220,10 +207,6 @@ pub fn pv_config(dims: &SdpaDims) -> StridedBatchedConfig<f32> {
     }
 }
 // ANCHOR_END: gemm_configs
-
-fn cublas_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::InvalidArgument(format!("cuBLAS failed while {what}: {e}"))
-}
 
 /// Every device buffer must hold exactly what `dims` says (chapter 2 checks its own buffers;
 /// the score buffer is this backend's).

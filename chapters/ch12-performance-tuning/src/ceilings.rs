@@ -22,7 +22,8 @@
 //! higher, on zeros. Every timing is the median of `repeats` CUDA-event timings after `warmup`
 //! untimed calls ([`gpu_time`]).
 
-use attn_support::cudarc::cublas::sys::{cublasMath_t, cublasOperation_t};
+use attn_support::blas::{cublas_error, open_cublas};
+use attn_support::cudarc::cublas::sys::cublasOperation_t;
 use attn_support::cudarc::cublas::{CudaBlas, Gemm, GemmConfig};
 use attn_support::cudarc::driver::{CudaSlice, DeviceRepr, PushKernelArg, ValidAsZeroBits};
 use attn_support::error::DriverContext;
@@ -185,21 +186,7 @@ pub struct Blas {
 impl Blas {
     /// Open cuBLAS, or [`Error::NoGpu`] naming the reason when the library is missing.
     pub fn open(gpu: &Gpu) -> Result<Blas> {
-        // SAFETY: only looks for the shared library, calls nothing in it.
-        if !unsafe { attn_support::cudarc::cublas::sys::is_culib_present() } {
-            return Err(Error::NoGpu("cuBLAS (libcublas.so) was not found".into()));
-        }
-        let blas = CudaBlas::new(gpu.stream.clone())
-            .map_err(|e| Error::NoGpu(format!("could not create a cuBLAS handle: {e}")))?;
-        // SAFETY: the handle is valid for the lifetime of `blas`.
-        unsafe {
-            attn_support::cudarc::cublas::sys::cublasSetMathMode(
-                *blas.handle(),
-                cublasMath_t::CUBLAS_DEFAULT_MATH,
-            )
-        }
-        .result()
-        .map_err(|e| cublas_error("setting CUBLAS_DEFAULT_MATH", e))?;
+        let blas = open_cublas(gpu)?;
         Ok(Blas { blas })
     }
 
@@ -300,8 +287,4 @@ pub fn random_values<T: GemmElement>(len: usize, seed: u64) -> Vec<T> {
             T::from_f32(2.0 * unit - 1.0)
         })
         .collect()
-}
-
-fn cublas_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::InvalidArgument(format!("cuBLAS failed while {what}: {e}"))
 }

@@ -7,13 +7,13 @@
 
 use ch12_performance_tuning::SdpaMask;
 use ch12_performance_tuning::attn_support::Result;
-use ch12_performance_tuning::attn_support::gpu::{Gpu, longest_test_len};
+use ch12_performance_tuning::attn_support::gpu::{Gpu, longest_test_len, under_sanitizer};
 use ch12_performance_tuning::ch02::SdpaOptions;
 use ch12_performance_tuning::gpu::{Bf16Buffers, LadderKernels, ladder_attention_gpu};
 use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
 
-/// The bf16 rungs at head dim d: 1–4, 6, and 5 and 7 at every tile shape of the autotuner.
+/// The bf16 rungs at head dim d: 1–4, 6, and 5, 7 and 8 at every tile shape of the autotuner.
 fn bf16_rungs(d: usize) -> Vec<Rung> {
     let mut rungs: Vec<Rung> = Rung::FIXED.into_iter().filter(|r| *r != Rung::F32Flash).collect();
     rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
@@ -65,11 +65,13 @@ fn nq_and_nk_differ_and_rows_that_see_no_key_are_zero() -> Result<()> {
     let Some(gpu) = Gpu::open_or_skip("the chapter 12 ladder test")? else { return Ok(()) };
     let kernels = LadderKernels::new(&gpu)?;
     // Causal with Nq > Nk: the first Nq − Nk queries see no key (zeros, lse −∞); Nq < Nk is
-    // the decode-like case where each query also sees the whole prefix.
+    // the decode-like case where each query also sees the whole prefix. Under racecheck, which
+    // is slow in proportion to the blocks, one head instead of six keeps every case.
+    let (b, h) = if under_sanitizer() { (1, 1) } else { (2, 3) };
     for d in LADDER_HEAD_DIMS {
         for (nq, nk) in [(200, 70), (33, 300), (130, 129)] {
             for causal in [false, true] {
-                check_all_rungs(&gpu, &kernels, (2, 3, nq, nk, d), causal, 7)?;
+                check_all_rungs(&gpu, &kernels, (b, h, nq, nk, d), causal, 7)?;
             }
         }
     }
