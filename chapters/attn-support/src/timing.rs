@@ -4,7 +4,9 @@
 
 use crate::error::{DriverContext, Result};
 use crate::gpu::Gpu;
+use cudarc::driver::CudaStream;
 use cudarc::driver::sys::CUevent_flags;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,8 +36,14 @@ impl Timing {
 }
 
 /// Time `f` (which enqueues GPU work on `gpu.stream`) with CUDA events around each call.
-pub fn gpu_time(
-    gpu: &Gpu,
+pub fn gpu_time(gpu: &Gpu, warmup: usize, repeats: usize, f: impl FnMut() -> Result<()>) -> Result<Timing> {
+    stream_time(&gpu.stream, warmup, repeats, f)
+}
+
+/// [`gpu_time`] on any stream: the events are recorded on `stream` itself, so that they
+/// bracket exactly the work `f` enqueues there (e.g. a stream that replays a CUDA graph).
+pub fn stream_time(
+    stream: &Arc<CudaStream>,
     warmup: usize,
     repeats: usize,
     mut f: impl FnMut() -> Result<()>,
@@ -43,14 +51,15 @@ pub fn gpu_time(
     for _ in 0..warmup {
         f()?;
     }
+    let ctx = stream.context();
     let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
-    let start = gpu.ctx.new_event(flags).ctx("creating a timing event")?;
-    let end = gpu.ctx.new_event(flags).ctx("creating a timing event")?;
+    let start = ctx.new_event(flags).ctx("creating a timing event")?;
+    let end = ctx.new_event(flags).ctx("creating a timing event")?;
     let mut samples = Vec::with_capacity(repeats.max(1));
     for _ in 0..repeats.max(1) {
-        start.record(&gpu.stream).ctx("recording the start event")?;
+        start.record(stream).ctx("recording the start event")?;
         f()?;
-        end.record(&gpu.stream).ctx("recording the end event")?;
+        end.record(stream).ctx("recording the end event")?;
         samples.push(start.elapsed_ms(&end).ctx("reading the elapsed time")? as f64);
     }
     Ok(Timing::from_samples(samples))

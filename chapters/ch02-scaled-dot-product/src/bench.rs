@@ -122,6 +122,18 @@ pub struct BenchShape {
 }
 
 impl BenchShape {
+    /// The sizes of this shape as an attention call: Nq = Nk = seq, dv = d.
+    pub fn dims(&self) -> SdpaDims {
+        SdpaDims {
+            batch: self.batch,
+            heads: self.heads,
+            nq: self.seq,
+            nk: self.seq,
+            head_dim: self.head_dim,
+            v_dim: self.head_dim,
+        }
+    }
+
     /// 4·B·H·N²·d, halved when causal (the convention of the FlashAttention benchmarks).
     pub fn flops(&self) -> f64 {
         let full = 4.0 * (self.batch * self.heads) as f64 * (self.seq as f64).powi(2) * self.head_dim as f64;
@@ -227,6 +239,8 @@ mod tests {
         assert!(shapes[1].causal && shapes[1].batch == 8);
         assert_eq!(shapes[0].flops(), 4.0 * 8.0 * 512.0 * 512.0 * 64.0);
         assert_eq!(shapes[1].flops(), 4.0 * 128.0 * 1024.0 * 1024.0 * 64.0 / 2.0);
+        let d = shapes[1].dims();
+        assert_eq!((d.batch, d.heads, d.nq, d.nk, d.head_dim, d.v_dim), (8, 16, 1024, 1024, 64, 64));
         let e = parse_bench_shapes("1 8 512 64\n").unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("5 fields"), "{e}");
         assert!(parse_bench_shapes("1 8 512 64 2\n").is_err());

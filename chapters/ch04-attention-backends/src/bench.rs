@@ -17,9 +17,9 @@ use attn_support::cudarc::driver::CudaSlice;
 use attn_support::gpu::Gpu;
 use attn_support::timing::{Timing, gpu_time};
 use attn_support::{Error, Result};
+use ch02_scaled_dot_product::SdpaMask;
 use ch02_scaled_dot_product::bench::BenchShape;
 use ch02_scaled_dot_product::gpu::{SdpaBuffers, SdpaKernel};
-use ch02_scaled_dot_product::{SdpaDims, SdpaMask};
 use ch03_flash_attention::bench::{MemoryProbe, random_buffers};
 use ch03_flash_attention::gpu::FlashKernel;
 
@@ -125,19 +125,7 @@ impl GridPoint {
             Outcome::Timed { peak_bytes, .. } => peak_bytes.to_string(),
             _ => String::new(),
         };
-        format!("{},{peak},{}", self.prefix(), score_bytes(&dims_of(&self.shape)))
-    }
-}
-
-/// The square (N × N) dims of a grid shape.
-pub fn dims_of(shape: &BenchShape) -> SdpaDims {
-    SdpaDims {
-        batch: shape.batch,
-        heads: shape.heads,
-        nq: shape.seq,
-        nk: shape.seq,
-        head_dim: shape.head_dim,
-        v_dim: shape.head_dim,
+        format!("{},{peak},{}", self.prefix(), score_bytes(&self.shape.dims()))
     }
 }
 
@@ -157,7 +145,7 @@ pub fn bench_point(
     repeats: usize,
     budget_ms: f64,
 ) -> Result<GridPoint> {
-    let dims = dims_of(&shape);
+    let dims = shape.dims();
     let point = |outcome| GridPoint { shape, backend, outcome };
     let supported = match backend {
         Backend::Fused => backends.fused.launch_config(&dims).map(|_| ()),
@@ -216,7 +204,7 @@ pub fn warm_up(gpu: &Gpu, backends: &GpuBackends) -> Result<()> {
 pub fn table_from_points(device: &str, points: &[GridPoint]) -> AutotuneTable {
     let mut table = AutotuneTable::new(device);
     for p in points {
-        table.record(ShapeKey::new(&dims_of(&p.shape), p.shape.causal), p.backend, p.median_ms());
+        table.record(ShapeKey::new(&p.shape.dims(), p.shape.causal), p.backend, p.median_ms());
     }
     table
 }
@@ -274,7 +262,7 @@ pub fn dispatch_rows(gpu: &Gpu, table: &AutotuneTable, points: &[GridPoint]) -> 
     shapes
         .into_iter()
         .map(|shape| {
-            let dims = dims_of(&shape);
+            let dims = shape.dims();
             let mask = SdpaMask { causal: shape.causal, key_padding: None };
             let best = table.get(&ShapeKey::new(&dims, shape.causal)).and_then(|e| e.fastest());
             let heuristic = heuristic(&dims, device).ok().map(|b| (b, measured(&shape, b)));
@@ -328,7 +316,7 @@ mod tests {
         };
         let points = [timed(Backend::Unfused, 0.3), timed(Backend::Fused, 0.1), timed(Backend::Flash, 0.2)];
         let table = table_from_points("test", &points);
-        let entry = table.get(&ShapeKey::new(&dims_of(&shape), false)).unwrap();
+        let entry = table.get(&ShapeKey::new(&shape.dims(), false)).unwrap();
         assert_eq!(entry.fastest(), Some((Backend::Fused, 0.1)));
     }
 }

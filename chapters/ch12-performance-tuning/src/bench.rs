@@ -11,9 +11,9 @@ use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, KernelSource, launch_config};
 use attn_support::timing::{Timing, gpu_time};
 use attn_support::{Result, kernel_source};
+use ch02_scaled_dot_product::SdpaOptions;
 use ch02_scaled_dot_product::bench::{BenchShape, GpuBenchRow};
 use ch02_scaled_dot_product::gpu::SdpaBuffers;
-use ch02_scaled_dot_product::{SdpaDims, SdpaOptions};
 use ch03_flash_attention::gpu::FlashKernel;
 use half::bf16;
 
@@ -46,7 +46,7 @@ pub fn device_bf16_to_f32(gpu: &Gpu, src: &CudaSlice<bf16>) -> Result<CudaSlice<
 
 /// Device buffers for a benchmark shape, Q, K, V filled on the device (seeds 1, 2, 3).
 pub fn device_buffers(gpu: &Gpu, shape: &BenchShape) -> Result<Bf16Buffers> {
-    let dims = dims_of(shape);
+    let dims = shape.dims();
     let n = shape.batch * shape.heads * shape.seq * shape.head_dim;
     Ok(Bf16Buffers {
         dims,
@@ -58,18 +58,6 @@ pub fn device_buffers(gpu: &Gpu, shape: &BenchShape) -> Result<Bf16Buffers> {
         out: gpu.zeros(n)?,
         lse: gpu.zeros(n / shape.head_dim)?,
     })
-}
-
-/// The sizes of a benchmark shape (Nq = Nk = seq, dv = d).
-pub fn dims_of(shape: &BenchShape) -> SdpaDims {
-    SdpaDims {
-        batch: shape.batch,
-        heads: shape.heads,
-        nq: shape.seq,
-        nk: shape.seq,
-        head_dim: shape.head_dim,
-        v_dim: shape.head_dim,
-    }
 }
 
 /// Chapter 2's f32 buffers holding the same values as `bf16` (for rung 0).

@@ -31,11 +31,11 @@
 //!   default stream, as in this book), or each launch would wait on events recorded outside
 //!   the capture, which capture forbids.
 
-use attn_support::cudarc::driver::sys::{CUevent_flags, CUgraphInstantiate_flags, CUstreamCaptureMode};
+use attn_support::cudarc::driver::sys::{CUgraphInstantiate_flags, CUstreamCaptureMode};
 use attn_support::cudarc::driver::{CudaFunction, CudaGraph, CudaSlice, CudaStream, PushKernelArg};
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, cdiv, launch_config};
-use attn_support::timing::Timing;
+use attn_support::timing::{Timing, stream_time};
 use attn_support::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -72,31 +72,6 @@ pub fn capture(
         (Ok(()), Ok(None)) => Err(Error::InvalidArgument("the capture recorded no work".into())),
         (Ok(()), Ok(Some(graph))) => Ok(graph),
     }
-}
-
-/// Time `f` (which enqueues work on `stream`) with CUDA events recorded on `stream` itself:
-/// [`attn_support::timing::gpu_time`] for a stream other than `gpu.stream`.
-pub fn stream_time(
-    stream: &Arc<CudaStream>,
-    warmup: usize,
-    repeats: usize,
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<Timing> {
-    for _ in 0..warmup {
-        f()?;
-    }
-    let ctx = stream.context();
-    let flags = Some(CUevent_flags::CU_EVENT_DEFAULT);
-    let start = ctx.new_event(flags).ctx("creating a timing event")?;
-    let end = ctx.new_event(flags).ctx("creating a timing event")?;
-    let mut samples = Vec::with_capacity(repeats.max(1));
-    for _ in 0..repeats.max(1) {
-        start.record(stream).ctx("recording the start event")?;
-        f()?;
-        end.record(stream).ctx("recording the end event")?;
-        samples.push(start.elapsed_ms(&end).ctx("reading the elapsed time")? as f64);
-    }
-    Ok(Timing::from_samples(samples))
 }
 
 /// Time per launch of the same kernel launched directly and replayed from a graph.

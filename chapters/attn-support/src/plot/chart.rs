@@ -48,8 +48,9 @@ impl Scale {
         }
     }
 
-    /// How many labels to ask plotters for on a range `lo..hi` in plotted coordinates.
-    fn label_count(self, lo: f64, hi: f64) -> usize {
+    /// How many labels to ask plotters for on a range `lo..hi` in plotted coordinates (public
+    /// for figures that draw their own log axes, e.g. a roofline).
+    pub fn label_count(self, lo: f64, hi: f64) -> usize {
         match self {
             // One per power of two; past 12 plotters steps by 2 or 5 powers, still integers.
             Scale::Log2 => ((hi.floor() - lo.ceil()) as usize + 1).clamp(2, 12),
@@ -63,8 +64,8 @@ impl Scale {
         }
     }
 
-    /// Tick label of plotted coordinate `v`.
-    fn label(self, v: f64) -> String {
+    /// Tick label of plotted coordinate `v` (on a log₁₀ axis only 1, 2 and 5 × 10ᵏ).
+    pub fn label(self, v: f64) -> String {
         match self {
             Scale::Log2 if (v - v.round()).abs() < 1e-6 => format_number(v.round().exp2()),
             Scale::Log2 => String::new(),

@@ -6,7 +6,7 @@
 
 use super::{KernelPoint, Roof, ridge_point};
 use crate::ceilings::Ceilings;
-use attn_support::plot::{Figure, SERIES_COLORS, ensure_font, format_number, plot_err};
+use attn_support::plot::{Figure, SERIES_COLORS, Scale, ensure_font, plot_err};
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::prelude::*;
 use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -102,21 +102,6 @@ fn span(values: impl Iterator<Item = f64>) -> (f64, f64) {
     values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
-/// How many labels to ask plotters for on a log axis `lo..hi`, and the label of a value:
-/// only 1, 2 and 5 × 10ᵏ are labelled (the rule of `attn_support::plot::Chart`).
-fn log_label_count(lo: f64, hi: f64) -> usize {
-    if hi / lo < 100.0 { 40 } else { ((hi / lo).log10().floor() as usize + 1).clamp(4, 12) }
-}
-
-fn log_label(v: f64) -> String {
-    if v <= 0.0 {
-        return String::new();
-    }
-    let mantissa = v / 10f64.powf(v.log10().floor());
-    let shown = [1.0, 2.0, 5.0, 10.0].iter().any(|m| (mantissa - m).abs() < 1e-6 * m);
-    if shown { format_number(v) } else { String::new() }
-}
-
 impl Figure for RooflineFigure {
     fn size(&self) -> (u32, u32) {
         self.size
@@ -136,10 +121,10 @@ impl Figure for RooflineFigure {
             .configure_mesh()
             .x_desc("arithmetic intensity (FLOP/byte)")
             .y_desc("TFLOP/s")
-            .x_labels(log_label_count(x0, x1))
-            .y_labels(log_label_count(y0, y1))
-            .x_label_formatter(&|v| log_label(*v))
-            .y_label_formatter(&|v| log_label(*v))
+            .x_labels(Scale::Log10.label_count(x0, x1))
+            .y_labels(Scale::Log10.label_count(y0, y1))
+            .x_label_formatter(&|v| Scale::Log10.label(*v))
+            .y_label_formatter(&|v| Scale::Log10.label(*v))
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 17))
             .light_line_style(RGBColor(238, 238, 238))

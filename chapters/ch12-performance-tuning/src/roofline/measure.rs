@@ -12,7 +12,7 @@ use super::models::{
     attention_flops, ch01_naive_bytes, ch01_naive_flops, ch01_three_kernels_bytes, ch02_sdpa_bytes,
     ch03_flash_bytes, ch04_unfused_bytes, flash_bytes,
 };
-use crate::bench::{device_buffers, dims_of, f32_copy};
+use crate::bench::{device_buffers, f32_copy};
 use crate::gpu::LadderKernels;
 use crate::ladder::Rung;
 use attn_support::Result;
@@ -68,7 +68,7 @@ pub fn measure_book_kernels(gpu: &Gpu, kernels: &LadderKernels, rungs: &[Rung]) 
     let mut f32_buffers = f32_copy(gpu, &b16)?;
     let sdpa = SdpaKernel::load(gpu)?;
     let t = gpu_time(gpu, WARMUP, REPEATS, || sdpa.launch(gpu, &mut f32_buffers))?;
-    let dims2 = dims_of(&shape2);
+    let dims2 = shape2.dims();
     points.push(KernelPoint::new(
         "ch02 sdpa",
         "ch01–04 (f32)",
@@ -80,7 +80,7 @@ pub fn measure_book_kernels(gpu: &Gpu, kernels: &LadderKernels, rungs: &[Rung]) 
 
     // Chapters 3 and 4: B = 8, H = 16, f32.
     let shape34 = BenchShape { batch: 8, heads: 16, seq: 4096, head_dim: 64, causal: false };
-    let dims34 = dims_of(&shape34);
+    let dims34 = shape34.dims();
     let b16 = device_buffers(gpu, &shape34)?;
     let mut f32_buffers = f32_copy(gpu, &b16)?;
     drop(b16);
@@ -99,7 +99,7 @@ pub fn measure_book_kernels(gpu: &Gpu, kernels: &LadderKernels, rungs: &[Rung]) 
 
     // The ladder: bf16, d = 128.
     let shape12 = BenchShape { batch: 8, heads: 16, seq: 4096, head_dim: 128, causal: false };
-    let dims12 = dims_of(&shape12);
+    let dims12 = shape12.dims();
     let mut buffers = device_buffers(gpu, &shape12)?;
     for &rung in rungs {
         let spec = rung.spec(128)?;

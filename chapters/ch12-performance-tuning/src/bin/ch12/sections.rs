@@ -8,7 +8,7 @@ use ch12_performance_tuning::approximate::{ApproxConfig, approx_experiment, appr
 use ch12_performance_tuning::attn_support::gpu::Gpu;
 use ch12_performance_tuning::attn_support::plot::save;
 use ch12_performance_tuning::attn_support::report::{heading, progress_bar, write_lines};
-use ch12_performance_tuning::bench::{bench_shape, csv_row, device_buffers, dims_of};
+use ch12_performance_tuning::bench::{bench_shape, csv_row, device_buffers};
 use ch12_performance_tuning::ceilings::{CeilingOptions, measure_ceilings};
 use ch12_performance_tuning::gpu::{LadderKernels, ladder_attention_gpu};
 use ch12_performance_tuning::graphs::time_direct_vs_graph;
@@ -102,7 +102,7 @@ pub fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<
         if args.skip_f32 {
             rungs.retain(|r| *r != Rung::F32Flash);
         }
-        let dims = dims_of(shape);
+        let dims = shape.dims();
         rungs.extend(families.map(|family| table.pick(family, &dims, shape.causal)));
         for (rung, row) in bench_shape(gpu, kernels, &f32_kernel, *shape, &rungs)? {
             // The tuned picks get their rung's name without the shape: one row per rung.
