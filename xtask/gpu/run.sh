@@ -13,12 +13,14 @@
 #      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536)
 #   4. PyTorch SDPA on the benchmark shapes of ch02–ch04 (MATH and EFFICIENT, float32) and of
 #      ch12 (FLASH, EFFICIENT and CUDNN, bfloat16), then ch12's figures
-#   5. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*--gpu),
+#   5. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*gpu: the
+#      `gpu` targets and ch12's `ceilings_gpu` and `streams_gpu`), one step per test function,
 #      with ATTN_SANITIZER=1 so that tests shrink their largest sizes
 #   6. OUTDIR/summary.md (steps table, merged benchmark table) and OUTDIR/results.tar.gz
 # Environment:
 #   ATTN_STEP_TIMEOUT  seconds one step may take before it is stopped and failed (default 240)
 #   ATTN_SANITIZE=0    skip step 5
+#   ATTN_SANITIZE=only run steps 1 and 5 only (the sanitizers take most of a run's time)
 #   ATTN_CHAPTERS="ch03 ch04"  run only these chapters' tests, binaries, baselines and sanitizer
 #                      checks (attn-support's tests always run); default: every chapter
 #   ATTN_PACK_ONLY=1   keep only summary.md and results.tar.gz at OUTDIR's top, deleting
@@ -100,9 +102,9 @@ chapter_args() {
             echo --memory-sweep
             ;;
         ch12)
-            # The ladder: check, autotune + benchmark, ceilings, roofline, CUDA graphs and the CPU
-            # experiment; results (CSV, JSON) to OUTDIR/ch12, figures after the PyTorch step.
-            echo --only ladder,check,bench,ceilings,roofline,graphs,approximate --results "$OUTDIR/ch12" \
+            # The ladder: check, autotune + benchmark, ceilings, roofline, CUDA graphs, streams and
+            # the CPU experiment; results (CSV, JSON) to OUTDIR/ch12, figures after the PyTorch step.
+            echo --only ladder,check,bench,ceilings,roofline,graphs,streams,approximate --results "$OUTDIR/ch12" \
                 --bench-shapes "$CH12_SHAPES"
             ;;
         ch04)
@@ -131,14 +133,19 @@ echo "== 1. device"
 } 2>&1 | tee "$OUTDIR/logs/device-info.txt"
 step device nvidia-smi -L
 
+# steps_2_to_4: false under ATTN_SANITIZE=only.
+steps_2_to_4() { [[ "${ATTN_SANITIZE:-1}" != only ]]; }
+
 echo "== 2. tests (ATTN_REQUIRE_GPU=1)"
 for t in "$BUNDLE"/tests/*; do
+    steps_2_to_4 || break
     selected "$(basename "$t")" || continue
     step "test-$(basename "$t")" "$t"
 done
 
 echo "== 3. chapter binaries"
 for b in "$BUNDLE"/bin/*; do
+    steps_2_to_4 || break
     name="$(basename "$b")"
     selected "$name" || continue
     out_args=()
@@ -152,7 +159,9 @@ for b in "$BUNDLE"/bin/*; do
 done
 
 echo "== 4. PyTorch baselines"
-if ! python3 -c 'import torch' 2>/dev/null; then
+if ! steps_2_to_4; then
+    skip torch "ATTN_SANITIZE=only"
+elif ! python3 -c 'import torch' 2>/dev/null; then
     skip torch "python3 cannot import torch"
 else
     # Each chapter's shapes through MATH and EFFICIENT (float32); a shape that does not fit is
@@ -176,12 +185,12 @@ else
         done
     fi
 fi
-if selected ch12 && command -v nvcc > /dev/null && command -v cuobjdump > /dev/null; then
+if steps_2_to_4 && selected ch12 && command -v nvcc > /dev/null && command -v cuobjdump > /dev/null; then
     # Which instructions each ladder kernel compiles to (HMMA / HGMMA / LDSM / ...).
     mkdir -p "$OUTDIR/ch12"
     step sass-ch12 bash "$BUNDLE/sass_check.sh" "$PWD" "$OUTDIR/ch12/ch12_sass.md"
 fi
-if selected ch12 && [[ -x "$BUNDLE/bin/ch12" ]]; then
+if steps_2_to_4 && selected ch12 && [[ -x "$BUNDLE/bin/ch12" ]]; then
     mkdir -p "$OUTDIR/figures/ch12"
     step figures-ch12 "$BUNDLE/bin/ch12" --only figures --results "$OUTDIR/ch12" --out "$OUTDIR/figures/ch12"
 fi
@@ -193,12 +202,17 @@ if [[ "${ATTN_SANITIZE:-1}" == 0 ]]; then
 elif [[ ! -x "$SANITIZER" ]]; then
     step sanitizer-missing false
 else
-    for t in "$BUNDLE"/tests/*--gpu; do
-        [[ -e "$t" ]] || { skip sanitizer "no GPU test binaries (tests/*--gpu)"; break; }
+    for t in "$BUNDLE"/tests/*gpu; do
+        [[ -e "$t" ]] || { skip sanitizer "no GPU test binaries (tests/*gpu)"; break; }
         selected "$(basename "$t")" || continue
+        # One step per test function, so that a slow one (racecheck costs in proportion to the
+        # blocks launched) gets its own time limit and the others still report.
+        mapfile -t names < <("$t" --list --format terse 2>/dev/null | sed -n 's/: test$//p')
         for tool in memcheck racecheck; do
-            step "$tool-$(basename "$t")" env ATTN_SANITIZER=1 "$SANITIZER" --tool "$tool" \
-                --error-exitcode 1 "$t" --test-threads=1
+            for name in "${names[@]}"; do
+                step "$tool-$(basename "$t")-$name" env ATTN_SANITIZER=1 "$SANITIZER" --tool "$tool" \
+                    --error-exitcode 1 "$t" --exact "$name" --test-threads=1
+            done
         done
     done
 fi

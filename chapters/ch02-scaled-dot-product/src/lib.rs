@@ -10,11 +10,13 @@
 //! - [`gpu`]: one CUDA kernel (a block per query row, warp-shuffle and shared-memory
 //!   reductions) and its host side;
 //! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs;
-//! - [`mod@bench`]: the CPU and GPU benchmarks the `ch02` binary runs.
+//! - [`mod@bench`]: the CPU and GPU benchmarks the `ch02` binary runs, and [`check`]: the
+//!   binaries' case-by-case GPU-against-CPU check.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32.
 
 pub mod bench;
+pub mod check;
 pub mod experiments;
 pub mod figures;
 pub mod gpu;

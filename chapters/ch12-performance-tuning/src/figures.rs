@@ -4,6 +4,7 @@
 //!   ([`LadderFigure`]);
 //! - `ch12_tflops_vs_n`: the best rungs against PyTorch as N grows ([`tflops_vs_n_panels`]);
 //! - `ch12_graphs`: per-launch time with and without CUDA graphs ([`graphs_figure`]);
+//! - `ch12_streams`: independent calls on k streams against one stream ([`streams_figure`]);
 //! - `ch12_roofline`: every kernel of the book under the measured ceilings
 //!   ([`roofline_from_csv`]);
 //! - `ch12_autotune`: each tile shape's speed relative to the autotuner's pick
@@ -22,12 +23,12 @@ pub use bars::{LADDER_IMPLS, LadderFigure, LadderPanel, TORCH_IMPLS, tflops_at};
 pub use ch04_attention_backends::figures::PanelGrid;
 pub use charts::{
     SWEEP_BATCH_HEADS, SWEEP_IMPLS, SweepFigure, autotune_figure, graphs_figure, roofline_from_csv,
-    tflops_vs_n_figure, tflops_vs_n_panels,
+    streams_figure, tflops_vs_n_figure, tflops_vs_n_panels,
 };
 pub use data::{
-    BenchRow, GRAPHS_CSV_HEADER, GraphRow, ROOFLINE_CSV_HEADER, candidate_rung, parse_bench_csv,
-    parse_graphs_csv, parse_roofline_csv, read_bench_csv, read_ceilings, read_graphs_csv,
-    tile_table_from_rows,
+    BenchRow, GRAPHS_CSV_HEADER, GraphRow, ROOFLINE_CSV_HEADER, STREAMS_CSV_HEADER, StreamRow,
+    candidate_rung, parse_bench_csv, parse_graphs_csv, parse_roofline_csv, parse_streams_csv, read_bench_csv,
+    read_ceilings, read_graphs_csv, read_streams_csv, tile_table_from_rows,
 };
 pub use legend::{LegendEntry, Swatch};
 
@@ -102,6 +103,12 @@ pub fn draw_all(results_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
         written.extend(save(&graphs_figure(&read_graphs_csv(&graphs)?), out_dir, "ch12_graphs")?);
     } else {
         skip("ch12_graphs", "no ch12_graphs.csv");
+    }
+    let streams = results_dir.join("ch12_streams.csv");
+    if streams.is_file() {
+        written.extend(save(&streams_figure(&read_streams_csv(&streams)?), out_dir, "ch12_streams")?);
+    } else {
+        skip("ch12_streams", "no ch12_streams.csv");
     }
 
     let (points, ceilings) = (results_dir.join("ch12_roofline.csv"), results_dir.join("ch12_ceilings.json"));

@@ -9,7 +9,8 @@
 //!   error and speed against exact attention.
 //! - [`ceilings`] and [`roofline`]: the hardware level — the H100's measured copy bandwidth
 //!   and bf16 GEMM rate, and every kernel of the book placed under them.
-//! - [`graphs`]: the system level — CUDA graphs against per-launch overhead.
+//! - [`graphs`] and [`streams`]: the system level — CUDA graphs against per-launch overhead,
+//!   and independent small calls run concurrently on several streams.
 //!
 //! Masks, shapes and the f64 reference come from chapter 2; the f32 rung is chapter 3's kernel.
 
@@ -22,6 +23,7 @@ pub mod graphs;
 pub mod ladder;
 pub mod precision;
 pub mod roofline;
+pub mod streams;
 pub mod tma;
 pub mod tuning;
 

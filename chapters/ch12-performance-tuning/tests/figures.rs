@@ -67,6 +67,25 @@ fn other_files_parse_and_bad_lines_are_errors() {
     );
     assert!(parse_graphs_csv("seq,launches\n").is_err());
 
+    let header = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms";
+    let streams =
+        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11\n")).unwrap();
+    assert_eq!(
+        streams,
+        [StreamRow {
+            entry: "ch12_tma_d128_bc128".into(),
+            heads: 2,
+            seq: 2048,
+            blocks: 32,
+            calls: 8,
+            streams: 4,
+            serial_ms: 0.40,
+            concurrent_ms: 0.11,
+        }]
+    );
+    assert!(parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40\n")).is_err());
+    assert!(parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,two,2048,32,8,4,0.40,0.1\n")).is_err());
+
     let points =
         parse_roofline_csv("label,group,flops,bytes,seconds\nch03 flash, f32,f32,4e9,1e8,2e-3\n").unwrap();
     assert_eq!((points[0].label.as_str(), points[0].group.as_str()), ("ch03 flash, f32", "f32"));
@@ -133,6 +152,24 @@ fn every_figure_renders_from_small_data() {
         GraphRow { seq: 128, launches: 100, direct_us_per_launch: 3.9, graph_us_per_launch: 1.2 },
     ];
     assert!(png_bytes(&graphs_figure(&graphs)).is_ok());
+
+    let stream_row = |heads: usize, streams: usize, concurrent_ms: f64| StreamRow {
+        entry: "e".into(),
+        heads,
+        seq: 2048,
+        blocks: 16 * heads,
+        calls: 8,
+        streams,
+        serial_ms: 0.8,
+        concurrent_ms,
+    };
+    let stream_rows =
+        [stream_row(1, 2, 0.4), stream_row(1, 1, 0.8), stream_row(16, 1, 0.8), stream_row(16, 2, 0.75)];
+    let chart = streams_figure(&stream_rows);
+    // One line per call size, points sorted by k, y = serial / concurrent.
+    assert_eq!(chart.lines.len(), 2);
+    assert_eq!(chart.lines[0].points, [(1.0, 1.0), (2.0, 2.0)]);
+    assert!(png_bytes(&chart).is_ok());
 
     let table = tile_table_from_rows(&rows);
     let autotune = autotune_figure(&table).unwrap();

@@ -10,8 +10,9 @@ use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::{Panels, save};
 use attn_support::report::{heading, progress_bar, write_lines};
-use attn_support::{compare, data::randn, ndarray::s};
+use attn_support::{data::randn, ndarray::s};
 use ch02_scaled_dot_product::bench::{CSV_HEADER, bench_cpu, bench_gpu_shape, read_bench_shapes};
+use ch02_scaled_dot_product::check::{CheckCase, check_cases};
 use ch02_scaled_dot_product::experiments::{
     Transform, complexity_experiment, overflow_experiment, scaling_experiment,
 };
@@ -142,37 +143,24 @@ fn check_gpu() -> anyhow::Result<()> {
     let Some(gpu) = Gpu::open_or_skip("the ch02 GPU check")? else { return Ok(()) };
     println!("device: {} ({})", gpu.name(), gpu.arch());
     let padded = |lengths: &[usize], nk| SdpaMask::padding_from_lengths(lengths, nk);
-    // (batch, heads, Nq, Nk, d, dv, mask)
     let cases = [
-        (1, 1, 1, 1, 1, 1, SdpaMask::none()),
-        (2, 3, 97, 97, 64, 64, SdpaMask::causal()),
-        (2, 4, 128, 300, 32, 48, SdpaMask::none().with_key_padding(padded(&[300, 150], 300))),
-        (2, 2, 200, 100, 16, 16, SdpaMask::causal().with_key_padding(padded(&[100, 0], 100))),
-        (1, 2, 1000, 1000, 128, 128, SdpaMask::causal().with_key_padding(padded(&[999], 1000))),
-        (1, 1, 513, 513, 256, 256, SdpaMask::none()),
-        (1, 1, 64, 20000, 64, 64, SdpaMask::causal()),
+        CheckCase::new(1, 1, 1, 1, 1, SdpaMask::none()),
+        CheckCase::new(2, 3, 97, 97, 64, SdpaMask::causal()),
+        CheckCase::new(2, 4, 128, 300, 32, SdpaMask::none().with_key_padding(padded(&[300, 150], 300)))
+            .with_v_dim(48),
+        CheckCase::new(2, 2, 200, 100, 16, SdpaMask::causal().with_key_padding(padded(&[100, 0], 100))),
+        CheckCase::new(1, 2, 1000, 1000, 128, SdpaMask::causal().with_key_padding(padded(&[999], 1000))),
+        CheckCase::new(1, 1, 513, 513, 256, SdpaMask::none()),
+        CheckCase::new(1, 1, 64, 20000, 64, SdpaMask::causal()),
     ];
-    let mut worst = 0.0f64;
-    for (i, (b, h, nq, nk, d, dv, mask)) in cases.into_iter().enumerate() {
-        let seed = 100 * i as u64;
-        let (q, k, v) =
-            (randn((b, h, nq, d), seed), randn((b, h, nk, d), seed + 1), randn((b, h, nk, dv), seed + 2));
-        let opts = SdpaOptions::default();
-        let (cpu_out, cpu_lse) = sdpa_with_lse(q.view(), k.view(), v.view(), &mask)?;
-        let (gpu_out, gpu_lse) = sdpa_gpu_with_options(&gpu, q.view(), k.view(), v.view(), &mask, &opts)?;
-        let (c_out, c_lse) = (compare(&gpu_out, &cpu_out)?, compare(&gpu_lse, &cpu_lse)?);
-        let ok = c_out.within(1e-5) && c_lse.within(1e-5);
-        worst = worst.max(c_out.rel_err).max(c_lse.rel_err);
-        println!(
-            "  B={b} H={h} Nq={nq:<5} Nk={nk:<5} d={d:<3} dv={dv:<3} causal={} padding={}: out {c_out}; lse {c_lse} {}",
-            mask.causal as u8,
-            mask.key_padding.is_some() as u8,
-            if ok { "ok" } else { "FAILED" }
-        );
-        if !ok {
-            bail!("GPU and CPU disagree beyond 1e-5 at case {i}");
-        }
+    let outcome = check_cases(&cases, 1e-5, |q, k, v, mask| {
+        let gpu_result = sdpa_gpu_with_options(&gpu, q, k, v, mask, &SdpaOptions::default())?;
+        Ok((gpu_result, sdpa_with_lse(q, k, v, mask)?))
+    })?;
+    if let Some(i) = outcome.failed {
+        bail!("GPU and CPU disagree beyond 1e-5 at case {i}");
     }
+    let worst = outcome.worst_rel_err;
     println!("all cases within 1e-5 (worst relative error {worst:.2e})");
     Ok(())
 }

@@ -14,6 +14,7 @@ use attn_support::report::{heading, progress_bar, write_lines};
 use attn_support::{compare, data::randn};
 use ch02::{SdpaDims, SdpaOptions};
 use ch02_scaled_dot_product::bench::{CSV_HEADER, read_bench_shapes};
+use ch02_scaled_dot_product::check::{CheckCase, check_cases};
 use ch02_scaled_dot_product::gpu::SdpaKernel;
 use ch03_flash_attention::bench::{
     IMPL_NAME, SweepKernel, bench_gpu_shape, csv_line, long_run, score_bytes, time_memory_point, warm_up,
@@ -163,37 +164,24 @@ fn check_gpu() -> anyhow::Result<()> {
         println!("  ch03_flash_forward_d{d}: {regs} registers per thread, {local} bytes of local memory");
     }
     let padded = |lengths: &[usize], nk| SdpaMask::padding_from_lengths(lengths, nk);
-    // (batch, heads, Nq, Nk, d, mask)
     let cases = [
-        (1, 1, 1, 1, 32, SdpaMask::none()),
-        (2, 3, 97, 97, 64, SdpaMask::causal()),
-        (2, 4, 128, 300, 32, SdpaMask::none().with_key_padding(padded(&[300, 150], 300))),
-        (2, 2, 200, 100, 64, SdpaMask::causal().with_key_padding(padded(&[100, 0], 100))),
-        (1, 2, 1000, 1000, 128, SdpaMask::causal().with_key_padding(padded(&[999], 1000))),
-        (1, 1, 64, 20000, 64, SdpaMask::causal()),
+        CheckCase::new(1, 1, 1, 1, 32, SdpaMask::none()),
+        CheckCase::new(2, 3, 97, 97, 64, SdpaMask::causal()),
+        CheckCase::new(2, 4, 128, 300, 32, SdpaMask::none().with_key_padding(padded(&[300, 150], 300))),
+        CheckCase::new(2, 2, 200, 100, 64, SdpaMask::causal().with_key_padding(padded(&[100, 0], 100))),
+        CheckCase::new(1, 2, 1000, 1000, 128, SdpaMask::causal().with_key_padding(padded(&[999], 1000))),
+        CheckCase::new(1, 1, 64, 20000, 64, SdpaMask::causal()),
     ];
-    let mut worst = 0.0f64;
-    for (i, (b, h, nq, nk, d, mask)) in cases.into_iter().enumerate() {
-        let seed = 100 * i as u64;
-        let (q, k, v) =
-            (randn((b, h, nq, d), seed), randn((b, h, nk, d), seed + 1), randn((b, h, nk, d), seed + 2));
-        let opts = SdpaOptions::default();
-        let tiles = FlashTiles::for_head_dim(d)?.tile_sizes();
-        let (cpu_out, cpu_lse) = flash_attention_cpu(q.view(), k.view(), v.view(), &mask, tiles, &opts)?;
-        let (gpu_out, gpu_lse) = flash_attention_gpu(&gpu, q.view(), k.view(), v.view(), &mask, &opts)?;
-        let (c_out, c_lse) = (compare(&gpu_out, &cpu_out)?, compare(&gpu_lse, &cpu_lse)?);
-        let ok = c_out.within(1e-5) && c_lse.within(1e-5);
-        worst = worst.max(c_out.rel_err).max(c_lse.rel_err);
-        println!(
-            "  B={b} H={h} Nq={nq:<5} Nk={nk:<5} d={d:<3} causal={} padding={}: out {c_out}; lse {c_lse} {}",
-            mask.causal as u8,
-            mask.key_padding.is_some() as u8,
-            if ok { "ok" } else { "FAILED" }
-        );
-        if !ok {
-            bail!("GPU and CPU disagree beyond 1e-5 at case {i}");
-        }
+    let opts = SdpaOptions::default();
+    let outcome = check_cases(&cases, 1e-5, |q, k, v, mask| {
+        let tiles = FlashTiles::for_head_dim(q.shape()[3])?.tile_sizes();
+        let gpu_result = flash_attention_gpu(&gpu, q, k, v, mask, &opts)?;
+        Ok((gpu_result, flash_attention_cpu(q, k, v, mask, tiles, &opts)?))
+    })?;
+    if let Some(i) = outcome.failed {
+        bail!("GPU and CPU disagree beyond 1e-5 at case {i}");
     }
+    let worst = outcome.worst_rel_err;
     println!("all cases within 1e-5 (worst relative error {worst:.2e}; f32 FFMA, no TF32)");
     Ok(())
 }

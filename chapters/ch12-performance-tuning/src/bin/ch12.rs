@@ -1,13 +1,13 @@
 //! `ch12`: the optimisation ladder. Prints the rungs and their compiled resources, checks every
 //! rung against the f64 reference under the 2× rule, autotunes the tile shapes, benchmarks every
 //! rung, measures the machine's ceilings, places every kernel of the book on the roofline, times
-//! CUDA graphs against direct launches, runs the approximate-attention experiment on the CPU,
-//! and draws the figures. GPU sections are skipped without a GPU (an error with
+//! CUDA graphs against direct launches and one stream against several, runs the
+//! approximate-attention experiment on the CPU, and draws the figures. GPU sections are skipped without a GPU (an error with
 //! ATTN_REQUIRE_GPU=1).
 //!
 //! ```text
 //! cargo run --release --bin ch12                                  # ladder, check, approximate
-//! cargo run --release --bin ch12 -- --only bench,ceilings,roofline,graphs,figures
+//! cargo run --release --bin ch12 -- --only bench,ceilings,roofline,graphs,streams,figures
 //! cargo run --release --bin ch12 -- --only figures --results docs/src/results/h100-2026-11-25-ch12
 //! ```
 
@@ -49,6 +49,7 @@ pub enum Section {
     Ceilings,
     Roofline,
     Graphs,
+    Streams,
     Approximate,
     Figures,
 }
@@ -60,8 +61,14 @@ fn main() -> anyhow::Result<()> {
     } else {
         args.only.clone()
     };
-    let gpu_sections =
-        [Section::Check, Section::Bench, Section::Ceilings, Section::Roofline, Section::Graphs];
+    let gpu_sections = [
+        Section::Check,
+        Section::Bench,
+        Section::Ceilings,
+        Section::Roofline,
+        Section::Graphs,
+        Section::Streams,
+    ];
     let gpu = if sections.iter().any(|s| gpu_sections.contains(s) || *s == Section::Ladder) {
         Gpu::open_or_skip("the chapter 12 GPU sections")?
     } else {
@@ -85,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             (Section::Ceilings, Some((g, _))) => sections::ceilings(g, &args)?,
             (Section::Roofline, Some((g, k))) => sections::roofline(g, k, &args)?,
             (Section::Graphs, Some((g, k))) => sections::graphs(g, k, &args)?,
+            (Section::Streams, Some((g, k))) => sections::streams(g, k, &args)?,
             (s, None) => println!("skipped {s:?}: no GPU"),
         }
     }

@@ -3,7 +3,7 @@
 //! candidates.
 
 use super::bars::TORCH_IMPLS;
-use super::data::{BenchRow, GraphRow, parse_roofline_csv};
+use super::data::{BenchRow, GraphRow, StreamRow, parse_roofline_csv};
 use super::legend::{LegendEntry, ROW_HEIGHT, Swatch, draw_legend_rows};
 use crate::ceilings::Ceilings;
 use crate::ladder::{Rung, TileShape};
@@ -142,6 +142,40 @@ pub fn graphs_figure(rows: &[GraphRow]) -> Chart {
         x_scale: Scale::Log2,
         y_range: Some((0.0, top * 1.3)),
         ..Chart::new(format!("CUDA graphs: time per kernel, {count}"), "sequence length N", "µs per launch")
+    }
+}
+
+/// Speed-up of independent calls spread over k streams against the same calls on one stream,
+/// one line per call size (blocks per call), against k (log₂).
+pub fn streams_figure(rows: &[StreamRow]) -> Chart {
+    let sizes: BTreeSet<(usize, usize)> = rows.iter().map(|r| (r.blocks, r.heads)).collect();
+    let lines = sizes
+        .iter()
+        .map(|&(blocks, heads)| {
+            let mut points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.blocks == blocks && r.heads == heads)
+                .map(|r| (r.streams as f64, r.serial_ms / r.concurrent_ms))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Line::solid(format!("H={heads}: {blocks} blocks per call"), points)
+        })
+        .collect();
+    let top = rows.iter().map(|r| r.serial_ms / r.concurrent_ms).fold(1.0, f64::max);
+    let calls: BTreeSet<usize> = rows.iter().map(|r| r.calls).collect();
+    let count = match calls.iter().collect::<Vec<_>>()[..] {
+        [one] => format!("{one} independent calls"),
+        _ => "independent calls".into(),
+    };
+    Chart {
+        lines,
+        x_scale: Scale::Log2,
+        y_range: Some((0.0, top * 1.15)),
+        ..Chart::new(
+            format!("Streams: {count}, one stream vs k streams"),
+            "streams k",
+            "speed-up over one stream",
+        )
     }
 }
 

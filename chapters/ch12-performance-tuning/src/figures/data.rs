@@ -84,6 +84,52 @@ pub struct GraphRow {
 
 /// The header of `ch12_graphs.csv`.
 pub const GRAPHS_CSV_HEADER: &str = "seq,launches,direct_us_per_launch,graph_us_per_launch";
+/// The header of `ch12_streams.csv`.
+pub const STREAMS_CSV_HEADER: &str = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms";
+
+/// One row of `ch12_streams.csv`: `calls` independent launches of `entry`, each of `blocks`
+/// blocks, on one stream and spread over `streams` streams.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamRow {
+    pub entry: String,
+    pub heads: usize,
+    pub seq: usize,
+    pub blocks: usize,
+    pub calls: usize,
+    pub streams: usize,
+    pub serial_ms: f64,
+    pub concurrent_ms: f64,
+}
+
+/// Parse `ch12_streams.csv`.
+pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
+    data_lines(text, STREAMS_CSV_HEADER, "streams CSV")?
+        .into_iter()
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let [entry, heads, seq, blocks, calls, streams, serial, concurrent] = f[..] else {
+                return Err(Error::InvalidArgument(format!("streams CSV line {i}: need 8 fields: {line:?}")));
+            };
+            Ok(StreamRow {
+                entry: entry.trim().to_string(),
+                heads: number(heads, "heads", i)?,
+                seq: number(seq, "seq", i)?,
+                blocks: number(blocks, "blocks", i)?,
+                calls: number(calls, "calls", i)?,
+                streams: number(streams, "streams", i)?,
+                serial_ms: number(serial, "serial_ms", i)?,
+                concurrent_ms: number(concurrent, "concurrent_ms", i)?,
+            })
+        })
+        .collect()
+}
+
+/// Read `ch12_streams.csv`.
+pub fn read_streams_csv(path: &Path) -> Result<Vec<StreamRow>> {
+    parse_streams_csv(&read_text(path)?)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+}
+
 /// The header of `ch12_roofline.csv`.
 pub const ROOFLINE_CSV_HEADER: &str = "label,group,flops,bytes,seconds";
 

@@ -15,6 +15,7 @@ use ch12_performance_tuning::graphs::time_direct_vs_graph;
 use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
 use ch12_performance_tuning::roofline::measure::{POINTS_CSV_HEADER, measure_book_kernels, points_csv};
+use ch12_performance_tuning::streams::StreamSet;
 use ch12_performance_tuning::tuning::{Family, TileTable};
 use ch12_performance_tuning::{SdpaMask, attn_support, ch02, figures};
 
@@ -210,6 +211,49 @@ pub fn graphs(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result
         "seq,launches,direct_us_per_launch,graph_us_per_launch",
         lines,
     )?;
+    Ok(())
+}
+
+/// Eight independent rung-8 calls (B=1, N=2048, d=128) of growing head count, on one stream and
+/// spread over 1–8 streams, as `ch12_streams.csv`. Runs last among the GPU sections: it turns
+/// cudarc's event tracking off for the rest of the process.
+pub fn streams(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<()> {
+    const CALLS: usize = 8;
+    heading("streams: 8 independent rung-8 calls (B=1, N=2048, d=128), one stream vs k streams");
+    // SAFETY: from here on every buffer is used on one stream at a time: filled on gpu.stream,
+    // which is synchronised before any other stream reads it, then read and written only by
+    // StreamSet launches ordered by its fork/join events; each is dropped after the origin
+    // stream is synchronised (time_serial_vs_concurrent ends with that synchronisation).
+    unsafe { gpu.ctx.disable_event_tracking() };
+    let rung = Rung::Tma(tma_shapes(128)[tma_shapes(128).len() - 1]);
+    let sets: Vec<StreamSet> =
+        [1, 2, 4, 8].into_iter().map(|k| StreamSet::new(gpu, k)).collect::<Result<_, _>>()?;
+    let mut lines = Vec::new();
+    for heads in [1, 2, 4, 8, 16, 32] {
+        let shape = BenchShape { batch: 1, heads, seq: 2048, head_dim: 128, causal: false };
+        let mut calls: Vec<_> = (0..CALLS).map(|_| device_buffers(gpu, &shape)).collect::<Result<_, _>>()?;
+        kernels.launch(gpu, rung, &mut calls[0])?; // load the function before timing
+        gpu.synchronize()?;
+        let (spec, cfg) = LadderKernels::launch_config(rung, &shape.dims())?;
+        let blocks = (cfg.grid_dim.0 * cfg.grid_dim.1) as usize;
+        for set in &sets {
+            let t = set.time_serial_vs_concurrent(CALLS, 3, 15, |call, stream| {
+                kernels.launch_on(gpu, stream, rung, &mut calls[call])
+            })?;
+            println!(
+                "H={heads:<3} {blocks:>4} blocks/call  {} streams: one stream {:7.3} ms, spread {:7.3} ms ({:.2}×)",
+                t.streams,
+                t.serial_ms,
+                t.concurrent_ms,
+                t.speedup()
+            );
+            lines.push(format!(
+                "{},{heads},{},{blocks},{CALLS},{},{:.4},{:.4}",
+                spec.entry, shape.seq, t.streams, t.serial_ms, t.concurrent_ms
+            ));
+        }
+    }
+    write_lines(&args.results.join("ch12_streams.csv"), figures::STREAMS_CSV_HEADER, lines)?;
     Ok(())
 }
 
