@@ -21,6 +21,8 @@
 #   ATTN_STEP_TIMEOUT  seconds one step may take before it is stopped and failed (default 240)
 #   ATTN_SANITIZE=0    skip step 5
 #   ATTN_SANITIZE=only run steps 1 and 5 only (the sanitizers take most of a run's time)
+#   ATTN_SANITIZE_JOBS=N  run up to N sanitizer steps at once (default 1; each is a process of
+#                      its own on the same GPU, so that the slow racecheck steps overlap)
 #   ATTN_CHAPTERS="ch03 ch04"  run only these chapters' tests, binaries, baselines and sanitizer
 #                      checks (attn-support's tests always run); default: every chapter
 #   ATTN_PACK_ONLY=1   keep only summary.md and results.tar.gz at OUTDIR's top, deleting
@@ -210,11 +212,15 @@ else
         mapfile -t names < <("$t" --list --format terse 2>/dev/null | sed -n 's/: test$//p')
         for tool in memcheck racecheck; do
             for name in "${names[@]}"; do
+                while (( $(jobs -rp | wc -l) >= ${ATTN_SANITIZE_JOBS:-1} )); do wait -n; done
                 step "$tool-$(basename "$t")-$name" env ATTN_SANITIZER=1 "$SANITIZER" --tool "$tool" \
-                    --error-exitcode 1 "$t" --exact "$name" --test-threads=1
+                    --error-exitcode 1 "$t" --exact "$name" --test-threads=1 &
             done
         done
     done
+    wait
+    # Steps run in the background set FAILED in their own subshell: read it back from the record.
+    grep -q "$(printf '\t')FAIL" "$STEPS" && FAILED=1
 fi
 
 echo "== 6. summary"

@@ -35,6 +35,7 @@ use attn_support::gpu::Gpu;
 use attn_support::timing::{Timing, stream_time};
 use attn_support::{Error, Result};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// An origin stream and `k` worker streams, with the events that fork the workers off the
 /// origin and join them back.
@@ -53,6 +54,9 @@ pub struct StreamTiming {
     pub streams: usize,
     pub serial_ms: f64,
     pub concurrent_ms: f64,
+    /// Median wall-clock time the CPU spent enqueueing the spread calls (launches, events),
+    /// in ms: the GPU cannot finish sooner than the CPU hands it the work.
+    pub enqueue_ms: f64,
 }
 
 impl StreamTiming {
@@ -139,9 +143,20 @@ impl StreamSet {
         }
         let origin = &self.origin;
         let serial = stream_time(origin, warmup, repeats, || (0..calls).try_for_each(|c| launch(c, origin)))?;
-        let concurrent = stream_time(origin, warmup, repeats, || self.fork_join(calls, &mut launch))?;
+        let mut enqueue = Vec::with_capacity(repeats.max(1) + warmup);
+        let concurrent = stream_time(origin, warmup, repeats, || {
+            let start = Instant::now();
+            let enqueued = self.fork_join(calls, &mut launch);
+            enqueue.push(start.elapsed().as_secs_f64() * 1e3);
+            enqueued
+        })?;
         origin.synchronize().ctx("synchronising the origin stream")?;
-        let ms = |t: Timing| t.median_ms;
-        Ok(StreamTiming { calls, streams: self.len(), serial_ms: ms(serial), concurrent_ms: ms(concurrent) })
+        Ok(StreamTiming {
+            calls,
+            streams: self.len(),
+            serial_ms: serial.median_ms,
+            concurrent_ms: concurrent.median_ms,
+            enqueue_ms: Timing::from_samples(enqueue.split_off(warmup.min(enqueue.len()))).median_ms,
+        })
     }
 }

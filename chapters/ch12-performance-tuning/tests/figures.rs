@@ -67,9 +67,9 @@ fn other_files_parse_and_bad_lines_are_errors() {
     );
     assert!(parse_graphs_csv("seq,launches\n").is_err());
 
-    let header = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms";
+    let header = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms,enqueue_ms";
     let streams =
-        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11\n")).unwrap();
+        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11,0.05\n")).unwrap();
     assert_eq!(
         streams,
         [StreamRow {
@@ -81,10 +81,13 @@ fn other_files_parse_and_bad_lines_are_errors() {
             streams: 4,
             serial_ms: 0.40,
             concurrent_ms: 0.11,
+            enqueue_ms: 0.05,
         }]
     );
-    assert!(parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40\n")).is_err());
-    assert!(parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,two,2048,32,8,4,0.40,0.1\n")).is_err());
+    assert!(parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11\n")).is_err());
+    assert!(
+        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,two,2048,32,8,4,0.40,0.1,0.05\n")).is_err()
+    );
 
     let points =
         parse_roofline_csv("label,group,flops,bytes,seconds\nch03 flash, f32,f32,4e9,1e8,2e-3\n").unwrap();
@@ -162,6 +165,7 @@ fn every_figure_renders_from_small_data() {
         streams,
         serial_ms: 0.8,
         concurrent_ms,
+        enqueue_ms: 0.1,
     };
     let stream_rows =
         [stream_row(1, 2, 0.4), stream_row(1, 1, 0.8), stream_row(16, 1, 0.8), stream_row(16, 2, 0.75)];

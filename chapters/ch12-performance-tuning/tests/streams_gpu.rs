@@ -14,11 +14,18 @@ use ch12_performance_tuning::streams::StreamSet;
 
 const CALLS: usize = 6;
 
-/// `CALLS` calls with different inputs and lengths (none a multiple of a tile), uploaded.
+/// (Nq, Nk) of call `i`: none a multiple of a tile; Nq > Nk from call 2 on, so that under the
+/// causal mask the first Nq − Nk rows see no key.
+fn lengths(i: usize) -> (usize, usize) {
+    (97 + 61 * i, 130 + 37 * i)
+}
+
+/// `CALLS` calls with different inputs and lengths, uploaded.
 fn upload_calls(gpu: &Gpu, mask: &SdpaMask) -> Vec<Bf16Buffers> {
     (0..CALLS)
         .map(|i| {
-            let inputs = Bf16Inputs::random(1, 2, 97 + 61 * i, 130 + 37 * i, 128, 40 + i as u64);
+            let (nq, nk) = lengths(i);
+            let inputs = Bf16Inputs::random(1, 2, nq, nk, 128, 40 + i as u64);
             Bf16Buffers::upload(gpu, &inputs, mask, &SdpaOptions::default()).unwrap()
         })
         .collect()
@@ -55,9 +62,19 @@ fn calls_on_several_streams_match_calls_on_one() {
             set.origin().synchronize().unwrap();
             for (call, (a, b)) in serial.iter().zip(&spread).enumerate() {
                 let ((out_a, lse_a), (out_b, lse_b)) = (a.download(&gpu).unwrap(), b.download(&gpu).unwrap());
-                // Same kernel, same inputs: bit-identical, and not the zeros the outputs began as.
-                assert!(out_a == out_b && lse_a == lse_b, "{rung:?} call {call}: streams changed the result");
-                assert!(lse_b.iter().all(|x| x.is_finite()), "{rung:?} call {call}: lse not written");
+                let case = format!("{rung:?} causal={} call {call}", mask.causal);
+                // Same kernel, same inputs: bit-identical, and not the zeros the lse began as:
+                // −∞ exactly on the rows that see no key, finite elsewhere.
+                assert!(out_a == out_b && lse_a == lse_b, "{case}: streams changed the result");
+                let (nq, nk) = lengths(call);
+                let blind_rows = if mask.causal { nq.saturating_sub(nk) } else { 0 };
+                for (row, &x) in lse_b.iter().enumerate().map(|(i, x)| (i % nq, x)) {
+                    let want_blind = row < blind_rows;
+                    assert!(
+                        want_blind == (x == f32::NEG_INFINITY) && (want_blind || x.is_finite()),
+                        "{case} row {row}: lse {x}"
+                    );
+                }
             }
 
             let t = set

@@ -85,7 +85,8 @@ pub struct GraphRow {
 /// The header of `ch12_graphs.csv`.
 pub const GRAPHS_CSV_HEADER: &str = "seq,launches,direct_us_per_launch,graph_us_per_launch";
 /// The header of `ch12_streams.csv`.
-pub const STREAMS_CSV_HEADER: &str = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms";
+pub const STREAMS_CSV_HEADER: &str =
+    "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms,enqueue_ms";
 
 /// One row of `ch12_streams.csv`: `calls` independent launches of `entry`, each of `blocks`
 /// blocks, on one stream and spread over `streams` streams.
@@ -99,6 +100,8 @@ pub struct StreamRow {
     pub streams: usize,
     pub serial_ms: f64,
     pub concurrent_ms: f64,
+    /// CPU time to enqueue the spread calls.
+    pub enqueue_ms: f64,
 }
 
 /// Parse `ch12_streams.csv`.
@@ -107,8 +110,8 @@ pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
         .into_iter()
         .map(|(i, line)| {
             let f: Vec<&str> = line.split(',').collect();
-            let [entry, heads, seq, blocks, calls, streams, serial, concurrent] = f[..] else {
-                return Err(Error::InvalidArgument(format!("streams CSV line {i}: need 8 fields: {line:?}")));
+            let [entry, heads, seq, blocks, calls, streams, serial, concurrent, enqueue] = f[..] else {
+                return Err(Error::InvalidArgument(format!("streams CSV line {i}: need 9 fields: {line:?}")));
             };
             Ok(StreamRow {
                 entry: entry.trim().to_string(),
@@ -119,6 +122,7 @@ pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
                 streams: number(streams, "streams", i)?,
                 serial_ms: number(serial, "serial_ms", i)?,
                 concurrent_ms: number(concurrent, "concurrent_ms", i)?,
+                enqueue_ms: number(enqueue, "enqueue_ms", i)?,
             })
         })
         .collect()

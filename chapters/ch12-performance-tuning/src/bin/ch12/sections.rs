@@ -226,6 +226,10 @@ pub fn streams(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Resul
     // stream is synchronised (time_serial_vs_concurrent ends with that synchronisation).
     unsafe { gpu.ctx.disable_event_tracking() };
     let rung = Rung::Tma(tma_shapes(128)[tma_shapes(128).len() - 1]);
+    // Streams map onto a fixed number of hardware work queues (8 unless this variable says
+    // otherwise, up to 32); two streams that share a queue are ordered as if they were one.
+    let connections = std::env::var("CUDA_DEVICE_MAX_CONNECTIONS").unwrap_or_else(|_| "unset (8)".into());
+    println!("CUDA_DEVICE_MAX_CONNECTIONS: {connections}");
     let sets: Vec<StreamSet> =
         [1, 2, 4, 8].into_iter().map(|k| StreamSet::new(gpu, k)).collect::<Result<_, _>>()?;
     let mut lines = Vec::new();
@@ -241,15 +245,17 @@ pub fn streams(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Resul
                 kernels.launch_on(gpu, stream, rung, &mut calls[call])
             })?;
             println!(
-                "H={heads:<3} {blocks:>4} blocks/call  {} streams: one stream {:7.3} ms, spread {:7.3} ms ({:.2}×)",
+                "H={heads:<3} {blocks:>4} blocks/call  {} streams: one stream {:7.3} ms, spread {:7.3} ms \
+                 ({:.2}×; CPU enqueue {:.3} ms)",
                 t.streams,
                 t.serial_ms,
                 t.concurrent_ms,
-                t.speedup()
+                t.speedup(),
+                t.enqueue_ms
             );
             lines.push(format!(
-                "{},{heads},{},{blocks},{CALLS},{},{:.4},{:.4}",
-                spec.entry, shape.seq, t.streams, t.serial_ms, t.concurrent_ms
+                "{},{heads},{},{blocks},{CALLS},{},{:.4},{:.4},{:.4}",
+                spec.entry, shape.seq, t.streams, t.serial_ms, t.concurrent_ms, t.enqueue_ms
             ));
         }
     }
