@@ -28,6 +28,7 @@
 //! tracking to be off: the caller turns it off (an `unsafe` call, since it then owns the rule
 //! that no buffer is used on two streams without an event between, nor freed while in use).
 
+use crate::graphs::capture;
 use attn_support::cudarc::driver::sys::CUevent_flags;
 use attn_support::cudarc::driver::{CudaEvent, CudaStream};
 use attn_support::error::DriverContext;
@@ -55,14 +56,22 @@ pub struct StreamTiming {
     pub serial_ms: f64,
     pub concurrent_ms: f64,
     /// Median wall-clock time the CPU spent enqueueing the spread calls (launches, events),
-    /// in ms: the GPU cannot finish sooner than the CPU hands it the work.
+    /// in ms: the last call cannot start before the CPU has handed it over.
     pub enqueue_ms: f64,
+    /// The spread calls captured once into a CUDA graph (fork, calls, join) and replayed with
+    /// one launch: the same concurrency without the enqueue time.
+    pub graph_ms: f64,
 }
 
 impl StreamTiming {
     /// How many times faster the calls run spread over the streams.
     pub fn speedup(&self) -> f64 {
         self.serial_ms / self.concurrent_ms
+    }
+
+    /// How many times faster the spread calls run replayed from a graph than on one stream.
+    pub fn graph_speedup(&self) -> f64 {
+        self.serial_ms / self.graph_ms
     }
 }
 
@@ -130,7 +139,9 @@ impl StreamSet {
     }
 
     /// Time `calls` launches of `launch(call, stream)` all on the origin stream, then spread over
-    /// the workers with [`StreamSet::fork_join`]; medians of `repeats` after `warmup`.
+    /// the workers with [`StreamSet::fork_join`], then that fork/join captured into a CUDA graph
+    /// and replayed; medians of `repeats` after `warmup`. `launch` must follow the capture rules
+    /// of [`crate::graphs`] (functions loaded and buffers allocated before).
     pub fn time_serial_vs_concurrent(
         &self,
         calls: usize,
@@ -150,6 +161,11 @@ impl StreamSet {
             enqueue.push(start.elapsed().as_secs_f64() * 1e3);
             enqueued
         })?;
+        // Capturing the origin pulls every worker into the capture at its first wait on the fork
+        // event, and the join events bring them back: the graph holds the whole diamond.
+        let graph = capture(origin, |_| self.fork_join(calls, &mut launch))?;
+        graph.upload().ctx("uploading the graph")?;
+        let replay = stream_time(origin, warmup, repeats, || graph.launch().ctx("launching the graph"))?;
         origin.synchronize().ctx("synchronising the origin stream")?;
         Ok(StreamTiming {
             calls,
@@ -157,6 +173,7 @@ impl StreamSet {
             serial_ms: serial.median_ms,
             concurrent_ms: concurrent.median_ms,
             enqueue_ms: Timing::from_samples(enqueue.split_off(warmup.min(enqueue.len()))).median_ms,
+            graph_ms: replay.median_ms,
         })
     }
 }

@@ -67,9 +67,10 @@ fn other_files_parse_and_bad_lines_are_errors() {
     );
     assert!(parse_graphs_csv("seq,launches\n").is_err());
 
-    let header = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms,enqueue_ms";
+    let header = "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms,enqueue_ms,graph_ms";
     let streams =
-        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11,0.05\n")).unwrap();
+        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11,0.05,0.06\n"))
+            .unwrap();
     assert_eq!(
         streams,
         [StreamRow {
@@ -82,11 +83,15 @@ fn other_files_parse_and_bad_lines_are_errors() {
             serial_ms: 0.40,
             concurrent_ms: 0.11,
             enqueue_ms: 0.05,
+            graph_ms: 0.06,
         }]
     );
-    assert!(parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11\n")).is_err());
     assert!(
-        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,two,2048,32,8,4,0.40,0.1,0.05\n")).is_err()
+        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,2,2048,32,8,4,0.40,0.11,0.05\n")).is_err()
+    );
+    assert!(
+        parse_streams_csv(&format!("{header}\nch12_tma_d128_bc128,two,2048,32,8,4,0.40,0.1,0.05,0.06\n"))
+            .is_err()
     );
 
     let points =
@@ -166,14 +171,17 @@ fn every_figure_renders_from_small_data() {
         serial_ms: 0.8,
         concurrent_ms,
         enqueue_ms: 0.1,
+        graph_ms: 0.5,
     };
     let stream_rows =
         [stream_row(1, 2, 0.4), stream_row(1, 1, 0.8), stream_row(16, 1, 0.8), stream_row(16, 2, 0.75)];
-    let chart = streams_figure(&stream_rows);
-    // One line per call size, points sorted by k, y = serial / concurrent.
-    assert_eq!(chart.lines.len(), 2);
-    assert_eq!(chart.lines[0].points, [(1.0, 1.0), (2.0, 2.0)]);
-    assert!(png_bytes(&chart).is_ok());
+    let panels = streams_figure(&stream_rows);
+    // One line per call size, points sorted by k, y = serial / spread (CPU-launched, then graph).
+    let (cpu, graph) = (&panels.figures[0], &panels.figures[1]);
+    assert_eq!(cpu.lines.len(), 2);
+    assert_eq!(cpu.lines[0].points, [(1.0, 1.0), (2.0, 2.0)]);
+    assert_eq!(graph.lines[0].points, [(1.0, 1.6), (2.0, 1.6)]);
+    assert!(png_bytes(&panels).is_ok());
 
     let table = tile_table_from_rows(&rows);
     let autotune = autotune_figure(&table).unwrap();

@@ -83,7 +83,17 @@ fn calls_on_several_streams_match_calls_on_one() {
                 })
                 .unwrap();
             assert_eq!((t.calls, t.streams), (CALLS, 4));
-            assert!(t.serial_ms > 0.0 && t.concurrent_ms > 0.0 && t.speedup().is_finite(), "{t:?}");
+            assert!(
+                t.serial_ms > 0.0 && t.concurrent_ms > 0.0 && t.graph_ms > 0.0 && t.enqueue_ms > 0.0,
+                "{t:?}"
+            );
+            // The timed runs and graph replays leave the same results.
+            for (call, (a, b)) in serial.iter().zip(&spread).enumerate() {
+                assert!(
+                    a.download(&gpu).unwrap() == b.download(&gpu).unwrap(),
+                    "{rung:?} call {call}: graph replay"
+                );
+            }
         }
     }
 }

@@ -146,37 +146,43 @@ pub fn graphs_figure(rows: &[GraphRow]) -> Chart {
 }
 
 /// Speed-up of independent calls spread over k streams against the same calls on one stream,
-/// one line per call size (blocks per call), against k (log₂).
-pub fn streams_figure(rows: &[StreamRow]) -> Chart {
+/// one line per call size (blocks per call), against k (log₂): launched from the CPU (left)
+/// and replayed from a CUDA graph (right), on the same y range.
+pub fn streams_figure(rows: &[StreamRow]) -> Panels {
     let sizes: BTreeSet<(usize, usize)> = rows.iter().map(|r| (r.blocks, r.heads)).collect();
-    let lines = sizes
-        .iter()
-        .map(|&(blocks, heads)| {
-            let mut points: Vec<(f64, f64)> = rows
-                .iter()
-                .filter(|r| r.blocks == blocks && r.heads == heads)
-                .map(|r| (r.streams as f64, r.serial_ms / r.concurrent_ms))
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Line::solid(format!("H={heads}: {blocks} blocks per call"), points)
-        })
-        .collect();
-    let top = rows.iter().map(|r| r.serial_ms / r.concurrent_ms).fold(1.0, f64::max);
+    let top = rows.iter().map(|r| r.serial_ms / r.concurrent_ms.min(r.graph_ms)).fold(1.0, f64::max);
     let calls: BTreeSet<usize> = rows.iter().map(|r| r.calls).collect();
     let count = match calls.iter().collect::<Vec<_>>()[..] {
-        [one] => format!("{one} independent calls"),
-        _ => "independent calls".into(),
+        [one] => format!("{one} calls"),
+        _ => "calls".into(),
     };
-    Chart {
-        lines,
-        x_scale: Scale::Log2,
-        y_range: Some((0.0, top * 1.15)),
-        ..Chart::new(
-            format!("Streams: {count}, one stream vs k streams"),
-            "streams k",
-            "speed-up over one stream",
-        )
-    }
+    let panel = |title: String, spread_ms: fn(&StreamRow) -> f64| {
+        let lines = sizes
+            .iter()
+            .map(|&(blocks, heads)| {
+                let mut points: Vec<(f64, f64)> = rows
+                    .iter()
+                    .filter(|r| r.blocks == blocks && r.heads == heads)
+                    .map(|r| (r.streams as f64, r.serial_ms / spread_ms(r)))
+                    .collect();
+                points.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Line::solid(format!("H={heads}: {blocks} blocks per call"), points)
+            })
+            .collect();
+        Chart {
+            lines,
+            x_scale: Scale::Log2,
+            y_range: Some((0.0, top * 1.15)),
+            ..Chart::new(title, "streams k", "speed-up over one stream")
+        }
+    };
+    Panels::new(
+        (640, 480),
+        vec![
+            panel(format!("{count} spread over k streams, launched from the CPU"), |r| r.concurrent_ms),
+            panel(format!("the same {count} replayed from one CUDA graph"), |r| r.graph_ms),
+        ],
+    )
 }
 
 /// The roofline with the points of a recorded `ch12_roofline.csv` under the measured ceilings.

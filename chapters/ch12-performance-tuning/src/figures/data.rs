@@ -86,7 +86,7 @@ pub struct GraphRow {
 pub const GRAPHS_CSV_HEADER: &str = "seq,launches,direct_us_per_launch,graph_us_per_launch";
 /// The header of `ch12_streams.csv`.
 pub const STREAMS_CSV_HEADER: &str =
-    "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms,enqueue_ms";
+    "entry,heads,seq,blocks,calls,streams,serial_ms,concurrent_ms,enqueue_ms,graph_ms";
 
 /// One row of `ch12_streams.csv`: `calls` independent launches of `entry`, each of `blocks`
 /// blocks, on one stream and spread over `streams` streams.
@@ -102,6 +102,8 @@ pub struct StreamRow {
     pub concurrent_ms: f64,
     /// CPU time to enqueue the spread calls.
     pub enqueue_ms: f64,
+    /// The spread calls replayed from a CUDA graph.
+    pub graph_ms: f64,
 }
 
 /// Parse `ch12_streams.csv`.
@@ -110,8 +112,11 @@ pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
         .into_iter()
         .map(|(i, line)| {
             let f: Vec<&str> = line.split(',').collect();
-            let [entry, heads, seq, blocks, calls, streams, serial, concurrent, enqueue] = f[..] else {
-                return Err(Error::InvalidArgument(format!("streams CSV line {i}: need 9 fields: {line:?}")));
+            let [entry, heads, seq, blocks, calls, streams, serial, concurrent, enqueue, graph] = f[..]
+            else {
+                return Err(Error::InvalidArgument(format!(
+                    "streams CSV line {i}: need 10 fields: {line:?}"
+                )));
             };
             Ok(StreamRow {
                 entry: entry.trim().to_string(),
@@ -123,6 +128,7 @@ pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
                 serial_ms: number(serial, "serial_ms", i)?,
                 concurrent_ms: number(concurrent, "concurrent_ms", i)?,
                 enqueue_ms: number(enqueue, "enqueue_ms", i)?,
+                graph_ms: number(graph, "graph_ms", i)?,
             })
         })
         .collect()

@@ -245,17 +245,19 @@ pub fn streams(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Resul
                 kernels.launch_on(gpu, stream, rung, &mut calls[call])
             })?;
             println!(
-                "H={heads:<3} {blocks:>4} blocks/call  {} streams: one stream {:7.3} ms, spread {:7.3} ms \
-                 ({:.2}×; CPU enqueue {:.3} ms)",
+                "H={heads:<3} {blocks:>4} blocks/call  {} streams: one stream {:6.3} ms, spread {:6.3} ms \
+                 ({:.2}×; CPU enqueue {:.3} ms), as a graph {:6.3} ms ({:.2}×)",
                 t.streams,
                 t.serial_ms,
                 t.concurrent_ms,
                 t.speedup(),
-                t.enqueue_ms
+                t.enqueue_ms,
+                t.graph_ms,
+                t.graph_speedup()
             );
             lines.push(format!(
-                "{},{heads},{},{blocks},{CALLS},{},{:.4},{:.4},{:.4}",
-                spec.entry, shape.seq, t.streams, t.serial_ms, t.concurrent_ms, t.enqueue_ms
+                "{},{heads},{},{blocks},{CALLS},{},{:.4},{:.4},{:.4},{:.4}",
+                spec.entry, shape.seq, t.streams, t.serial_ms, t.concurrent_ms, t.enqueue_ms, t.graph_ms
             ));
         }
     }
