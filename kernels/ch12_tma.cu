@@ -62,7 +62,23 @@ __device__ __forceinline__ void tma_tile(bf16_t *dst, const TensorMap *map, int 
     for (int p = 0; p < D / 64; ++p) tma_load(dst + p * rows * 64, map, 64 * p, row0, head, bar);
 }
 
-template <int D, int BC>
+// Rung 9, ping-pong: the two consumers take turns at the tensor cores. Each issues its MMAs
+// only in its turn and hands the turn over as soon as they are issued, so the MMAs of one
+// warpgroup run while the other computes its softmax, instead of both issuing at once and then
+// both leaving the tensor cores idle through their softmax. Named barriers 1 and 2 (barrier 0 is
+// __syncthreads) each join 256 threads: the 128 of the consumer whose turn it is (bar.sync) and
+// the 128 of the other, handing the turn over (bar.arrive, which does not wait).
+// (Immediate barrier ids: with an id in a register, ptxas must reserve all 16 barriers.)
+template <bool PINGPONG> __device__ __forceinline__ void wait_turn(int c) {
+    if (PINGPONG && c == 0) asm volatile("bar.sync 1, 256;" ::: "memory");
+    if (PINGPONG && c == 1) asm volatile("bar.sync 2, 256;" ::: "memory");
+}
+template <bool PINGPONG> __device__ __forceinline__ void pass_turn(int c) {
+    if (PINGPONG && c == 0) asm volatile("bar.arrive 2, 256;" ::: "memory");
+    if (PINGPONG && c == 1) asm volatile("bar.arrive 1, 256;" ::: "memory");
+}
+
+template <int D, int BC, bool PINGPONG>
 __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const TensorMap *k_map, const TensorMap *v_map,
                                             bf16_t *__restrict__ out, float *__restrict__ lse, int nq, int nk,
                                             int causal, float scale_log2e) {
@@ -107,11 +123,17 @@ __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const Tensor
     const bf16_t *q_wg = q_tile + 64 * c * 64;
     float o[D / 8][4] = {}, m[2] = {neg_inf(), neg_inf()}, l[2] = {0.f, 0.f}, alpha[2];
     unsigned p[BC / 16][4];
+    // Ping-pong: consumer 0 goes first. Each consumer has tiles + 1 turns (S of the first tile,
+    // tiles − 1 of S_{j+1} with P V_j, P V of the last); consumer 1's first hand-over happens
+    // here and its last is skipped, so that every barrier sees as many arrivals as waits.
+    if (c == 1 && tiles > 0) pass_turn<PINGPONG>(c);
     mbar_wait(q_full, 0);
     if (tiles > 0) {
         mbar_wait(k_full, 0);
         float s[BC / 8][4];
+        wait_turn<PINGPONG>(c);
         issue_scores<D, BR, BC>(s, q_wg, k_stages);
+        pass_turn<PINGPONG>(c);
         wgmma_wait_all();
         const TileMask mask{warp_row, 0, nk, causal, offset, tile_needs_mask<BC>(0, q0, nk, causal, offset)};
         softmax_exponentiate<BC>(s, mask, m, l, alpha, scale_log2e, lane);
@@ -120,10 +142,12 @@ __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const Tensor
     for (int jt = 0; jt + 1 < tiles; ++jt) {
         const int s_now = jt % STAGES, s_next = (jt + 1) % STAGES;
         mbar_wait(k_full + s_next, ((jt + 1) / STAGES) & 1);
-        float s[BC / 8][4];
-        issue_scores<D, BR, BC>(s, q_wg, k_stages + s_next * KV);
         mbar_wait(v_full + s_now, (jt / STAGES) & 1);
+        float s[BC / 8][4];
+        wait_turn<PINGPONG>(c);
+        issue_scores<D, BR, BC>(s, q_wg, k_stages + s_next * KV);
         issue_pv<D, BC>(o, p, v_stages + s_now * KV);
+        pass_turn<PINGPONG>(c);
         asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory");
         const int key0 = (jt + 1) * BC;
         const TileMask mask{warp_row, key0, nk, causal, offset, tile_needs_mask<BC>(key0, q0, nk, causal, offset)};
@@ -136,7 +160,9 @@ __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const Tensor
     if (tiles > 0) {
         const int s_last = (tiles - 1) % STAGES;
         mbar_wait(v_full + s_last, ((tiles - 1) / STAGES) & 1);
+        wait_turn<PINGPONG>(c);
         issue_pv<D, BC>(o, p, v_stages + s_last * KV);
+        if (c == 0) pass_turn<PINGPONG>(c);
         wgmma_wait_all();
     }
     write_output<D>(o, m, l, out + (size_t)bh * nq * D, lse + (size_t)bh * nq, warp_row, nq, scale_log2e, lane);
@@ -146,10 +172,13 @@ __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const Tensor
     const __grid_constant__ TensorMap q_map, const __grid_constant__ TensorMap k_map,              \
         const __grid_constant__ TensorMap v_map, bf16_t *__restrict__ out, float *__restrict__ lse, \
         int nq, int nk, int causal, float scale_log2e
-#define TMA_ENTRY(D, BC)                                                                           \
-    extern "C" __global__ void __launch_bounds__(384, 1) ch12_tma_d##D##_bc##BC(TMA_ARGS) {         \
-        tma_forward<D, BC>(&q_map, &k_map, &v_map, out, lse, nq, nk, causal, scale_log2e);         \
+#define TMA_ENTRY(NAME, PINGPONG, D, BC)                                                           \
+    extern "C" __global__ void __launch_bounds__(384, 1) ch12_##NAME##_d##D##_bc##BC(TMA_ARGS) {   \
+        tma_forward<D, BC, PINGPONG>(&q_map, &k_map, &v_map, out, lse, nq, nk, causal, scale_log2e); \
     }
-TMA_ENTRY(64, 128)
-TMA_ENTRY(128, 64)
-TMA_ENTRY(128, 128)
+TMA_ENTRY(tma, false, 64, 128)
+TMA_ENTRY(tma, false, 128, 64)
+TMA_ENTRY(tma, false, 128, 128)
+TMA_ENTRY(pingpong, true, 64, 128)
+TMA_ENTRY(pingpong, true, 128, 64)
+TMA_ENTRY(pingpong, true, 128, 128)

@@ -211,8 +211,8 @@ impl LadderKernels {
         let causal = buffers.causal as i32;
         let scale_log2e = (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32;
         let mut builder = stream.launch_builder(&function);
-        let maps; // rung 8 reads Q, K and V through TMA tensor maps instead of pointers
-        if let Rung::Tma(t) = rung {
+        let maps; // rungs 8 and 9 read Q, K and V through TMA tensor maps instead of pointers
+        if let Rung::Tma(t) | Rung::PingPong(t) = rung {
             let (bh, d) = (dims.batch * dims.heads, dims.head_dim);
             maps = [
                 bf16_tile_map(stream, &buffers.q, bh, dims.nq, d, t.block_rows)?,

@@ -75,8 +75,9 @@ pub fn overlap_shapes(d: usize) -> &'static [TileShape] {
 }
 // ANCHOR_END: overlap_shapes
 
-/// The tile shapes of rung 8 per head dim (always 128 query rows: two consumer warpgroups;
-/// each has a `ch12_tma_d{D}_bc{BC}` entry point in `kernels/ch12_tma.cu`).
+/// The tile shapes of rungs 8 and 9 per head dim (always 128 query rows: two consumer
+/// warpgroups; each has `ch12_tma_d{D}_bc{BC}` and `ch12_pingpong_d{D}_bc{BC}` entry points in
+/// `kernels/ch12_tma.cu`).
 pub fn tma_shapes(d: usize) -> &'static [TileShape] {
     const D64: [TileShape; 1] = [TileShape::new(128, 128)];
     const D128: [TileShape; 2] = [TileShape::new(128, 64), TileShape::new(128, 128)];
@@ -113,6 +114,9 @@ pub enum Rung {
     /// Rung 7's loop fed by TMA copies from a producer warpgroup, with per-stage mbarriers
     /// (warp specialisation), at a tile shape of [`tma_shapes`].
     Tma(TileShape),
+    /// Rung 8 with the two consumer warpgroups taking turns at the tensor cores (ping-pong
+    /// scheduling through named barriers), at a tile shape of [`tma_shapes`].
+    PingPong(TileShape),
 }
 
 /// How to launch one bf16 rung at one head dim.
@@ -151,6 +155,7 @@ impl Rung {
             Rung::Wgmma => 6,
             Rung::WgmmaOverlap(_) => 7,
             Rung::Tma(_) => 8,
+            Rung::PingPong(_) => 9,
         }
     }
 
@@ -166,6 +171,7 @@ impl Rung {
             Rung::Wgmma => "r6_wgmma".into(),
             Rung::WgmmaOverlap(t) => format!("r7_wgmma_overlap_{t}"),
             Rung::Tma(t) => format!("r8_tma_{t}"),
+            Rung::PingPong(t) => format!("r9_pingpong_{t}"),
         }
     }
 
@@ -181,6 +187,7 @@ impl Rung {
             Rung::Wgmma => "Hopper wgmma: 64×N×16 async MMAs, operands from smem descriptors",
             Rung::WgmmaOverlap(_) => "softmax of tile j+1 overlapped with P V of tile j",
             Rung::Tma(_) => "TMA loads by a producer warpgroup, per-stage mbarriers",
+            Rung::PingPong(_) => "consumer warpgroups take turns at the tensor cores",
         }
     }
 
@@ -254,20 +261,22 @@ impl Rung {
                 let entry = format!("ch12_wgmma_overlap_d{d}_br{}_bc{}", t.block_rows, t.block_keys);
                 (WGMMA_SOURCE, entry, t, bytes)
             }
-            Rung::Tma(t) => {
+            Rung::Tma(t) | Rung::PingPong(t) => {
+                let (rung, kernel) = if let Rung::Tma(_) = self { (8, "tma") } else { (9, "pingpong") };
                 if !tma_shapes(d).contains(&t) {
                     return Err(Error::InvalidArgument(format!(
-                        "tile shape {t} is not one of rung 8's shapes at d = {d}: {:?}",
+                        "tile shape {t} is not one of rung {rung}'s shapes at d = {d}: {:?}",
                         tma_shapes(d)
                     )));
                 }
                 // Q, three K/V stages, and ten 8-byte mbarriers.
                 let bytes = (t.block_rows + 6 * t.block_keys) * row(false) + 8 * 10;
-                (TMA_SOURCE, format!("ch12_tma_d{d}_bc{}", t.block_keys), t, bytes)
+                (TMA_SOURCE, format!("ch12_{kernel}_d{d}_bc{}", t.block_keys), t, bytes)
             }
         };
-        let needs_sm90a = matches!(self, Rung::Wgmma | Rung::WgmmaOverlap(_) | Rung::Tma(_));
-        let threads = if matches!(self, Rung::Tma(_)) { TMA_THREADS } else { tiles.threads() };
+        let warp_specialised = matches!(self, Rung::Tma(_) | Rung::PingPong(_));
+        let needs_sm90a = warp_specialised || matches!(self, Rung::Wgmma | Rung::WgmmaOverlap(_));
+        let threads = if warp_specialised { TMA_THREADS } else { tiles.threads() };
         Ok(KernelSpec { source, entry, tiles, shared_bytes, threads, needs_sm90a })
     }
 }

@@ -28,6 +28,8 @@ pub enum Family {
     WgmmaOverlap,
     /// Rung 8's kernel (TMA, warp specialisation) at [`tma_shapes`].
     Tma,
+    /// Rung 9's kernel (rung 8 with ping-pong scheduling) at [`tma_shapes`].
+    PingPong,
 }
 
 impl Family {
@@ -37,6 +39,7 @@ impl Family {
             Family::MmaSync => TUNED_SHAPES.map(Rung::Tuned).to_vec(),
             Family::WgmmaOverlap => overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)).collect(),
             Family::Tma => tma_shapes(d).iter().map(|&t| Rung::Tma(t)).collect(),
+            Family::PingPong => tma_shapes(d).iter().map(|&t| Rung::PingPong(t)).collect(),
         }
     }
 }
@@ -70,6 +73,7 @@ pub fn heuristic(family: Family, dims: &SdpaDims) -> Rung {
         Family::MmaSync => Rung::Tuned(TileShape::new(128, 64)),
         Family::WgmmaOverlap => Rung::WgmmaOverlap(TileShape::new(128, 64)),
         Family::Tma => Rung::Tma(TileShape::new(128, 128)),
+        Family::PingPong => Rung::PingPong(TileShape::new(128, 128)),
     }
     .min_supported(dims.head_dim)
 }
@@ -83,6 +87,7 @@ impl Rung {
         match self {
             Rung::WgmmaOverlap(_) => Family::WgmmaOverlap.candidates(d).first().copied().unwrap_or(self),
             Rung::Tma(_) => Family::Tma.candidates(d).first().copied().unwrap_or(self),
+            Rung::PingPong(_) => Family::PingPong.candidates(d).first().copied().unwrap_or(self),
             _ => self,
         }
     }

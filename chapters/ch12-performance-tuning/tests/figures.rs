@@ -126,7 +126,7 @@ fn ladder_figure_takes_each_rung_at_the_shape() {
     assert_eq!(ladder_shape(&rows), Some(LADDER_SHAPE));
     let fig = LadderFigure::from_rows(&rows, LADDER_SHAPE).unwrap();
     let labels: Vec<&str> = fig.panels[0].bars.iter().map(|b| b.0.as_str()).collect();
-    assert_eq!(labels, ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"]);
+    assert_eq!(labels, ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"]);
     // The CSV names of the fixed rungs are the ladder's own names.
     for rung in Rung::FIXED {
         assert_eq!(LADDER_IMPLS[rung.index()].0, rung.name());

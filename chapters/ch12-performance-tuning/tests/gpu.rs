@@ -1,7 +1,7 @@
 //! Every bf16 rung of the ladder against the f64 reference, under FlashAttention's rule: its
 //! largest error may be at most twice that of the naive bf16 implementation on the same inputs
 //! (see `precision`). Odd lengths (1, 97, 1025), Nq ≠ Nk, causal and not, rows that see no key.
-//! The wgmma rungs (6–8) need an sm_90 device (the GPU machine's H100).
+//! The wgmma rungs (6–9) need an sm_90 device (the GPU machine's H100).
 //! Skipped (with a printed reason) without a GPU; an error under ATTN_REQUIRE_GPU=1. Under
 //! compute-sanitizer (ATTN_SANITIZER=1) the longest sequences shrink.
 
@@ -13,12 +13,12 @@ use ch12_performance_tuning::gpu::{Bf16Buffers, LadderKernels, ladder_attention_
 use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
 
-/// The bf16 rungs at head dim d: 1–4, 6, and 5, 7 and 8 at every tile shape of the autotuner.
+/// The bf16 rungs at head dim d: 1–4, 6, and 5, 7, 8 and 9 at every tile shape of the autotuner.
 fn bf16_rungs(d: usize) -> Vec<Rung> {
     let mut rungs: Vec<Rung> = Rung::FIXED.into_iter().filter(|r| *r != Rung::F32Flash).collect();
     rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
     rungs.extend(overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)));
-    rungs.extend(tma_shapes(d).iter().map(|&t| Rung::Tma(t)));
+    rungs.extend(tma_shapes(d).iter().flat_map(|&t| [Rung::Tma(t), Rung::PingPong(t)]));
     rungs
 }
 

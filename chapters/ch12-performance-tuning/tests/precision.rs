@@ -77,7 +77,7 @@ fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
         let mut rungs: Vec<Rung> = Rung::FIXED[1..].to_vec();
         rungs.extend(TUNED_SHAPES.map(Rung::Tuned));
         rungs.extend(overlap_shapes(d).iter().map(|&t| Rung::WgmmaOverlap(t)));
-        rungs.extend(tma_shapes(d).iter().map(|&t| Rung::Tma(t)));
+        rungs.extend(tma_shapes(d).iter().flat_map(|&t| [Rung::Tma(t), Rung::PingPong(t)]));
         for rung in rungs {
             let spec = rung.spec(d).unwrap();
             let (br, bc) = (spec.tiles.block_rows, spec.tiles.block_keys);
@@ -85,7 +85,8 @@ fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
                 // The tuned entry points come from a macro: TUNED(D, BR, BC).
                 Rung::Tuned(_) => format!("TUNED({d}, {br}, {bc})"),
                 Rung::WgmmaOverlap(_) => format!("WGMMA_OVERLAP({d}, {br}, {bc})"),
-                Rung::Tma(_) => format!("TMA_ENTRY({d}, {bc})"),
+                Rung::Tma(_) => format!("TMA_ENTRY(tma, false, {d}, {bc})"),
+                Rung::PingPong(_) => format!("TMA_ENTRY(pingpong, true, {d}, {bc})"),
                 _ => format!("{}(LADDER_ARGS)", spec.entry),
             };
             assert!(spec.source.code.contains(&entry), "{} lacks {entry}", spec.source.file);

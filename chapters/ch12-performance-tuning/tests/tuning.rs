@@ -43,7 +43,7 @@ fn pick_takes_the_nearest_measured_shape_of_the_same_family_and_head_dim() {
     assert_eq!(t.pick(Family::MmaSync, &d128, true), heuristic(Family::MmaSync, &d128));
     assert_eq!(t.pick(Family::Tma, &d128, false), heuristic(Family::Tma, &d128));
     // The heuristic always names a kernel that exists at that head dim.
-    for family in [Family::MmaSync, Family::WgmmaOverlap, Family::Tma] {
+    for family in [Family::MmaSync, Family::WgmmaOverlap, Family::Tma, Family::PingPong] {
         for d in [64, 128] {
             assert!(heuristic(family, &dims(8, 1024, d)).spec(d).is_ok(), "{family:?} d={d}");
         }

@@ -13,8 +13,8 @@ use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
 use attn_support::{Error, Result};
 
 /// The rows of the ladder in the benchmark CSV, with their bar labels: the fixed rungs by
-/// [`crate::ladder::Rung::name`], rungs 5 and 7 by the names of their tuned picks.
-pub const LADDER_IMPLS: [(&str, &str); 9] = [
+/// [`crate::ladder::Rung::name`], rungs 5, 7, 8 and 9 by the names of their tuned picks.
+pub const LADDER_IMPLS: [(&str, &str); 10] = [
     ("r0_f32_flash", "r0"),
     ("r1_smem_softmax", "r1"),
     ("r2_register_softmax", "r2"),
@@ -24,6 +24,7 @@ pub const LADDER_IMPLS: [(&str, &str); 9] = [
     ("r6_wgmma", "r6"),
     ("r7_wgmma_overlap", "r7"),
     ("r8_tma", "r8"),
+    ("r9_pingpong", "r9"),
 ];
 
 /// PyTorch's bf16 backends in the baseline CSVs, with their labels.
@@ -36,7 +37,7 @@ pub const TORCH_IMPLS: [(&str, &str); 3] = [
 /// Colours of the bars by arithmetic unit (f32 FFMA, mma.sync, wgmma), and of the PyTorch lines.
 const UNIT_COLORS: [RGBColor; 3] = [RGBColor(150, 150, 150), SERIES_COLORS[0], SERIES_COLORS[2]];
 const UNIT_NAMES: [&str; 3] =
-    ["f32 CUDA cores (r0)", "mma.sync tensor cores (r1–r5)", "wgmma, Hopper (r6–r8)"];
+    ["f32 CUDA cores (r0)", "mma.sync tensor cores (r1–r5)", "wgmma, Hopper (r6–r9)"];
 const TORCH_COLORS: [RGBColor; 3] = [SERIES_COLORS[1], SERIES_COLORS[4], SERIES_COLORS[3]];
 
 fn unit_of(rung: usize) -> usize {

@@ -23,9 +23,9 @@ pub const SWEEP_BATCH_HEADS: (usize, usize) = (8, 16);
 
 /// The lines of the TFLOP/s-vs-N chart: our best rungs, then PyTorch's backends.
 pub const SWEEP_IMPLS: [(&str, &str); 3] = [
-    ("r6_wgmma", "r6 wgmma"),
     ("r7_wgmma_overlap", "r7 wgmma + overlap"),
     ("r8_tma", "r8 TMA + warp specialisation"),
+    ("r9_pingpong", "r9 ping-pong"),
 ];
 
 /// The six lines at one head dim and mask: [`SWEEP_IMPLS`] solid, [`TORCH_IMPLS`] dashed, in

@@ -31,8 +31,10 @@ fn all_rungs() -> Vec<Rung> {
         }
     }
     for &t in tma_shapes(64).iter().chain(tma_shapes(128)) {
-        if !rungs.contains(&Rung::Tma(t)) {
-            rungs.push(Rung::Tma(t));
+        for rung in [Rung::Tma(t), Rung::PingPong(t)] {
+            if !rungs.contains(&rung) {
+                rungs.push(rung);
+            }
         }
     }
     rungs
@@ -92,7 +94,7 @@ pub fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<
     heading("benchmark: every rung at every shape");
     let shapes = read_bench_shapes(&args.bench_shapes)
         .with_context(|| format!("reading {}", args.bench_shapes.display()))?;
-    let families = [Family::MmaSync, Family::WgmmaOverlap, Family::Tma];
+    let families = [Family::MmaSync, Family::WgmmaOverlap, Family::Tma, Family::PingPong];
     let table = TileTable::measure(gpu, kernels, &shapes, &families)?;
     table.save(&args.results.join("ch12_tile_table.json"))?;
     let f32_kernel = FlashKernel::load(gpu)?;
@@ -111,6 +113,7 @@ pub fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<
                 Rung::Tuned(_) => "r5_tuned".to_string(),
                 Rung::WgmmaOverlap(_) => "r7_wgmma_overlap".to_string(),
                 Rung::Tma(_) => "r8_tma".to_string(),
+                Rung::PingPong(_) => "r9_pingpong".to_string(),
                 _ => rung.name(),
             };
             println!(
@@ -169,6 +172,7 @@ pub fn roofline(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Resu
     rungs.push(Rung::Tuned(TUNED_SHAPES[4]));
     rungs.push(Rung::WgmmaOverlap(overlap_shapes(128)[2]));
     rungs.push(Rung::Tma(tma_shapes(128)[1]));
+    rungs.push(Rung::PingPong(tma_shapes(128)[1]));
     let points = measure_book_kernels(gpu, kernels, &rungs)?;
     for p in &points {
         println!(
