@@ -1,6 +1,7 @@
-// ch12_tma.cu — rung 8 of chapter 12's ladder: rung 7's loop fed by the Tensor Memory Accelerator
-// (TMA) from a producer warpgroup, with per-stage mbarriers instead of block-wide barriers
-// (warp specialisation, as FlashAttention-3 does; sm_90a).
+// ch12_tma.cu — rungs 8 and 9 of chapter 12's ladder: rung 7's loop fed by the Tensor Memory
+// Accelerator (TMA) from a producer warpgroup, with per-stage mbarriers instead of block-wide
+// barriers (warp specialisation, as FlashAttention-3 does; sm_90a); rung 9 adds ping-pong
+// scheduling of the two consumer warpgroups (wait_turn / pass_turn below).
 //
 // Computes out = softmax(scale·Q Kᵀ + mask) V and lse (conventions in ch12_mma_common.cuh).
 //
@@ -62,6 +63,7 @@ __device__ __forceinline__ void tma_tile(bf16_t *dst, const TensorMap *map, int 
     for (int p = 0; p < D / 64; ++p) tma_load(dst + p * rows * 64, map, 64 * p, row0, head, bar);
 }
 
+// ANCHOR: pingpong
 // Rung 9, ping-pong: the two consumers take turns at the tensor cores. Each issues its MMAs
 // only in its turn and hands the turn over as soon as they are issued, so the MMAs of one
 // warpgroup run while the other computes its softmax, instead of both issuing at once and then
@@ -77,6 +79,7 @@ template <bool PINGPONG> __device__ __forceinline__ void pass_turn(int c) {
     if (PINGPONG && c == 0) asm volatile("bar.arrive 2, 256;" ::: "memory");
     if (PINGPONG && c == 1) asm volatile("bar.arrive 1, 256;" ::: "memory");
 }
+// ANCHOR_END: pingpong
 
 template <int D, int BC, bool PINGPONG>
 __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const TensorMap *k_map, const TensorMap *v_map,

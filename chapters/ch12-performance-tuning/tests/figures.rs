@@ -5,6 +5,7 @@ use attn_support::plot::png_bytes;
 use ch12_performance_tuning::ceilings::Ceilings;
 use ch12_performance_tuning::figures::*;
 use ch12_performance_tuning::ladder::{Rung, TileShape};
+use ch12_performance_tuning::streams::StreamTiming;
 use ch12_performance_tuning::tuning::Family;
 use std::path::{Path, PathBuf};
 
@@ -78,12 +79,14 @@ fn other_files_parse_and_bad_lines_are_errors() {
             heads: 2,
             seq: 2048,
             blocks: 32,
-            calls: 8,
-            streams: 4,
-            serial_ms: 0.40,
-            concurrent_ms: 0.11,
-            enqueue_ms: 0.05,
-            graph_ms: 0.06,
+            timing: StreamTiming {
+                calls: 8,
+                streams: 4,
+                serial_ms: 0.40,
+                concurrent_ms: 0.11,
+                enqueue_ms: 0.05,
+                graph_ms: 0.06
+            },
         }]
     );
     assert!(
@@ -166,12 +169,14 @@ fn every_figure_renders_from_small_data() {
         heads,
         seq: 2048,
         blocks: 16 * heads,
-        calls: 8,
-        streams,
-        serial_ms: 0.8,
-        concurrent_ms,
-        enqueue_ms: 0.1,
-        graph_ms: 0.5,
+        timing: StreamTiming {
+            calls: 8,
+            streams,
+            serial_ms: 0.8,
+            concurrent_ms,
+            enqueue_ms: 0.1,
+            graph_ms: 0.5,
+        },
     };
     let stream_rows =
         [stream_row(1, 2, 0.4), stream_row(1, 1, 0.8), stream_row(16, 1, 0.8), stream_row(16, 2, 0.75)];

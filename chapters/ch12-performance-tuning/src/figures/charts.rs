@@ -8,6 +8,7 @@ use super::legend::{LegendEntry, ROW_HEIGHT, Swatch, draw_legend_rows};
 use crate::ceilings::Ceilings;
 use crate::ladder::{Rung, TileShape};
 use crate::roofline::RooflineFigure;
+use crate::streams::StreamTiming;
 use crate::tuning::{Family, TileTable, TunedEntry};
 use attn_support::ndarray::Array2;
 use attn_support::plot::{Chart, Figure, Heatmap, Line, Panels, SERIES_COLORS, Scale, SeriesLabelPosition};
@@ -150,20 +151,23 @@ pub fn graphs_figure(rows: &[GraphRow]) -> Chart {
 /// and replayed from a CUDA graph (right), on the same y range.
 pub fn streams_figure(rows: &[StreamRow]) -> Panels {
     let sizes: BTreeSet<(usize, usize)> = rows.iter().map(|r| (r.blocks, r.heads)).collect();
-    let top = rows.iter().map(|r| r.serial_ms / r.concurrent_ms.min(r.graph_ms)).fold(1.0, f64::max);
-    let calls: BTreeSet<usize> = rows.iter().map(|r| r.calls).collect();
+    let top = rows
+        .iter()
+        .map(|r| r.timing.serial_ms / r.timing.concurrent_ms.min(r.timing.graph_ms))
+        .fold(1.0, f64::max);
+    let calls: BTreeSet<usize> = rows.iter().map(|r| r.timing.calls).collect();
     let count = match calls.iter().collect::<Vec<_>>()[..] {
         [one] => format!("{one} calls"),
         _ => "calls".into(),
     };
-    let panel = |title: String, spread_ms: fn(&StreamRow) -> f64| {
+    let panel = |title: String, spread_ms: fn(&StreamTiming) -> f64| {
         let lines = sizes
             .iter()
             .map(|&(blocks, heads)| {
                 let mut points: Vec<(f64, f64)> = rows
                     .iter()
                     .filter(|r| r.blocks == blocks && r.heads == heads)
-                    .map(|r| (r.streams as f64, r.serial_ms / spread_ms(r)))
+                    .map(|r| (r.timing.streams as f64, r.timing.serial_ms / spread_ms(&r.timing)))
                     .collect();
                 points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 Line::solid(format!("H={heads}: {blocks} blocks per call"), points)

@@ -4,6 +4,7 @@
 use crate::ceilings::Ceilings;
 use crate::ladder::{Rung, TileShape};
 use crate::roofline::KernelPoint;
+use crate::streams::StreamTiming;
 use crate::tuning::{Family, TileTable, TunedEntry};
 use attn_support::{Error, Result};
 use ch02_scaled_dot_product::bench::BenchShape;
@@ -96,14 +97,8 @@ pub struct StreamRow {
     pub heads: usize,
     pub seq: usize,
     pub blocks: usize,
-    pub calls: usize,
-    pub streams: usize,
-    pub serial_ms: f64,
-    pub concurrent_ms: f64,
-    /// CPU time to enqueue the spread calls.
-    pub enqueue_ms: f64,
-    /// The spread calls replayed from a CUDA graph.
-    pub graph_ms: f64,
+    /// The calls, the streams and the times measured.
+    pub timing: StreamTiming,
 }
 
 /// Parse `ch12_streams.csv`.
@@ -123,12 +118,14 @@ pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
                 heads: number(heads, "heads", i)?,
                 seq: number(seq, "seq", i)?,
                 blocks: number(blocks, "blocks", i)?,
-                calls: number(calls, "calls", i)?,
-                streams: number(streams, "streams", i)?,
-                serial_ms: number(serial, "serial_ms", i)?,
-                concurrent_ms: number(concurrent, "concurrent_ms", i)?,
-                enqueue_ms: number(enqueue, "enqueue_ms", i)?,
-                graph_ms: number(graph, "graph_ms", i)?,
+                timing: StreamTiming {
+                    calls: number(calls, "calls", i)?,
+                    streams: number(streams, "streams", i)?,
+                    serial_ms: number(serial, "serial_ms", i)?,
+                    concurrent_ms: number(concurrent, "concurrent_ms", i)?,
+                    enqueue_ms: number(enqueue, "enqueue_ms", i)?,
+                    graph_ms: number(graph, "graph_ms", i)?,
+                },
             })
         })
         .collect()
