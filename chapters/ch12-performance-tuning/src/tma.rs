@@ -1,4 +1,4 @@
-//! Tensor maps for the Tensor Memory Accelerator (TMA) of rung 8.
+//! Tensor maps for the Tensor Memory Accelerator (TMA) of rungs 8 and 9.
 //!
 //! A TMA copy is described by a *tensor map*: 128 opaque bytes that the driver encodes once
 //! (`cuTensorMapEncodeTiled`) from a buffer's address, its shape and strides, the box one copy

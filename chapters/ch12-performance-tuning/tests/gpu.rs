@@ -12,6 +12,7 @@ use ch12_performance_tuning::ch02::SdpaOptions;
 use ch12_performance_tuning::gpu::{Bf16Buffers, LadderKernels, ladder_attention_gpu};
 use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
+use ch12_performance_tuning::tma::bf16_tile_map;
 
 /// The bf16 rungs at head dim d: 1–4, 6, and 5, 7, 8 and 9 at every tile shape of the autotuner.
 fn bf16_rungs(d: usize) -> Vec<Rung> {
@@ -104,5 +105,26 @@ fn unsupported_inputs_are_errors_before_launch() -> Result<()> {
     assert!(e.to_string().contains("key-padding"), "{e}");
     let e = ladder_attention_gpu(&gpu, &kernels, Rung::F32Flash, &inputs, &SdpaMask::none()).unwrap_err();
     assert!(e.to_string().contains("rung 0"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn tensor_maps_refuse_shapes_the_tma_cannot_copy() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("the tensor map check")? else { return Ok(()) };
+    // (B·H, N, d) = (2, 100, 128): a valid map, then each argument wrong in turn.
+    let buf = gpu.zeros::<ch12_performance_tuning::bf16>(2 * 100 * 128)?;
+    let map = bf16_tile_map(&gpu.stream, &buf, 2, 100, 128, 128)?;
+    assert!(map.0.iter().any(|&w| w != 0), "the driver wrote the map");
+    let buf96 = gpu.zeros::<ch12_performance_tuning::bf16>(2 * 100 * 96)?;
+    let cases = [
+        (bf16_tile_map(&gpu.stream, &buf96, 2, 100, 96, 128), "d = 96"),
+        (bf16_tile_map(&gpu.stream, &buf, 2, 100, 128, 0), "box rows 0"),
+        (bf16_tile_map(&gpu.stream, &buf, 2, 100, 128, 257), "box rows 257"),
+        (bf16_tile_map(&gpu.stream, &buf, 2, 101, 128, 128), "2 × 101 × 128"),
+    ];
+    for (result, names) in cases {
+        let e = result.expect_err(names).to_string();
+        assert!(e.contains(names), "the error should name {names}: {e}");
+    }
     Ok(())
 }
