@@ -32,6 +32,27 @@ pub fn device_randn_bf16(gpu: &Gpu, n: usize, seed: u64) -> Result<CudaSlice<bf1
     Ok(buf)
 }
 
+/// The CPU version of `ch12_fill_normal_bf16`, for checking it: value `i` is Box–Muller on two
+/// 24-bit uniforms hashed from (seed, i) by splitmix64's finaliser, computed here in f64 and
+/// rounded to bf16 (the kernel computes in f32, so a value may differ by one bf16 step).
+pub fn randn_bf16_reference(n: usize, seed: u64) -> Vec<bf16> {
+    let mix64 = |mut x: u64| {
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    };
+    (0..n as u64)
+        .map(|i| {
+            let h = mix64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
+            let u1 = ((h >> 40) + 1) as f64 / 16_777_216.0; // (0, 1]
+            let u2 = ((h >> 8) & 0xff_ffff) as f64 / 16_777_216.0; // [0, 1)
+            bf16::from_f64((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos())
+        })
+        .collect()
+}
+
 /// An f32 copy of a bf16 device buffer (exact).
 pub fn device_bf16_to_f32(gpu: &Gpu, src: &CudaSlice<bf16>) -> Result<CudaSlice<f32>> {
     let mut out = gpu.zeros::<f32>(src.len())?;
@@ -117,4 +138,23 @@ pub fn bench_shape(
 /// One CSV row in chapter 2's format with `impl` = the rung's name.
 pub fn csv_row(name: &str, row: &GpuBenchRow) -> String {
     ch03_flash_attention::bench::csv_line(name, row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_generator_is_seeded_standard_normal() {
+        let n = 200_000;
+        let x: Vec<f64> = randn_bf16_reference(n, 3).iter().map(|v| v.to_f64()).collect();
+        let mean = x.iter().sum::<f64>() / n as f64;
+        let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+        // Standard errors: 1/√n ≈ 0.0022 for the mean, √(2/n) ≈ 0.0032 for the variance.
+        assert!(mean.abs() < 0.01 && (var - 1.0).abs() < 0.015, "mean {mean}, variance {var}");
+        let tail = x.iter().filter(|v| v.abs() > 3.0).count() as f64 / n as f64;
+        assert!((tail - 0.0027).abs() < 0.001, "P(|z| > 3) = {tail}");
+        assert_eq!(randn_bf16_reference(10, 3), randn_bf16_reference(10, 3));
+        assert_ne!(randn_bf16_reference(10, 3), randn_bf16_reference(10, 4));
+    }
 }

@@ -8,6 +8,7 @@
 use ch12_performance_tuning::SdpaMask;
 use ch12_performance_tuning::attn_support::Result;
 use ch12_performance_tuning::attn_support::gpu::{Gpu, longest_test_len, under_sanitizer};
+use ch12_performance_tuning::bench::{device_bf16_to_f32, device_randn_bf16, randn_bf16_reference};
 use ch12_performance_tuning::ch02::SdpaOptions;
 use ch12_performance_tuning::gpu::{Bf16Buffers, LadderKernels, ladder_attention_gpu};
 use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
@@ -105,6 +106,28 @@ fn unsupported_inputs_are_errors_before_launch() -> Result<()> {
     assert!(e.to_string().contains("key-padding"), "{e}");
     let e = ladder_attention_gpu(&gpu, &kernels, Rung::F32Flash, &inputs, &SdpaMask::none()).unwrap_err();
     assert!(e.to_string().contains("rung 0"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn device_inputs_match_the_cpu_generator() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("the device input check")? else { return Ok(()) };
+    // More values than the fill's 1024 × 256 threads, and not a multiple of them: the
+    // grid-stride loop runs twice for some threads and once for others.
+    let n = 300_001;
+    let values = gpu.download(&device_randn_bf16(&gpu, n, 7)?, [n])?;
+    let want = randn_bf16_reference(n, 7);
+    let mut off_by_one_step = 0;
+    for (i, (&got, &w)) in values.iter().zip(&want).enumerate() {
+        let (got, w) = (got.to_f64(), w.to_f64());
+        // f32 logf/cospif in the kernel against f64 here: at most one bf16 step (2⁻⁸ relative).
+        assert!((got - w).abs() <= w.abs() * 2f64.powi(-7) + 1e-30, "value {i}: GPU {got}, CPU {w}");
+        off_by_one_step += (got != w) as usize;
+    }
+    assert!(off_by_one_step < n / 100, "{off_by_one_step} of {n} values differ by a bf16 step");
+    // The f32 copy for rung 0 is exact.
+    let f32_values = gpu.download(&device_bf16_to_f32(&gpu, &device_randn_bf16(&gpu, n, 7)?)?, [n])?;
+    assert!(f32_values.iter().zip(&values).all(|(&f, &b)| f == b.to_f32()), "bf16 → f32 must be exact");
     Ok(())
 }
 
