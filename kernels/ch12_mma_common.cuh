@@ -332,6 +332,12 @@ __device__ __forceinline__ void write_output(float o[D / 8][4], const float m[2]
     }
 }
 
+// The first query row of this block's BR-row tile. Causal launches visit the tiles in reverse:
+// the last tiles see the most keys, so they start first and the short ones fill the last wave.
+template <int BR> __device__ __forceinline__ int first_query_row(int causal) {
+    return (causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * BR;
+}
+
 // The key tiles a query tile [q0, q0 + rows) must visit: all ⌈Nk/BC⌉, or when causal only those
 // up to the last row's diagonal q0 + rows − 1 + Nk − Nq (none if even that is before key 0).
 template <int BC> __device__ __forceinline__ int key_tiles(int q0, int rows, int nq, int nk, int causal) {

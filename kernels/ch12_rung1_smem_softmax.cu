@@ -36,7 +36,7 @@ template <int D, int BC, int NW> __device__ __forceinline__ void smem_softmax_fo
 
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, bh = blockIdx.y;
     const int g = lane >> 2, t = lane & 3;
-    const int q0 = (causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * BR, offset = nk - nq;
+    const int q0 = first_query_row<BR>(causal), offset = nk - nq;
     const bf16_t *q_head = q + (size_t)bh * nq * D, *k_head = k + (size_t)bh * nk * D,
                  *v_head = v + (size_t)bh * nk * D;
     float *s_warp = s_all + warp * 16 * S_STRIDE, *state = state_all + warp * 16 * 3;

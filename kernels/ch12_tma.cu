@@ -95,7 +95,7 @@ __device__ __forceinline__ void tma_forward(const TensorMap *q_map, const Tensor
         __trap();
 
     const int wg = threadIdx.x / 128, bh = blockIdx.y;
-    const int q0 = (causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * BR, offset = nk - nq;
+    const int q0 = first_query_row<BR>(causal), offset = nk - nq;
     const int tiles = key_tiles<BC>(q0, BR, nq, nk, causal);
     if (threadIdx.x == 0) {
         mbar_init(q_full, 1);

@@ -34,7 +34,7 @@ template <int D, int BC, int NWG> __device__ __forceinline__ void wgmma_forward(
     if (dynamic_smem_bytes() < 2u * (BR + 4 * BC) * D || (smem_u32(smem) & 1023) != 0) __trap();
 
     const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, bh = blockIdx.y;
-    const int q0 = (causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * BR, offset = nk - nq;
+    const int q0 = first_query_row<BR>(causal), offset = nk - nq;
     const int warp_row = q0 + 64 * wg + 16 * warp; // first query row of this warp
     const bf16_t *q_head = q + (size_t)bh * nq * D, *k_head = k + (size_t)bh * nk * D,
                  *v_head = v + (size_t)bh * nk * D;
@@ -95,7 +95,7 @@ template <int D, int BC, int NWG> __device__ __forceinline__ void wgmma_overlap_
     if (dynamic_smem_bytes() < 2u * (BR + 2 * STAGES * BC) * D || (smem_u32(smem) & 1023) != 0) __trap();
 
     const int wg = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32, bh = blockIdx.y;
-    const int q0 = (causal ? gridDim.x - 1 - blockIdx.x : blockIdx.x) * BR, offset = nk - nq;
+    const int q0 = first_query_row<BR>(causal), offset = nk - nq;
     const int warp_row = q0 + 64 * wg + 16 * warp;
     const bf16_t *q_head = q + (size_t)bh * nq * D, *k_head = k + (size_t)bh * nk * D,
                  *v_head = v + (size_t)bh * nk * D;

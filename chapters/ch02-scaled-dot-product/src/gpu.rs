@@ -6,7 +6,7 @@
 //! after opting in, so Nk ≤ about 56 000). Everything outside is an error before launch.
 
 use crate::mask::SdpaMask;
-use crate::sdpa::{SdpaDims, SdpaOptions, check_inputs};
+use crate::sdpa::{SdpaDims, SdpaOptions, check_inputs, log2_units};
 use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::cudarc::driver::{CudaContext, CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use attn_support::error::DriverContext;
@@ -95,7 +95,7 @@ impl SdpaKernel {
         let (heads, nq, nk) = (dims.heads as i32, dims.nq as i32, dims.nk as i32);
         let (d, dv) = (dims.head_dim as i32, dims.v_dim as i32);
         let causal = buffers.causal as i32;
-        let scale_log2e = (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32;
+        let scale_log2e = log2_units(buffers.scale);
         // A null device pointer tells the kernel there is no padding mask.
         let no_padding = 0u64;
         let mut builder = gpu.stream.launch_builder(&self.function);

@@ -29,6 +29,7 @@ pub mod softmax;
 pub use attn_support::{self, ndarray, plotters};
 pub use mask::SdpaMask;
 pub use sdpa::{
-    SdpaDims, SdpaOptions, attention_weights, check_inputs, sdpa, sdpa_with_lse, sdpa_with_options,
+    SdpaDims, SdpaOptions, attention_weights, check_inputs, log2_units, sdpa, sdpa_with_lse,
+    sdpa_with_options,
 };
 pub use softmax::{log_sum_exp, softmax_naive, softmax_row_in_place, softmax_stable};

@@ -127,6 +127,12 @@ pub fn sdpa_with_lse(
     sdpa_with_options(q, k, v, mask, &SdpaOptions::default())
 }
 
+/// The softmax scale in log2 units, `scale·log₂e`: since e^x = 2^(x·log₂e), scores multiplied by
+/// it need only a bare 2^x (`exp2f` in every kernel of the book). Computed in f64, rounded once.
+pub fn log2_units(scale: f32) -> f32 {
+    (scale as f64 * std::f64::consts::LOG2_E) as f32
+}
+
 // ANCHOR: sdpa
 /// Attention with options; returns (output (B,H,Nq,dv), log-sum-exp (B,H,Nq)).
 ///
@@ -145,9 +151,9 @@ pub fn sdpa_with_options(
     let scale = options.scale_for(dims.head_dim)?;
     let mut out = Array4::<f32>::zeros(dims.out_shape());
     let mut lse = Array3::<f32>::zeros(dims.lse_shape());
-    // Scores in log2 units: e^x = 2^(x·log₂e), so folding log₂e into the scale lets the softmax
-    // use a bare 2^x. The scale rides on the GEMM's alpha, so neither costs an extra pass.
-    let alpha = (scale as f64 * std::f64::consts::LOG2_E) as f32;
+    // Scores in log2 units (see `log2_units`). The scale rides on the GEMM's alpha, so neither
+    // costs an extra pass.
+    let alpha = log2_units(scale);
     // One (Nq × Nk) score buffer and one 1/Σ per row, reused by every head.
     let mut scores = vec![0.0f32; dims.nq * dims.nk];
     let mut inv_sums = vec![0.0f32; dims.nq];
@@ -217,7 +223,7 @@ pub fn attention_weights(
     let scale = options.scale_for(dims.head_dim)?;
     let mut weights = Array4::<f32>::zeros((dims.batch, dims.heads, dims.nq, dims.nk));
     let mut lse = Array3::<f32>::zeros(dims.lse_shape());
-    let alpha = (scale as f64 * std::f64::consts::LOG2_E) as f32;
+    let alpha = log2_units(scale);
     let mut scores = vec![0.0f32; dims.nq * dims.nk];
     let mut inv_sums = vec![0.0f32; dims.nq];
     for b in 0..dims.batch {

@@ -11,7 +11,7 @@
 //! same data.
 
 use ch02_scaled_dot_product::gpu::SdpaBuffers;
-use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions, check_inputs};
+use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions, check_inputs, log2_units};
 
 use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
@@ -177,7 +177,7 @@ impl FlashKernel {
         let (heads, nq, nk) = (dims.heads as i32, dims.nq as i32, dims.nk as i32);
         let causal = buffers.causal as i32;
         // Scores in log2 units: the kernel multiplies Q by scale·log₂e once, then uses exp2f.
-        let scale_log2e = (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32;
+        let scale_log2e = log2_units(buffers.scale);
         let no_padding = 0u64; // a null pointer: no padding mask
         let mut builder = gpu.stream.launch_builder(function);
         builder.arg(&buffers.q).arg(&buffers.k).arg(&buffers.v);

@@ -9,7 +9,7 @@
 
 use attn_support::Result;
 use attn_support::ndarray::{Array3, Array4, ArrayView4, Axis, s};
-use ch02_scaled_dot_product::{SdpaMask, SdpaOptions, check_inputs};
+use ch02_scaled_dot_product::{SdpaMask, SdpaOptions, check_inputs, log2_units};
 
 // ANCHOR: fused_rows
 /// Attention one query row at a time with a row buffer of Nk scores; returns (output
@@ -22,7 +22,7 @@ pub fn fused_rows_cpu(
     options: &SdpaOptions,
 ) -> Result<(Array4<f32>, Array3<f32>)> {
     let dims = check_inputs(q.shape(), k.shape(), v.shape(), mask)?;
-    let scale_log2e = (options.scale_for(dims.head_dim)? as f64 * std::f64::consts::LOG2_E) as f32;
+    let scale_log2e = log2_units(options.scale_for(dims.head_dim)?);
     let mut out = Array4::<f32>::zeros(dims.out_shape());
     let mut lse = Array3::<f32>::from_elem(dims.lse_shape(), f32::NEG_INFINITY);
     let mut row = vec![f32::NEG_INFINITY; dims.nk];

@@ -7,13 +7,15 @@
 //! `oom` or `unsupported`, which becomes `None` and is left out of every line.
 
 use attn_support::plot::{
-    Chart, Figure, Line, SERIES_COLORS, Scale, SeriesLabelPosition, ensure_font, plot_err,
+    Chart, Figure, Line, SERIES_COLORS, Scale, SeriesLabelPosition, ensure_font, grid_cell, grid_center,
+    grid_row_at, plot_err,
 };
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::coord::ranged1d::SegmentValue;
 use attn_support::plotters::prelude::*;
 use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
 use attn_support::{Error, Result};
+use ch02_scaled_dot_product::bench::BenchShape;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -44,6 +46,19 @@ pub type Combo = (usize, usize, usize);
 impl TimingRow {
     pub fn combo(&self) -> Combo {
         (self.batch, self.heads, self.head_dim)
+    }
+
+    /// TFLOP/s with chapter 2's FLOP count (4·B·H·N²·d, halved when causal), the count every
+    /// writer of these files uses; `None` where there is no time.
+    pub fn tflops(&self) -> Option<f64> {
+        let shape = BenchShape {
+            batch: self.batch,
+            heads: self.heads,
+            seq: self.seq,
+            head_dim: self.head_dim,
+            causal: self.causal,
+        };
+        self.median_ms.map(|ms| shape.flops() / (ms * 1e-3) * 1e-12)
     }
 }
 
@@ -276,21 +291,13 @@ impl Figure for WinnerMap {
                 _ => String::new(),
             })
             .y_label_formatter(&|v| match v {
-                // Row 0 at the top: segment k from the bottom holds row rows − 1 − k.
-                SegmentValue::CenterOf(k) if *k < rows => self.row_labels[rows - 1 - k].clone(),
+                SegmentValue::CenterOf(k) if *k < rows => self.row_labels[grid_row_at(*k, rows)].clone(),
                 _ => String::new(),
             })
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(plot_err)?;
-        let corners = |i: usize, j: usize| {
-            let y = rows - 1 - i;
-            [
-                (SegmentValue::Exact(j), SegmentValue::Exact(y)),
-                (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
-            ]
-        };
         let cells = || {
             self.cells
                 .iter()
@@ -303,11 +310,13 @@ impl Figure for WinnerMap {
                     Some((w, _)) => SERIES_COLORS[w % SERIES_COLORS.len()].mix(0.35).filled(),
                     None => RGBColor(215, 215, 215).filled(),
                 };
-                Rectangle::new(corners(i, j), fill)
+                Rectangle::new(grid_cell(i, j, rows), fill)
             }))
             .map_err(plot_err)?;
         chart
-            .draw_series(cells().map(|(i, j, _)| Rectangle::new(corners(i, j), WHITE.stroke_width(3))))
+            .draw_series(
+                cells().map(|(i, j, _)| Rectangle::new(grid_cell(i, j, rows), WHITE.stroke_width(3))),
+            )
             .map_err(plot_err)?;
         let centered = Pos::new(HPos::Center, VPos::Center);
         chart
@@ -318,8 +327,7 @@ impl Figure for WinnerMap {
                     }
                     None => ("none ran".to_string(), String::new()),
                 };
-                let at = (SegmentValue::CenterOf(j), SegmentValue::CenterOf(rows - 1 - i));
-                EmptyElement::at(at)
+                EmptyElement::at(grid_center(i, j, rows))
                     + Text::new(
                         name,
                         (0, -11),

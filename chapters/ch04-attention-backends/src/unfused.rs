@@ -27,7 +27,7 @@ use attn_support::gpu::{Gpu, KernelSource, launch_config};
 use attn_support::ndarray::{Array3, Array4, ArrayView4};
 use attn_support::{Error, Result, kernel_source};
 use ch02_scaled_dot_product::gpu::SdpaBuffers;
-use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions, check_inputs};
+use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions, check_inputs, log2_units};
 
 /// The softmax kernel file.
 pub const SOFTMAX_SOURCE: KernelSource = kernel_source!("ch04_softmax.cu");
@@ -126,7 +126,7 @@ impl UnfusedAttention {
         let (nq_i, nk_i) = (nq as i32, nk as i32);
 
         // Step 1: S = (scale·log₂e) Q Kᵀ, computed as the column-major Sᵀ = K Qᵀ.
-        let qk = qk_config(&dims, (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32);
+        let qk = qk_config(&dims, log2_units(buffers.scale));
         // SAFETY: K holds bh·Nk·d, Q bh·Nq·d and scores bh·Nq·Nk floats (checked above), which
         // is what the strides and sizes above address.
         unsafe { self.blas.gemm_strided_batched(qk, &buffers.k, &buffers.q, scores) }

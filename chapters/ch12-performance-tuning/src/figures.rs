@@ -61,7 +61,7 @@ pub fn read_bench_run(dir: &Path) -> Result<(Vec<BenchRow>, Vec<&'static str>)> 
 /// [`LADDER_SHAPE`] if some rung ran there, else the shape where most rungs ran.
 pub fn ladder_shape(rows: &[BenchRow]) -> Option<(usize, usize, usize, usize)> {
     let rung_rows =
-        rows.iter().filter(|r| LADDER_IMPLS.iter().any(|l| l.0 == r.impl_name) && r.tflops.is_some());
+        rows.iter().filter(|r| LADDER_IMPLS.iter().any(|l| l.0 == r.impl_name) && r.tflops().is_some());
     let shapes: Vec<_> = rung_rows.map(|r| (r.batch, r.heads, r.seq, r.head_dim)).collect();
     if shapes.contains(&LADDER_SHAPE) {
         return Some(LADDER_SHAPE);

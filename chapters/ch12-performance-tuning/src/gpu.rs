@@ -14,7 +14,7 @@ use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, cdiv, launch_config};
 use attn_support::ndarray::{Array3, Array4};
 use attn_support::{Error, Result};
-use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions};
+use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions, log2_units};
 use half::bf16;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -209,7 +209,7 @@ impl LadderKernels {
         let function = self.function(gpu, &spec)?;
         let (heads, nq, nk) = (dims.heads as i32, dims.nq as i32, dims.nk as i32);
         let causal = buffers.causal as i32;
-        let scale_log2e = (buffers.scale as f64 * std::f64::consts::LOG2_E) as f32;
+        let scale_log2e = log2_units(buffers.scale);
         let mut builder = stream.launch_builder(&function);
         let maps; // rungs 8 and 9 read Q, K and V through TMA tensor maps instead of pointers
         if let Rung::Tma(t) | Rung::PingPong(t) = rung {

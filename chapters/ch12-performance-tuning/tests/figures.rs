@@ -44,9 +44,9 @@ fn bench_csv_parses_times_and_missing_values() {
     assert!(!r1.causal && r1.median_ms == Some(11.0));
     // TFLOP/s from the shape: 4·B·H·N²·d / t, halved when causal.
     let full = 4.0 * 128.0 * 4096f64.powi(2) * 128.0;
-    assert!(close(r1.tflops.unwrap(), full / 11e-3 * 1e-12));
-    assert!(close(rows[3].tflops.unwrap(), full / 2.0 / 2.5e-3 * 1e-12));
-    assert_eq!((rows[2].median_ms, rows[2].tflops), (None, None), "oom is no value");
+    assert!(close(r1.tflops().unwrap(), full / 11e-3 * 1e-12));
+    assert!(close(rows[3].tflops().unwrap(), full / 2.0 / 2.5e-3 * 1e-12));
+    assert_eq!((rows[2].median_ms, rows[2].tflops()), (None, None), "oom is no value");
     assert!(parse_bench_csv("impl,batch\nx,1\n").is_err());
     assert!(
         parse_bench_csv("impl,batch,heads,seq,head_dim,causal,median_ms,tflops\nx,1,2,many,4,0,1,1\n")
@@ -135,9 +135,9 @@ fn ladder_figure_takes_each_rung_at_the_shape() {
         assert_eq!(LADDER_IMPLS[rung.index()].0, rung.name());
     }
     let at = |panel: usize, rung: usize| fig.panels[panel].bars[rung].1;
-    assert!(close(at(0, 1).unwrap(), rows[1].tflops.unwrap()));
+    assert!(close(at(0, 1).unwrap(), rows[1].tflops().unwrap()));
     assert_eq!((at(0, 2), at(0, 5), at(1, 1)), (None, None, None));
-    assert!(close(at(1, 5).unwrap(), rows[3].tflops.unwrap()));
+    assert!(close(at(1, 5).unwrap(), rows[3].tflops().unwrap()));
     assert_eq!(fig.panels[0].references.len(), 1);
     assert!(fig.panels[1].references.is_empty());
     assert_eq!(&png_bytes(&fig).unwrap()[1..4], b"PNG");

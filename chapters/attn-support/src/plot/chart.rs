@@ -264,17 +264,25 @@ impl Chart {
             }
         }
         if self.lines.iter().any(|l| !l.label.is_empty()) {
-            chart
-                .configure_series_labels()
-                .position(self.legend.clone())
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK.mix(0.3))
-                .label_font(("sans-serif", 15))
-                .draw()
-                .map_err(plot_err)?;
+            draw_legend(&mut chart, self.legend.clone())?;
         }
         Ok(())
     }
+}
+
+/// The book's legend box: every labelled series of `chart` at `position`, on translucent white.
+pub fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(plot_err)
 }
 
 #[cfg(test)]

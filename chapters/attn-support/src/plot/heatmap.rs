@@ -14,6 +14,29 @@ const MASKED_FILL: RGBColor = RGBColor(215, 215, 215);
 /// Text in a masked cell.
 const MASKED_TEXT: RGBColor = RGBColor(120, 120, 120);
 
+/// A cell of a grid figure on segmented axes (one segment per column and per row), with row 0
+/// drawn at the top: segment k from the bottom holds row `rows − 1 − k`.
+pub type GridPoint = (SegmentValue<usize>, SegmentValue<usize>);
+
+/// The two corners of cell (row `i`, column `j`) of a `rows`-row grid ([`GridPoint`]).
+pub fn grid_cell(i: usize, j: usize, rows: usize) -> [GridPoint; 2] {
+    let y = grid_row_at(i, rows);
+    [
+        (SegmentValue::Exact(j), SegmentValue::Exact(y)),
+        (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
+    ]
+}
+
+/// The centre of cell (row `i`, column `j`) of a `rows`-row grid, where its text goes.
+pub fn grid_center(i: usize, j: usize, rows: usize) -> GridPoint {
+    (SegmentValue::CenterOf(j), SegmentValue::CenterOf(grid_row_at(i, rows)))
+}
+
+/// The row whose label goes at segment centre `k` from the bottom of a `rows`-row grid.
+pub fn grid_row_at(k: usize, rows: usize) -> usize {
+    rows - 1 - k
+}
+
 /// A matrix drawn as coloured cells (viridis), row 0 at the top, optionally with each value
 /// printed in its cell and a colour bar.
 ///
@@ -130,9 +153,8 @@ impl Figure for Heatmap {
                 _ => String::new(),
             })
             .y_label_formatter(&|v| match v {
-                // Row 0 is drawn at the top: segment k from the bottom holds row rows − 1 − k.
                 SegmentValue::CenterOf(k) if *k < rows => {
-                    Heatmap::label(&self.row_labels, rows - 1 - k, rows)
+                    Heatmap::label(&self.row_labels, grid_row_at(*k, rows), rows)
                 }
                 _ => String::new(),
             })
@@ -140,18 +162,11 @@ impl Figure for Heatmap {
             .axis_desc_style(("sans-serif", 16))
             .draw()
             .map_err(plot_err)?;
-        let corners = |i: usize, j: usize| {
-            let y = rows - 1 - i;
-            [
-                (SegmentValue::Exact(j), SegmentValue::Exact(y)),
-                (SegmentValue::Exact(j + 1), SegmentValue::Exact(y + 1)),
-            ]
-        };
         chart
             .draw_series(self.data.indexed_iter().map(|((i, j), &v)| {
                 let fill =
                     if v.is_finite() { ViridisRGB.get_color_normalized(v, lo, hi) } else { MASKED_FILL };
-                Rectangle::new(corners(i, j), fill.filled())
+                Rectangle::new(grid_cell(i, j, rows), fill.filled())
             }))
             .map_err(plot_err)?;
         if self.annotate {
@@ -165,8 +180,11 @@ impl Figure for Heatmap {
                     } else {
                         (self.masked_text.clone(), MASKED_TEXT)
                     };
-                    let at = (SegmentValue::CenterOf(j), SegmentValue::CenterOf(rows - 1 - i));
-                    Text::new(text, at, ("sans-serif", 14).into_font().color(&color).pos(centered))
+                    Text::new(
+                        text,
+                        grid_center(i, j, rows),
+                        ("sans-serif", 14).into_font().color(&color).pos(centered),
+                    )
                 }))
                 .map_err(plot_err)?;
         }

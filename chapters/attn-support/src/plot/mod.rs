@@ -17,8 +17,8 @@ mod chart;
 mod heatmap;
 mod panels;
 
-pub use chart::{Chart, Line, Scale};
-pub use heatmap::Heatmap;
+pub use chart::{Chart, Line, Scale, draw_legend};
+pub use heatmap::{GridPoint, Heatmap, grid_cell, grid_center, grid_row_at};
 pub use panels::Panels;
 /// Where a [`Chart`] puts its legend.
 pub use plotters::prelude::SeriesLabelPosition;

@@ -59,7 +59,7 @@ pub fn tflops_at(
         .find(|r| {
             r.impl_name == name && (r.batch, r.heads, r.seq, r.head_dim, r.causal) == (b, h, n, d, causal)
         })?
-        .tflops
+        .tflops()
 }
 
 /// One panel: a bar per rung (`None`: not run at this shape) and PyTorch's rates.

@@ -38,7 +38,7 @@ fn sweep_lines(rows: &[BenchRow], head_dim: usize, causal: bool) -> Vec<Line> {
         let mut p: Vec<(f64, f64)> = rows
             .iter()
             .filter(|r| r.impl_name == name && shape(r))
-            .filter_map(|r| Some((r.seq as f64, r.tflops?)))
+            .filter_map(|r| Some((r.seq as f64, r.tflops()?)))
             .collect();
         p.sort_by(|x, y| x.0.total_cmp(&y.0));
         p

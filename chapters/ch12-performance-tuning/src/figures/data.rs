@@ -7,57 +7,14 @@ use crate::roofline::KernelPoint;
 use crate::streams::StreamTiming;
 use crate::tuning::{Family, TileTable, TunedEntry};
 use attn_support::{Error, Result};
-use ch02_scaled_dot_product::bench::BenchShape;
-use ch04_attention_backends::figures::{TimingRow, parse_timing_csv};
+use ch04_attention_backends::figures::parse_timing_csv;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One row of a benchmark CSV (chapter 2's columns `impl,batch,heads,seq,head_dim,causal,
-/// median_ms,tflops`), as the `ch12` binary and the PyTorch baseline script write them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct BenchRow {
-    pub impl_name: String,
-    pub batch: usize,
-    pub heads: usize,
-    pub seq: usize,
-    pub head_dim: usize,
-    pub causal: bool,
-    /// `None` for `oom` / `unsupported`.
-    pub median_ms: Option<f64>,
-    /// FLOPs / time with chapter 2's count (4·B·H·N²·d, halved when causal), the count every
-    /// writer of these files uses; `None` where there is no time.
-    pub tflops: Option<f64>,
-}
-
-impl BenchRow {
-    /// The shape of the row, as in the shapes file.
-    pub fn shape(&self) -> BenchShape {
-        BenchShape {
-            batch: self.batch,
-            heads: self.heads,
-            seq: self.seq,
-            head_dim: self.head_dim,
-            causal: self.causal,
-        }
-    }
-}
-
-impl From<TimingRow> for BenchRow {
-    fn from(r: TimingRow) -> BenchRow {
-        let shape =
-            BenchShape { batch: r.batch, heads: r.heads, seq: r.seq, head_dim: r.head_dim, causal: r.causal };
-        BenchRow {
-            tflops: r.median_ms.map(|ms| shape.flops() / (ms * 1e-3) * 1e-12),
-            impl_name: r.impl_name,
-            batch: r.batch,
-            heads: r.heads,
-            seq: r.seq,
-            head_dim: r.head_dim,
-            causal: r.causal,
-            median_ms: r.median_ms,
-        }
-    }
-}
+/// median_ms,tflops`), as the `ch12` binary and the PyTorch baseline script write them: chapter
+/// 4's timing row, whose `tflops()` uses chapter 2's FLOP count.
+pub use ch04_attention_backends::figures::TimingRow as BenchRow;
 
 fn read_text(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })
@@ -65,7 +22,7 @@ fn read_text(path: &Path) -> Result<String> {
 
 /// Parse a benchmark CSV (chapter 4's parser: same columns, `oom`/`unsupported` become `None`).
 pub fn parse_bench_csv(text: &str) -> Result<Vec<BenchRow>> {
-    Ok(parse_timing_csv(text)?.into_iter().map(BenchRow::from).collect())
+    parse_timing_csv(text)
 }
 
 /// Read and parse a benchmark CSV.

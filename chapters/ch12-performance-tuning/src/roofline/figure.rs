@@ -6,7 +6,7 @@
 
 use super::{KernelPoint, Roof, ridge_point};
 use crate::ceilings::Ceilings;
-use attn_support::plot::{Figure, SERIES_COLORS, Scale, ensure_font, plot_err};
+use attn_support::plot::{Figure, SERIES_COLORS, Scale, draw_legend, ensure_font, plot_err};
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::prelude::*;
 use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -192,14 +192,7 @@ impl Figure for RooflineFigure {
         }
         // The legend goes top left: above the memory roof, where no kernel can be.
         if !self.points.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK.mix(0.3))
-                .label_font(("sans-serif", 15))
-                .draw()
-                .map_err(plot_err)?;
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         }
         Ok(())
     }
