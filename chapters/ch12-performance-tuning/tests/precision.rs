@@ -6,7 +6,9 @@ use ch12_performance_tuning::SdpaMask;
 use ch12_performance_tuning::attn_support::ndarray::Array4;
 use ch12_performance_tuning::bf16;
 use ch12_performance_tuning::ch02::sdpa;
-use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, overlap_shapes, tma_shapes};
+use ch12_performance_tuning::ladder::{
+    LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, TileShape, overlap_shapes, tma_shapes,
+};
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick, naive_bf16_attention};
 
 fn masks() -> [SdpaMask; 2] {
@@ -101,4 +103,12 @@ fn every_spec_names_an_entry_point_of_its_kernel_file_and_the_header_sizes() {
     assert_eq!((bytes(Rung::Wgmma, 128), bytes(Rung::Wgmma, 64)), (98_304, 81_920));
     assert!(Rung::CpAsync.spec(96).unwrap_err().to_string().contains("d = 96"));
     assert!(Rung::F32Flash.spec(64).is_err());
+    // A tile shape outside a rung's entry points is an error naming the rung's shapes.
+    let refused = |rung: Rung, d| rung.spec(d).unwrap_err().to_string();
+    assert!(refused(Rung::Tuned(TileShape::new(32, 32)), 64).contains("autotuner's space"));
+    assert!(
+        refused(Rung::WgmmaOverlap(TileShape::new(192, 128)), 128).contains("rung 7's shapes at d = 128")
+    );
+    assert!(refused(Rung::Tma(TileShape::new(128, 64)), 64).contains("rung 8's shapes at d = 64"));
+    assert!(refused(Rung::PingPong(TileShape::new(128, 64)), 64).contains("rung 9's shapes at d = 64"));
 }

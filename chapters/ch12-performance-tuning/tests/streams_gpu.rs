@@ -49,6 +49,8 @@ fn calls_on_several_streams_match_calls_on_one() {
         rungs.push(Rung::Tma(tma_shapes(128)[0]));
     }
     let set = StreamSet::new(&gpu, 4).unwrap();
+    let no_calls = set.time_serial_vs_concurrent(0, 1, 1, |_, _| Ok(())).unwrap_err().to_string();
+    assert!(no_calls.contains("at least one call"), "{no_calls}");
     for rung in rungs {
         for mask in [SdpaMask::none(), SdpaMask::causal()] {
             let mut serial = upload_calls(&gpu, &mask);
