@@ -3,6 +3,7 @@
 //! - `test`: everything CI checks — format, lints, unit and property tests, every notebook
 //!   executed headlessly, and the book built with its code includes checked.
 //! - `notebooks`: install what is missing and open JupyterLab on `notebooks/` with the Rust kernel.
+//! - `record-notebooks`: execute notebooks and write their outputs into them, ready to commit.
 //! - `gpu`: build the release binaries into `target/gpu-bundle/` for a GPU machine without Rust.
 //! - `doctor`: say which tools are present and how to install the missing ones.
 
@@ -10,6 +11,7 @@ mod book;
 mod doctor;
 mod gpu_bundle;
 mod install;
+mod notebook_lint;
 mod notebooks;
 mod process;
 mod test;
@@ -21,7 +23,7 @@ use std::process::ExitCode;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Tasks of the attention book: test, notebooks, gpu, doctor"
+    about = "Tasks of the attention book: test, notebooks, record-notebooks, gpu, doctor"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -34,6 +36,9 @@ enum Task {
     Test(test::Args),
     /// Install Jupyter and the Rust kernel if missing, then open JupyterLab on notebooks/.
     Notebooks(notebooks::OpenArgs),
+    /// Execute notebooks and write their outputs into them (only when every cell passes), so
+    /// that readers see the results without running them.
+    RecordNotebooks(notebooks::RecordArgs),
     /// Build target/gpu-bundle/: release binaries, test binaries and run.sh for a GPU machine.
     Gpu,
     /// Check the tools this project uses and print how to install what is missing.
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().task {
         Task::Test(args) => test::run_all(&args),
         Task::Notebooks(args) => notebooks::open(&args),
+        Task::RecordNotebooks(args) => notebooks::record(&args),
         Task::Gpu => gpu_bundle::build(),
         Task::Doctor => doctor::run(),
     };

@@ -39,13 +39,37 @@ pub struct OpenArgs {
     jupyter_args: Vec<String>,
 }
 
-/// The notebooks of the repository, `notebooks/*.ipynb`, in name order.
+/// The chapter notebooks of the repository, `notebooks/*.ipynb`, in name order.
 pub fn discover() -> Result<Vec<PathBuf>> {
-    let dir = root().join("notebooks");
+    ipynb_in(&root().join("notebooks"))
+}
+
+/// The exercise solutions, `notebooks/solutions/*.ipynb`, in name order.
+pub fn discover_solutions() -> Result<Vec<PathBuf>> {
+    ipynb_in(&root().join("notebooks/solutions"))
+}
+
+/// Every notebook, chapters first then solutions, whose file name contains one of `filters`
+/// (all of them when `filters` is empty).
+pub fn select(filters: &[String]) -> Result<Vec<PathBuf>> {
+    let mut all = discover()?;
+    all.extend(discover_solutions()?);
+    let name = |p: &PathBuf| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let chosen: Vec<PathBuf> = all
+        .into_iter()
+        .filter(|p| filters.is_empty() || filters.iter().any(|f| name(p).contains(f)))
+        .collect();
+    if chosen.is_empty() {
+        bail!("no notebook's name contains any of {filters:?}");
+    }
+    Ok(chosen)
+}
+
+fn ipynb_in(dir: &Path) -> Result<Vec<PathBuf>> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&dir)?
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "ipynb"))
         .collect();
@@ -61,17 +85,34 @@ fn evcxr_config_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+#[derive(clap::Args)]
+pub struct RecordArgs {
+    /// Record only the notebooks whose file name contains one of these (e.g. `03` or
+    /// `solutions`); all of them when none is given.
+    filters: Vec<String>,
+}
+
+/// `cargo xtask record-notebooks`: execute notebooks and, where every cell passed, write their
+/// outputs into the committed files (what readers see without running them).
+pub fn record(args: &RecordArgs) -> Result<()> {
+    let chosen = select(&args.filters)?;
+    install::jupyter(RUNNER_PACKAGES)?;
+    execute(&chosen, true)
+}
+
 /// Execute `notebooks` with the Rust kernel (installed beforehand by
 /// `install::jupyter(RUNNER_PACKAGES)`); fail if any cell of any notebook failed. Executed
-/// copies go to `target/notebooks/` for inspection.
-pub fn execute(notebooks: &[PathBuf]) -> Result<()> {
+/// copies go to `target/notebooks/` for inspection; with `record`, a notebook whose cells all
+/// passed also gets its outputs written into its committed file.
+pub fn execute(notebooks: &[PathBuf], record: bool) -> Result<()> {
     let config_dir = evcxr_config_dir()?;
     let build_dir = evcxr_build_dir()?;
     let mut failed = Vec::new();
     let mut times = Vec::new();
     for notebook in notebooks {
         let name = notebook.file_name().expect("a notebook file").to_owned();
-        let copy = root().join("target/notebooks").join(&name);
+        let sub = if notebook.parent().is_some_and(|p| p.ends_with("solutions")) { "solutions" } else { "" };
+        let copy = root().join("target/notebooks").join(sub).join(&name);
         let start = Instant::now();
         let mut cmd = Command::new(install::venv_python());
         cmd.arg(root().join("xtask/notebook_runner.py"))
@@ -80,6 +121,9 @@ pub fn execute(notebooks: &[PathBuf]) -> Result<()> {
             .args(["--timeout", &CELL_TIMEOUT_S.to_string()])
             .env("EVCXR_CONFIG_DIR", &config_dir)
             .env("EVCXR_TMPDIR", &build_dir);
+        if record {
+            cmd.arg("--record");
+        }
         if let Err(e) = run(&mut cmd) {
             println!("FAILED: {e:#}; the executed copy is {}", copy.display());
             failed.push(name.to_string_lossy().into_owned());

@@ -3,13 +3,14 @@
 
 use crate::install::{self, RUNNER_PACKAGES};
 use crate::process::{StepTimes, cargo, run, run_watching};
-use crate::{book, notebooks};
+use crate::{book, notebook_lint, notebooks};
 use anyhow::Result;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Step {
     Fmt,
     Clippy,
+    Lint,
     Test,
     Notebooks,
     Book,
@@ -17,8 +18,8 @@ pub enum Step {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Steps to leave out, for quicker local iterations (CI runs them all): fmt, clippy, test,
-    /// notebooks, book.
+    /// Steps to leave out, for quicker local iterations (CI runs them all): fmt, clippy, lint
+    /// (the notebooks' conventions), test, notebooks, book.
     #[arg(long, value_enum, value_delimiter = ',')]
     skip: Vec<Step>,
 }
@@ -74,6 +75,11 @@ fn steps(args: &Args, times: &mut StepTimes, counts: &mut TestCounts) -> Result<
             run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))
         })?;
     }
+    if wanted(Step::Lint) {
+        times.step("notebook lint", || {
+            notebook_lint::check_all(&notebooks::discover()?, &notebooks::discover_solutions()?)
+        })?;
+    }
     if wanted(Step::Test) {
         // Release: the numeric property tests run many times faster optimised, which pays
         // for the longer compile (see CONTRIBUTING.md for the measurement), and the GPU
@@ -85,12 +91,13 @@ fn steps(args: &Args, times: &mut StepTimes, counts: &mut TestCounts) -> Result<
     // The tools are installed in steps of their own, so the table tells installing (minutes,
     // once per machine) from running.
     if wanted(Step::Notebooks) {
-        let found = notebooks::discover()?;
+        let mut found = notebooks::discover()?;
+        found.extend(notebooks::discover_solutions()?);
         if found.is_empty() {
             println!("\nno notebooks in notebooks/: nothing to execute");
         } else {
             times.step("notebook tools", || install::jupyter(RUNNER_PACKAGES))?;
-            times.step("notebooks", || notebooks::execute(&found))?;
+            times.step("notebooks", || notebooks::execute(&found, false))?;
         }
     }
     if wanted(Step::Book) {

@@ -97,6 +97,25 @@ pub struct Gpu {
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
 }
 
+/// Run `body` on the GPU when there is one, after printing which device it is; without a GPU,
+/// print why `what` is skipped and return `Ok(None)` (an error under `ATTN_REQUIRE_GPU=1`).
+/// The one frame every GPU cell of the notebooks and every GPU section of a binary needs:
+///
+/// ```no_run
+/// # use attn_support::{with_gpu, Result};
+/// # fn main() -> Result<()> {
+/// with_gpu("the GPU check", |gpu| {
+///     let x = gpu.zeros::<f32>(16)?;
+///     Ok(x.len())
+/// })?;
+/// # Ok(()) }
+/// ```
+pub fn with_gpu<T>(what: &str, body: impl FnOnce(&Gpu) -> Result<T>) -> Result<Option<T>> {
+    let Some(gpu) = Gpu::open_or_skip(what)? else { return Ok(None) };
+    println!("GPU: {} ({})", gpu.name(), gpu.arch());
+    body(&gpu).map(Some)
+}
+
 impl std::fmt::Debug for Gpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Gpu({}, {})", self.name, self.arch())

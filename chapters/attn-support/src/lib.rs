@@ -8,23 +8,26 @@
 //!   a notebook.
 //! - [`data`]: seeded random tensors.
 //! - [`report`]: headings, progress bars and CSV files of the chapter binaries.
+//! - [`csv`](mod@csv): reading those CSV files back (recorded runs, benchmark tables).
 //! - [`blas`]: a cuBLAS handle in full-f32 math, and its errors.
 //!
-//! The chapter crates re-export this crate, `ndarray` and `plotters`, so a notebook that
+//! [`prelude`] gathers what notebooks use most. The chapter crates re-export this crate, `ndarray` and `plotters`, so a notebook that
 //! depends on one chapter crate never declares a second version of them.
 
 pub mod blas;
 pub mod compare;
+pub mod csv;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod plot;
+pub mod prelude;
 pub mod report;
 pub mod timing;
 
 pub use compare::{Comparison, compare};
 pub use error::{Error, Result};
-pub use gpu::{Gpu, KernelSource, gpu_required};
+pub use gpu::{Gpu, KernelSource, gpu_required, with_gpu};
 
 pub use cudarc;
 pub use ndarray;

@@ -11,6 +11,7 @@ pub use attn_support::{self, ndarray, plotters};
 pub mod cpu;
 pub mod figures;
 pub mod gpu;
+pub mod prelude;
 pub mod reference;
 pub mod toy;
 

@@ -22,6 +22,7 @@ pub mod figures;
 pub mod gpu;
 pub mod mask;
 pub mod naive;
+pub mod prelude;
 pub mod reference;
 pub mod sdpa;
 pub mod softmax;

@@ -14,6 +14,7 @@ pub mod bench;
 pub mod figures;
 pub mod gpu;
 pub mod io_model;
+pub mod prelude;
 pub mod tiled;
 
 pub use attn_support::{self, ndarray, plotters};

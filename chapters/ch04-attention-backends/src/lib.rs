@@ -19,6 +19,7 @@ pub mod bench;
 pub mod cpu;
 pub mod dispatch;
 pub mod figures;
+pub mod prelude;
 pub mod unfused;
 
 pub use attn_support::{self, ndarray};

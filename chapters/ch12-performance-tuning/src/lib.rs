@@ -22,6 +22,7 @@ pub mod gpu;
 pub mod graphs;
 pub mod ladder;
 pub mod precision;
+pub mod prelude;
 pub mod roofline;
 pub mod streams;
 pub mod tma;

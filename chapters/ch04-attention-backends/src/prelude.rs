@@ -1,0 +1,4 @@
+//! Everything notebook 04 uses, in one `use`: the support crate's prelude and this chapter's
+//! items.
+
+pub use attn_support::prelude::*;
