@@ -24,7 +24,12 @@ const INIT_EVCXR: &str = ":cache 2000\n";
 /// only covers registry crates. Only for runs one after another: two kernels at once would
 /// share it, so `cargo xtask notebooks` leaves it unset. It must lie outside the repository:
 /// cargo refuses a package inside our workspace's folder that is not one of its members.
+/// An `EVCXR_TMPDIR` already set in the environment wins, so that two runs at once can each
+/// be given a folder of their own.
 fn evcxr_build_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("EVCXR_TMPDIR") {
+        return Ok(PathBuf::from(dir));
+    }
     let mut hasher = std::hash::DefaultHasher::new();
     root().hash(&mut hasher);
     let dir = std::env::temp_dir().join(format!("attn-book-evcxr-build-{:016x}", hasher.finish()));
