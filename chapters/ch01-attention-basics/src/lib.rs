@@ -5,6 +5,7 @@
 //! - [`gpu`]: a naive one-thread-per-query kernel and a three-kernel version.
 //! - [`toy`]: a toy sentence with hand-made embeddings whose weights can be read.
 //! - [`figures`]: the weight heatmap and the 2-D geometry of a query and its keys.
+//! - [`recorded`]: the timings of a recorded GPU run, read back for the book and the notebook.
 
 pub use attn_support::{self, ndarray, plotters};
 
@@ -12,6 +13,7 @@ pub mod cpu;
 pub mod figures;
 pub mod gpu;
 pub mod prelude;
+pub mod recorded;
 pub mod reference;
 pub mod toy;
 
