@@ -9,7 +9,8 @@
 //! - [`dispatch`]: a dispatcher choosing a backend per shape from an autotune table of
 //!   measured timings, with a documented heuristic when the table has no entry;
 //! - [`mod@bench`]: the benchmark grid the `ch04` binary runs;
-//! - [`figures`]: the chapter's figures, from a live grid or recorded CSVs.
+//! - [`figures`]: the chapter's figures, from a live grid or recorded CSVs;
+//! - [`residency`]: the Fused kernel's shared memory per block and the blocks an SM can hold.
 //!
 //! Fused is chapter 2's kernel (a block per query row, the row of Nk scores in shared memory)
 //! and Flash is chapter 3's; both are reused, not copied.
@@ -20,6 +21,7 @@ pub mod cpu;
 pub mod dispatch;
 pub mod figures;
 pub mod prelude;
+pub mod residency;
 pub mod unfused;
 
 pub use attn_support::{self, ndarray};

@@ -150,3 +150,26 @@ fn limits_are_errors_before_launch() -> Result<()> {
     }
     Ok(())
 }
+
+/// `residency` counts the Fused kernel's shared memory as the compiled kernel has it (its key
+/// limit follows from the count), and where shared memory is the limit its residency equals the
+/// driver's occupancy answer (which also counts registers; elsewhere it can only be lower).
+#[test]
+fn fused_residency_agrees_with_the_driver() -> Result<()> {
+    use ch04_attention_backends::residency::{
+        FUSED_STATIC_SHARED_BYTES, FusedResidency, SmLimits, fused_blocks_per_sm_on,
+    };
+    let Some(gpu) = Gpu::open_or_skip("the Fused residency check")? else { return Ok(()) };
+    let kernel = SdpaKernel::load(&gpu)?;
+    assert_eq!(kernel.max_keys(), (gpu.max_shared_mem_per_block()? - FUSED_STATIC_SHARED_BYTES) / 4);
+    let sm = SmLimits::of(&gpu)?;
+    for nk in [512, 2048, 8192, 16_384, kernel.max_keys()] {
+        let counted = FusedResidency::new(nk, &sm);
+        let driver = fused_blocks_per_sm_on(&gpu, nk)?;
+        assert!(driver >= 1 && driver <= counted.blocks(), "Nk = {nk}: driver {driver}, {counted:?}");
+        if counted.shared_limited() {
+            assert_eq!(driver, counted.blocks(), "Nk = {nk}: {counted:?}, {sm:?}");
+        }
+    }
+    Ok(())
+}
