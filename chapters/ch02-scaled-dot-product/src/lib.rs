@@ -11,7 +11,8 @@
 //!   reductions) and its host side;
 //! - [`experiments`] and [`figures`]: why 1/√d, where the naive softmax breaks, what N² costs;
 //! - [`mod@bench`]: the CPU and GPU benchmarks the `ch02` binary runs, and [`check`]: the
-//!   binaries' case-by-case GPU-against-CPU check.
+//!   binaries' case-by-case GPU-against-CPU check; [`recorded`]: a recorded GPU run's
+//!   benchmark, read back as a table and a figure.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32.
 
@@ -23,6 +24,7 @@ pub mod gpu;
 pub mod mask;
 pub mod naive;
 pub mod prelude;
+pub mod recorded;
 pub mod reference;
 pub mod sdpa;
 pub mod softmax;

@@ -1,0 +1,170 @@
+//! The GPU benchmark recorded by a run of the GPU bundle: this chapter's kernel and PyTorch's
+//! MATH and EFFICIENT backends (float32) timed on the same shapes, on the same device, in the
+//! same run (`docs/src/results/<run>/`). Read with [`attn_support::csv::read_bench_csv`], shown
+//! as the book's comparison table and as TFLOP/s against N.
+
+use attn_support::Result;
+use attn_support::csv::{BenchRecord, read_bench_csv};
+use attn_support::plot::{Chart, Line, Panels, Scale, SeriesLabelPosition};
+use std::fmt::Write;
+use std::path::Path;
+
+/// The run the book and notebook 02 show: an NVIDIA H100 80GB HBM3, 2026-11-25 (its
+/// `summary.md` names the device, driver, date and commit).
+pub const RECORDED_RUN: &str = "h100-2026-11-25";
+
+/// The run's benchmark files and how the implementations in them are called on a figure, in
+/// the order they are read and drawn.
+pub const BENCH_FILES: [(&str, &str, &str); 3] = [
+    ("ch02_gpu_bench.csv", "ch02_sdpa", "ch02 kernel"),
+    ("torch_math.csv", "torch_math", "PyTorch MATH"),
+    ("torch_efficient.csv", "torch_efficient", "PyTorch EFFICIENT"),
+];
+
+/// Every benchmark record of a run folder: the kernel's, then MATH's, then EFFICIENT's.
+pub fn read_recorded(run_dir: &Path) -> Result<Vec<BenchRecord>> {
+    let mut records = Vec::new();
+    for (file, _, _) in BENCH_FILES {
+        records.extend(read_bench_csv(run_dir.join(file))?);
+    }
+    Ok(records)
+}
+
+/// The figure label of an implementation name (the name itself when it is not one of
+/// [`BENCH_FILES`]).
+fn label(implementation: &str) -> &str {
+    BENCH_FILES.iter().find(|(_, name, _)| *name == implementation).map_or(implementation, |(_, _, l)| l)
+}
+
+/// One line per shape (B, H, N, d, causal), in the order the kernel's file lists them: the
+/// median time of each implementation in ms (TFLOP/s in brackets), and MATH's time over the
+/// kernel's (above 1×: the kernel is faster). "—" where a time is missing.
+pub fn comparison_table(records: &[BenchRecord]) -> String {
+    let mut s = format!(
+        "{:>2} {:>3} {:>5} {:>3} {:>6} | {:>17} | {:>17} | {:>17} | MATH/ch02\n",
+        "B", "H", "N", "d", "causal", "ch02 kernel", "PyTorch MATH", "PyTorch EFFICIENT"
+    );
+    let shape = |r: &BenchRecord| (r.batch, r.heads, r.seq, r.head_dim, r.causal);
+    for kernel in records.iter().filter(|r| r.implementation == BENCH_FILES[0].1) {
+        let find =
+            |name: &str| records.iter().find(|r| r.implementation == name && shape(r) == shape(kernel));
+        let (math, efficient) = (find(BENCH_FILES[1].1), find(BENCH_FILES[2].1));
+        let _ = write!(
+            s,
+            "{:>2} {:>3} {:>5} {:>3} {:>6}",
+            kernel.batch,
+            kernel.heads,
+            kernel.seq,
+            kernel.head_dim,
+            if kernel.causal { "yes" } else { "no" }
+        );
+        for r in [Some(kernel), math, efficient] {
+            let cell = match r.map(|r| (r.median_ms, r.tflops)) {
+                Some((Some(ms), Some(tf))) => format!("{ms:8.3} ms ({tf:4.1})"),
+                _ => "—".to_string(),
+            };
+            let _ = write!(s, " | {cell:>17}");
+        }
+        let ratio = match (math.and_then(|m| m.median_ms), kernel.median_ms) {
+            (Some(m), Some(k)) => format!("{:.2}×", m / k),
+            _ => "—".to_string(),
+        };
+        let _ = writeln!(s, " | {ratio:>9}");
+    }
+    s.push_str("(median ms, TFLOP/s in brackets; FLOPs = 4·B·H·N²·d, halved when causal)\n");
+    s
+}
+
+/// TFLOP/s against N for the shapes with this batch, heads and head dim: one line per
+/// implementation, a panel without mask and a panel with the causal mask.
+pub fn tflops_panels(records: &[BenchRecord], batch: usize, heads: usize, head_dim: usize) -> Panels {
+    let panel = |causal: bool| {
+        let lines = BENCH_FILES
+            .iter()
+            .map(|(_, name, label_text)| {
+                let points = records
+                    .iter()
+                    .filter(|r| r.implementation == *name && r.causal == causal)
+                    .filter(|r| (r.batch, r.heads, r.head_dim) == (batch, heads, head_dim))
+                    .filter_map(|r| r.tflops.map(|tf| (r.seq as f64, tf)))
+                    .collect();
+                Line::solid(*label_text, points)
+            })
+            .collect();
+        let mask = if causal { "causal" } else { "no mask" };
+        Chart {
+            x_scale: Scale::Log2,
+            y_scale: Scale::Linear,
+            lines,
+            legend: SeriesLabelPosition::UpperLeft,
+            ..Chart::new(
+                format!("B = {batch}, H = {heads}, d = {head_dim}, {mask}"),
+                "sequence length N",
+                "TFLOP/s (f32)",
+            )
+        }
+    };
+    Panels::new((560, 420), vec![panel(false), panel(true)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attn_support::csv::recorded_run;
+
+    fn record(name: &str, seq: usize, causal: bool, ms: Option<f64>) -> BenchRecord {
+        BenchRecord {
+            implementation: name.into(),
+            batch: 1,
+            heads: 8,
+            seq,
+            head_dim: 64,
+            causal,
+            median_ms: ms,
+            tflops: ms.map(|ms| 1.0 / ms),
+        }
+    }
+
+    #[test]
+    fn the_table_joins_the_three_implementations_on_each_shape() {
+        let records = [
+            record("ch02_sdpa", 512, false, Some(2.0)),
+            record("ch02_sdpa", 512, true, Some(1.0)),
+            record("torch_math", 512, true, Some(3.0)),
+            record("torch_math", 512, false, Some(0.5)),
+            record("torch_efficient", 512, false, None),
+        ];
+        let table = comparison_table(&records);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[1].contains(" no ") && lines[1].ends_with("0.25×"), "{}", lines[1]);
+        assert!(lines[1].matches('—').count() == 1, "missing EFFICIENT time: {}", lines[1]);
+        assert!(lines[2].contains("yes") && lines[2].ends_with("3.00×"), "{}", lines[2]);
+    }
+
+    #[test]
+    fn the_panels_split_by_mask_and_keep_only_the_asked_shape() {
+        let mut records =
+            vec![record("ch02_sdpa", 512, false, Some(2.0)), record("ch02_sdpa", 1024, true, Some(4.0))];
+        records.push(BenchRecord { heads: 16, ..record("ch02_sdpa", 2048, false, Some(1.0)) });
+        let panels = tflops_panels(&records, 1, 8, 64);
+        let (full, causal) = (&panels.figures[0], &panels.figures[1]);
+        assert_eq!(full.lines.len(), 3);
+        assert_eq!(full.lines[0].points, vec![(512.0, 0.5)]);
+        assert_eq!(causal.lines[0].points, vec![(1024.0, 0.25)]);
+        assert!(full.lines[1].points.is_empty() && full.title.contains("no mask"));
+    }
+
+    #[test]
+    fn the_recorded_run_has_ten_shapes_per_implementation() {
+        let records = read_recorded(&recorded_run(RECORDED_RUN).unwrap()).unwrap();
+        assert_eq!(records.len(), 30);
+        for (_, name, _) in BENCH_FILES {
+            assert_eq!(records.iter().filter(|r| r.implementation == name).count(), 10, "{name}");
+        }
+        let table = comparison_table(&records);
+        assert_eq!(table.lines().count(), 12, "{table}");
+        // The book's first row: 0.332 ms for the kernel, MATH/ch02 = 0.37×.
+        assert!(table.lines().nth(1).unwrap().contains("0.332 ms") && table.contains("0.37×"), "{table}");
+    }
+}
