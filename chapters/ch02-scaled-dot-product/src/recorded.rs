@@ -30,12 +30,6 @@ pub fn read_recorded(run_dir: &Path) -> Result<Vec<BenchRecord>> {
     Ok(records)
 }
 
-/// The figure label of an implementation name (the name itself when it is not one of
-/// [`BENCH_FILES`]).
-fn label(implementation: &str) -> &str {
-    BENCH_FILES.iter().find(|(_, name, _)| *name == implementation).map_or(implementation, |(_, _, l)| l)
-}
-
 /// One line per shape (B, H, N, d, causal), in the order the kernel's file lists them: the
 /// median time of each implementation in ms (TFLOP/s in brackets), and MATH's time over the
 /// kernel's (above 1×: the kernel is faster). "—" where a time is missing.
