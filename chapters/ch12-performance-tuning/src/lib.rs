@@ -9,6 +9,8 @@
 //!   error and speed against exact attention.
 //! - [`ceilings`] and [`roofline`]: the hardware level — the H100's measured copy bandwidth
 //!   and bf16 GEMM rate, and every kernel of the book placed under them.
+//! - [`occupancy`]: resident blocks per SM from registers, shared memory and threads.
+//! - [`tables`]: the results as the notebook prints them.
 //! - [`graphs`] and [`streams`]: the system level — CUDA graphs against per-launch overhead,
 //!   and independent small calls run concurrently on several streams.
 //!
@@ -21,10 +23,12 @@ pub mod figures;
 pub mod gpu;
 pub mod graphs;
 pub mod ladder;
+pub mod occupancy;
 pub mod precision;
 pub mod prelude;
 pub mod roofline;
 pub mod streams;
+pub mod tables;
 pub mod tma;
 pub mod tuning;
 
