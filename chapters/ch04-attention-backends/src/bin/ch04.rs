@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! cargo run --release --bin ch04
-//! cargo run --release --bin ch04 -- --bench-grid --shapes xtask/baselines/ch04_grid_shapes.txt \
+//! cargo run --release --bin ch04 -- --bench-grid --bench-shapes xtask/baselines/ch04_grid_shapes.txt \
 //!     --csv target/bench/ch04_grid.csv --table target/bench/ch04_autotune.json
+//! ncu --kernel-name ch02_sdpa_f32 ... ch04 --profile-only fused --bench-shapes xtask/gpu/ncu_fused_shapes.txt
 //! cargo run --release --bin ch04 -- --figures-from docs/src/results/h100-2026-11-25-ch04 \
 //!     --out docs/src/figures/ch04
 //! ```
@@ -21,6 +22,8 @@ use ch04_attention_backends::bench::{
 };
 use ch04_attention_backends::ch02::bench::read_bench_shapes;
 use ch04_attention_backends::ch02::reference::sdpa_reference;
+use ch04_attention_backends::ch03::bench::random_buffers;
+use ch04_attention_backends::unfused::check_sizes;
 use ch04_attention_backends::{Backend, Device, SdpaMask, SdpaOptions, attention, figures};
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -34,9 +37,10 @@ struct Args {
     /// Run the benchmark grid (needs a GPU).
     #[arg(long)]
     bench_grid: bool,
-    /// Shapes file: `batch heads seq head_dim causal` per line.
-    #[arg(long, default_value = "xtask/baselines/ch04_grid_shapes.txt")]
-    shapes: PathBuf,
+    /// Shapes file: `batch heads seq head_dim causal` per line. (`--shapes`, its name before
+    /// the other chapters' `--bench-shapes` was adopted, still works: recorded runs used it.)
+    #[arg(long, alias = "shapes", default_value = "xtask/baselines/ch04_grid_shapes.txt")]
+    bench_shapes: PathBuf,
     /// Timing CSV to write (`impl,batch,heads,seq,head_dim,causal,median_ms,tflops`); the
     /// peak-memory CSV goes beside it as `<stem>_memory.csv`, the dispatcher's picks as
     /// `<stem>_dispatch.csv`.
@@ -58,6 +62,13 @@ struct Args {
     /// Where figures go.
     #[arg(long, default_value = "target/figures/ch04")]
     out: PathBuf,
+    /// Launch only this backend (unfused, fused or flash), once per shape of --bench-shapes,
+    /// with nothing timed, checked or written: the run a profiler wraps
+    /// (`ncu --kernel-name ch02_sdpa_f32 ... ch04 --profile-only fused`), so that its report
+    /// holds one launch per shape, in the file's order. A shape the backend cannot run is an
+    /// error, since it would shift that order.
+    #[arg(long)]
+    profile_only: Option<Backend>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,7 +76,39 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &args.figures_from {
         return figures_from(dir, &args.out);
     }
+    if let Some(backend) = args.profile_only {
+        return profile_only(backend, &args.bench_shapes);
+    }
     if args.bench_grid { bench_grid(&args) } else { demo() }
+}
+
+/// One launch of `backend` per shape, synchronised, each on fresh random inputs; prints which
+/// launch is which shape (the profiler's report numbers them in this order).
+fn profile_only(backend: Backend, shapes_path: &Path) -> anyhow::Result<()> {
+    let shapes = read_bench_shapes(shapes_path)?;
+    let gpu = Gpu::open().context("--profile-only needs a GPU")?;
+    let backends = GpuBackends::load(&gpu)?;
+    println!("{backend} once per shape of {} on {}", shapes_path.display(), gpu.name());
+    for (launch, shape) in shapes.iter().enumerate() {
+        let dims = shape.dims();
+        let what = format!(
+            "launch {launch}: {backend} B={} H={} N={} d={}",
+            shape.batch, shape.heads, shape.seq, shape.head_dim
+        );
+        let mut buffers =
+            random_buffers(&gpu, shape.batch, shape.heads, shape.seq, shape.head_dim, shape.causal)?;
+        let mut scores = match backend {
+            Backend::Unfused => {
+                check_sizes(&dims).with_context(|| what.clone())?;
+                Some(gpu.zeros::<f32>(shape.batch * shape.heads * shape.seq * shape.seq)?)
+            }
+            _ => None,
+        };
+        backends.launch(backend, &gpu, &mut buffers, scores.as_mut()).with_context(|| what.clone())?;
+        gpu.synchronize()?;
+        println!("{what}, causal {}", shape.causal);
+    }
+    Ok(())
 }
 
 fn figures_from(dir: &Path, out: &Path) -> anyhow::Result<()> {
@@ -120,7 +163,7 @@ fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 fn bench_grid(args: &Args) -> anyhow::Result<()> {
-    let shapes = read_bench_shapes(&args.shapes)?;
+    let shapes = read_bench_shapes(&args.bench_shapes)?;
     let gpu = Gpu::open().context("the benchmark grid needs a GPU")?;
     let backends = GpuBackends::load(&gpu)?;
     warm_up(&gpu, &backends)?;
