@@ -6,15 +6,19 @@
 //! - [`io_model`]: how many HBM reads and writes standard and tiled attention make, as a
 //!   function of N, d and on-chip memory M, and the same counts measured on the CPU code.
 //! - [`gpu`]: the FlashAttention forward kernel in f32 and its host side.
-//! - [`figures`] and [`mod@bench`]: what the `ch03` binary draws and measures.
+//! - [`figures`] and [`mod@bench`]: what the `ch03` binary draws and measures;
+//! - [`causal_tiles`]: which tiles a causal mask leaves to compute;
+//! - [`recorded`]: the recorded GPU run, read back for the notebook.
 //!
 //! Masks, shapes and the f64 reference come from chapter 2.
 
 pub mod bench;
+pub mod causal_tiles;
 pub mod figures;
 pub mod gpu;
 pub mod io_model;
 pub mod prelude;
+pub mod recorded;
 pub mod tiled;
 
 pub use attn_support::{self, ndarray, plotters};
