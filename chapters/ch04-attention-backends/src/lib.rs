@@ -10,6 +10,7 @@
 //!   measured timings, with a documented heuristic when the table has no entry;
 //! - [`mod@bench`]: the benchmark grid the `ch04` binary runs;
 //! - [`figures`]: the chapter's figures, from a live grid or recorded CSVs;
+//! - [`recorded`]: times, winners and ratios read off a recorded grid run;
 //! - [`residency`]: the Fused kernel's shared memory per block and the blocks an SM can hold.
 //!
 //! Fused is chapter 2's kernel (a block per query row, the row of Nk scores in shared memory)
@@ -21,6 +22,7 @@ pub mod cpu;
 pub mod dispatch;
 pub mod figures;
 pub mod prelude;
+pub mod recorded;
 pub mod residency;
 pub mod unfused;
 
