@@ -156,7 +156,7 @@ template <int D> struct ScalarFragments {
     }
 };
 
-// ldmatrix from a swizzled tile (rung 4 on): one instruction gives a warp four 8×8 matrices,
+// ldmatrix from a swizzled tile (rungs 4 and 5): one instruction gives a warp four 8×8 matrices,
 // each lane naming one 16-byte row; `.trans` transposes on the way, which is V's B fragment.
 __device__ __forceinline__ void ldmatrix_x4(unsigned r[4], const bf16_t *p) {
     asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
@@ -283,7 +283,8 @@ template <int D> __device__ __forceinline__ void rescale_rows(float o[D / 8][4],
     for (int n = 0; n < D / 8; ++n) o[n][0] *= alpha[0], o[n][1] *= alpha[0], o[n][2] *= alpha[1], o[n][3] *= alpha[1];
 }
 
-// All three: the online softmax step of rungs 2–6.
+// All three: the online softmax step of rungs 2–6 (rungs 7–9 call the three apart, around the
+// MMAs they overlap).
 template <int BC, int D>
 __device__ __forceinline__ void online_softmax(float s[BC / 8][4], const TileMask &mask, float m[2], float l[2],
                                                float o[D / 8][4], unsigned p[BC / 16][4], float scale_log2e,

@@ -21,7 +21,7 @@
 // Launch: grid (⌈Nq/128⌉, B·H), 384 threads = 3 warpgroups (warpgroup 0: producer; 1–2: consumers,
 // query rows q0 + 64·(w−1) …), BR = 128, BC keys per tile, 3 K/V stages. Causal launches visit
 // query tiles longest first. Shared memory: Q 128×D + 3 × (K + V) BC×D bf16 + 10 mbarriers
-// (d128/BC128: 229 376 + 128 bytes). Bytes moved: as rungs 2–7 (K and V once per query tile).
+// (d128/BC128: 229 376 + 80 bytes). Bytes moved: as rungs 1–7 (K and V once per query tile).
 
 // The CUtensorMap the host encodes: 128 opaque bytes, 64-byte aligned, passed by value.
 struct __align__(64) TensorMap {

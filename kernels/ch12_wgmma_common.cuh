@@ -1,4 +1,4 @@
-// ch12_wgmma_common.cuh — the Hopper pieces that rungs 6–8 of chapter 12's ladder share (sm_90a):
+// ch12_wgmma_common.cuh — the Hopper pieces that rungs 6–9 of chapter 12's ladder share (sm_90a):
 // the 128-byte-swizzle tile layout, shared-memory matrix descriptors, the wgmma instructions
 // (64 × N × 16, f32 accumulators, bf16 operands) and one warpgroup's S = Q Kᵀ and O += P V
 // issued as asynchronous groups. Included after ch12_mma_common.cuh.

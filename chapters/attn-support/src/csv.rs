@@ -35,15 +35,35 @@ impl Table {
     /// Parse CSV text; `source` names it in errors. Every row must have as many fields as the
     /// header.
     pub fn parse(text: &str, source: &str) -> Result<Table> {
+        Table::parse_with(text, source, false)
+    }
+
+    /// [`Table::parse`] for files whose first column is a free-text label that may itself
+    /// hold commas (the roofline's kernel names): a row's fields are split from the right, and
+    /// whatever is left before the last `header.len() − 1` of them is the label.
+    pub fn parse_labelled(text: &str, source: &str) -> Result<Table> {
+        Table::parse_with(text, source, true)
+    }
+
+    fn parse_with(text: &str, source: &str, labelled: bool) -> Result<Table> {
         let split = |l: &str| l.split(',').map(|f| f.trim().to_string()).collect::<Vec<_>>();
         let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
         let Some((_, first)) = lines.next() else {
             return Err(Error::InvalidArgument(format!("{source}: empty CSV, no header line")));
         };
         let header = split(first);
+        let split_row = |l: &str| {
+            if labelled {
+                let mut f: Vec<String> = l.rsplitn(header.len(), ',').map(|f| f.trim().to_string()).collect();
+                f.reverse();
+                f
+            } else {
+                split(l)
+            }
+        };
         let mut rows = Vec::new();
         for (i, line) in lines {
-            let fields = split(line);
+            let fields = split_row(line);
             if fields.len() != header.len() {
                 return Err(Error::InvalidArgument(format!(
                     "{source} line {}: {} fields where the header has {}: {line:?}",
@@ -232,6 +252,18 @@ mod tests {
         assert!(Table::parse("\n\n", "h.csv").is_err());
         let e = bench_records(&bad).unwrap_err().to_string();
         assert!(e.contains("begin with 'impl,batch"), "{e}");
+    }
+
+    #[test]
+    fn labelled_tables_keep_commas_in_the_first_column() {
+        let text = "label,group,flops\nch03 flash, f32 ,f32,4e9\nplain,g,1\n";
+        let t = Table::parse_labelled(text, "r.csv").unwrap();
+        let labels: Vec<&str> = t.rows().map(|r| r.text("label").unwrap()).collect();
+        assert_eq!(labels, ["ch03 flash, f32", "plain"]);
+        assert_eq!(t.rows().next().unwrap().get::<f64>("flops").unwrap(), 4e9);
+        // Too few fields is still an error; plain parsing counts the comma as a field.
+        assert!(Table::parse_labelled("a,b,c\nx,1\n", "r.csv").is_err());
+        assert!(Table::parse(text, "r.csv").is_err());
     }
 
     #[test]

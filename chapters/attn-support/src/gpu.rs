@@ -275,12 +275,73 @@ impl Gpu {
 
     /// The most dynamic shared memory one block may use, after opting in.
     pub fn max_shared_mem_per_block(&self) -> Result<usize> {
-        use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
-        self.ctx
-            .attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
-            .map(|v| v as usize)
-            .ctx("reading the shared-memory limit")
+        max_shared_mem_per_block(&self.ctx)
     }
+
+    /// [`opt_in_shared_memory`] on this device's context.
+    pub fn opt_in_shared_memory(
+        &self,
+        function: &CudaFunction,
+        entry: &str,
+        dynamic_bytes: usize,
+    ) -> Result<()> {
+        opt_in_shared_memory(&self.ctx, function, entry, dynamic_bytes)
+    }
+}
+
+/// The shared memory (static + dynamic) a block may use without opting in: 48 KiB on every
+/// GPU since Volta (CUDA C++ Programming Guide, the compute-capability tables). Above it a launch
+/// fails unless the kernel has opted in, see [`opt_in_shared_memory`].
+pub const DEFAULT_SHARED_BYTES: usize = 48 * 1024;
+
+/// Let `function` (the kernel `entry`, named in errors) launch with `dynamic_bytes` of dynamic
+/// shared memory per block. When that plus the kernel's static shared memory is over
+/// [`DEFAULT_SHARED_BYTES`], the kernel must opt in (`cuFuncSetAttribute` with
+/// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`), up to the device's opt-in limit
+/// ([`Gpu::max_shared_mem_per_block`]: 227 KiB on an H100); a request beyond that limit is an
+/// error naming both numbers. At or under 48 KiB nothing is set, so calling this before every
+/// launch costs a driver call only where the launch needs it.
+pub fn opt_in_shared_memory(
+    ctx: &CudaContext,
+    function: &CudaFunction,
+    entry: &str,
+    dynamic_bytes: usize,
+) -> Result<()> {
+    let static_bytes =
+        function.shared_size_bytes().ctx(&format!("reading the static shared memory of {entry}"))? as usize;
+    let needed = static_bytes + dynamic_bytes;
+    if needed <= DEFAULT_SHARED_BYTES {
+        return Ok(());
+    }
+    let limit = max_shared_mem_per_block(ctx)?;
+    check_shared_request(entry, static_bytes, dynamic_bytes, limit)?;
+    ctx.bind_to_thread().ctx("binding the context to this thread")?;
+    function
+        .set_attribute(
+            cudarc::driver::sys::CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            dynamic_bytes as i32,
+        )
+        .ctx(&format!("raising the dynamic shared-memory limit of {entry} to {dynamic_bytes} bytes"))
+}
+
+/// The check of [`opt_in_shared_memory`], apart so that it can be tested without a GPU.
+fn check_shared_request(entry: &str, static_bytes: usize, dynamic_bytes: usize, limit: usize) -> Result<()> {
+    if static_bytes + dynamic_bytes <= limit {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "{entry} needs {} bytes of shared memory per block ({dynamic_bytes} dynamic + {static_bytes} \
+         static), over this device's opt-in limit of {limit} bytes",
+        static_bytes + dynamic_bytes
+    )))
+}
+
+/// The device's opt-in limit on shared memory per block (see [`Gpu::max_shared_mem_per_block`]).
+fn max_shared_mem_per_block(ctx: &CudaContext) -> Result<usize> {
+    use cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN;
+    ctx.attribute(CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)
+        .map(|v| v as usize)
+        .ctx("reading the shared-memory limit")
 }
 
 /// ⌈a / b⌉, the number of blocks needed to cover `a` items with blocks of `b`.
@@ -357,6 +418,15 @@ mod tests {
             Err(Error::NoGpu(why)) => assert!(!why.is_empty()),
             Err(e) => panic!("unexpected error kind: {e}"),
         }
+    }
+
+    #[test]
+    fn shared_requests_over_the_limit_name_both_numbers() {
+        let h100 = 232_448; // 227 KiB, an H100's opt-in limit
+        assert!(check_shared_request("k", 0, h100, h100).is_ok());
+        let e = check_shared_request("ch12_tma_d128_bc128", 1024, h100, h100).unwrap_err().to_string();
+        assert!(e.contains("ch12_tma_d128_bc128") && e.contains("233472") && e.contains("232448"), "{e}");
+        assert!(e.contains("1024 static"), "{e}");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - [`plot`]: figures drawn onto any plotters backend, saved as PNG + SVG or shown inline in
 //!   a notebook.
 //! - [`data`]: seeded random tensors.
-//! - [`report`]: headings, progress bars and CSV files of the chapter binaries.
+//! - [`report`]: headings, progress bars, aligned text tables and CSV files of the chapter
+//!   binaries.
+//! - [`units`]: byte counts in KiB, MiB, GiB.
 //! - [`csv`](mod@csv): reading those CSV files back (recorded runs, benchmark tables).
 //! - [`blas`]: a cuBLAS handle in full-f32 math, and its errors.
 //!
@@ -24,6 +26,7 @@ pub mod plot;
 pub mod prelude;
 pub mod report;
 pub mod timing;
+pub mod units;
 
 pub use compare::{Comparison, compare};
 pub use error::{Error, Result};
