@@ -3,13 +3,19 @@ joins the chapter benchmarks with the PyTorch baselines on the shape.
 
 Usage: summary.py OUTDIR TOTAL_SECONDS  (prints Markdown; run.sh redirects it to summary.md)
 
-Reads OUTDIR/logs/steps.tsv (name, status, seconds, log), OUTDIR/logs/device-info.txt and every
-OUTDIR/*.csv with the benchmark columns impl,batch,heads,seq,head_dim,causal,median_ms,tflops.
+Reads OUTDIR/logs/steps.tsv (name, status, seconds, log), OUTDIR/logs/device-info.txt,
+OUTDIR/logs/notes.txt, every OUTDIR/*.csv with the benchmark columns
+impl,batch,heads,seq,head_dim,causal,median_ms,tflops, and the Nsight Compute results
+(OUTDIR/ncu/ch04_fused_ncu.csv, OUTDIR/ch12/ch12_roofline_dram.csv).
 """
 
 import csv
 import sys
 from pathlib import Path
+
+import ncu_tables
+
+BUNDLE = Path(__file__).resolve().parent
 
 KEY = ["batch", "heads", "seq", "head_dim", "causal"]
 BASELINE = "torch_math"
@@ -94,6 +100,49 @@ def ladder_table(table):
     return lines
 
 
+def fused_profile(outdir):
+    """Chapter 4's Fused kernel under Nsight Compute, one row per profiled shape."""
+    path = outdir / "ncu" / "ch04_fused_ncu.csv"
+    if not path.exists():
+        return []
+    out = ["", "## Nsight Compute: chapter 4's Fused kernel (ch02_sdpa_f32, a block per query row)", ""]
+    try:
+        launches = ncu_tables.read_launches(path.read_text())
+        out += ncu_tables.fused_table(launches, ncu_tables.read_shapes((BUNDLE / "ncu_fused_shapes.txt").read_text()))
+    except (OSError, ValueError, KeyError) as e:
+        return out + [f"Could not read {path.name}: {e}"]
+    return out + ["", "One launch per shape, the L2 flushed before it. \"read / (Q+K+V)\": DRAM bytes read over "
+                  "the bytes of Q, K and V read once (1: every K/V row came from DRAM once, the rest from L2)."]
+
+
+def roofline_dram(outdir):
+    """Chapter 12's roofline: modelled against measured (DRAM) bytes per kernel."""
+    measured_path, timed_path = outdir / "ch12" / "ch12_roofline_dram.csv", outdir / "ch12" / "ch12_roofline.csv"
+    if not (measured_path.exists() and timed_path.exists()):
+        return []
+    timed = {}
+    for line in timed_path.read_text().splitlines()[1:]:
+        if line.strip():
+            label, _group, flops, modelled, seconds = line.rsplit(",", 4)
+            timed[label] = (float(flops), float(modelled), float(seconds))
+    head = ["kernel", "TFLOP/s", "modelled GB", "DRAM GB (median call)", "DRAM GB min–max",
+            "FLOP/byte modelled", "FLOP/byte measured"]
+    out = ["", "## Nsight Compute: DRAM bytes of the roofline's kernels (one call each)", "",
+           "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for line in measured_path.read_text().splitlines()[1:]:
+        if not line.strip():
+            continue
+        label, _calls, _per_call, read, write, low, high = line.rsplit(",", 6)
+        dram = float(read) + float(write)
+        if label not in timed:
+            out.append(f"| {label} | no timed point | | {dram / 1e9:.3f} | | | |")
+            continue
+        flops, modelled, seconds = timed[label]
+        out.append(f"| {label} | {flops / seconds / 1e12:.2f} | {modelled / 1e9:.3f} | {dram / 1e9:.3f} | "
+                   f"{float(low) / 1e9:.3f}–{float(high) / 1e9:.3f} | {flops / modelled:.2f} | {flops / dram:.2f} |")
+    return out
+
+
 def main():
     outdir, total = Path(sys.argv[1]), sys.argv[2]
     steps = [line.rstrip("\n").split("\t") for line in open(outdir / "logs" / "steps.tsv") if line.strip()]
@@ -102,7 +151,13 @@ def main():
     device = outdir / "logs" / "device-info.txt"
     if device.exists():
         out += ["```", device.read_text().strip(), "```", ""]
+    notes = outdir / "logs" / "notes.txt"
+    if notes.exists() and notes.read_text().strip():
+        out += [f"- note: {line}" for line in notes.read_text().splitlines() if line.strip()] + [""]
+    dry = [s for s in steps if s[1] == "dry run"]
     verdict = f"{len(failed)} of {len(steps)} steps FAILED" if failed else f"all {len(steps)} steps passed"
+    if dry:
+        verdict = f"dry run, {len(dry)} of {len(steps)} steps listed and not run"
     out += [f"Result: **{verdict}**, {total} s in all.", "", "| step | result | seconds |", "|---|---|---|"]
     out += [f"| {s[0]} | {s[1]} | {s[2]} |" for s in steps]
     table, impls = read_rows(outdir)
@@ -117,6 +172,8 @@ def main():
         table12, _ = read_rows(ch12)
         out += ["", "## Chapter 12: the ladder against PyTorch's bf16 backends (TFLOP/s)", ""]
         out += ladder_table(table12)
+    out += fused_profile(outdir)
+    out += roofline_dram(outdir)
     print("\n".join(out))
 
 
