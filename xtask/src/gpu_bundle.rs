@@ -5,12 +5,18 @@
 //!   tests/<crate>--<target>             release test binaries of the chapter crates
 //!   baselines/torch_sdpa.py, *.txt      the PyTorch baseline and the benchmark shapes
 //!   run.sh, summary.py, sass_check.sh   what to run there (see the header of xtask/gpu/run.sh)
+//!   ncu_tables.py, ncu_fused_shapes.txt the Nsight Compute steps: their tables and the shapes
+//!                                       of chapter 4's Fused profile
 //!   MANIFEST.txt                        commit, date, toolchain, files and sizes
 
 use crate::process::{capture, cargo, display, root, stdout_of};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The files of xtask/gpu/ that travel in the bundle (its tests and samples stay here).
+const BUNDLED_SCRIPTS: [&str; 5] =
+    ["run.sh", "summary.py", "sass_check.sh", "ncu_tables.py", "ncu_fused_shapes.txt"];
 
 /// Larger than this and copying the bundle to the GPU machine gets slow (the device tool
 /// carries at most 64 MiB with the working tree).
@@ -48,7 +54,7 @@ pub fn build() -> Result<()> {
             std::fs::copy(&path, bundle.join("baselines").join(path.file_name().expect("a file")))?;
         }
     }
-    for file in ["run.sh", "summary.py", "sass_check.sh"] {
+    for file in BUNDLED_SCRIPTS {
         std::fs::copy(xtask.join("gpu").join(file), bundle.join(file))?;
     }
     let size = write_manifest(&bundle)?;
@@ -167,4 +173,34 @@ fn list_files(base: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BUNDLED_SCRIPTS;
+    use crate::process::root;
+    use std::process::Command;
+
+    /// The scripts run on the GPU machine only, so their syntax and their parsers are checked
+    /// here: `bash -n` on the shell scripts, and the Python tests of ncu_tables.py (on
+    /// synthetic samples in the layout ncu writes).
+    #[test]
+    fn gpu_scripts_parse_and_their_tests_pass() {
+        let dir = root().join("xtask/gpu");
+        for file in BUNDLED_SCRIPTS.iter().filter(|f| f.ends_with(".sh")) {
+            let out = Command::new("bash").arg("-n").arg(dir.join(file)).output().expect("running bash");
+            assert!(out.status.success(), "bash -n {file}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let out = Command::new("python3")
+            .args(["-m", "unittest", "discover", "-s"])
+            .arg(&dir)
+            .args(["-p", "test_*.py"])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .output()
+            .expect("running python3 (the notebooks need it too)");
+        assert!(out.status.success(), "python tests of xtask/gpu:\n{}", String::from_utf8_lossy(&out.stderr));
+        for file in BUNDLED_SCRIPTS {
+            assert!(dir.join(file).is_file(), "xtask/gpu/{file} is bundled but missing");
+        }
+    }
 }
