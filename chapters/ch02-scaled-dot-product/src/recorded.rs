@@ -6,7 +6,7 @@
 use attn_support::Result;
 use attn_support::csv::{BenchRecord, read_bench_csv};
 use attn_support::plot::{Chart, Line, Panels, Scale, SeriesLabelPosition};
-use std::fmt::Write;
+use attn_support::report::TextTable;
 use std::path::Path;
 
 /// The run the book and notebook 02 show: an NVIDIA H100 80GB HBM3, 2026-11-25 (its
@@ -34,37 +34,38 @@ pub fn read_recorded(run_dir: &Path) -> Result<Vec<BenchRecord>> {
 /// median time of each implementation in ms (TFLOP/s in brackets), and MATH's time over the
 /// kernel's (above 1×: the kernel is faster). "—" where a time is missing.
 pub fn comparison_table(records: &[BenchRecord]) -> String {
-    let mut s = format!(
-        "{:>2} {:>3} {:>5} {:>3} {:>6} | {:>17} | {:>17} | {:>17} | MATH/ch02\n",
-        "B", "H", "N", "d", "causal", "ch02 kernel", "PyTorch MATH", "PyTorch EFFICIENT"
-    );
+    let columns = [("B", 0), ("H", 0), ("N", 5), ("d", 0), ("causal", 0)];
+    let times = BENCH_FILES.map(|(_, _, label)| (label, 17));
+    let mut table = TextTable::new(&[&columns[..], &times[..], &[("MATH/ch02", 0)]].concat())
+        .divider_before(5)
+        .divider_before(6)
+        .divider_before(7)
+        .divider_before(8);
     let shape = |r: &BenchRecord| (r.batch, r.heads, r.seq, r.head_dim, r.causal);
     for kernel in records.iter().filter(|r| r.implementation == BENCH_FILES[0].1) {
         let find =
             |name: &str| records.iter().find(|r| r.implementation == name && shape(r) == shape(kernel));
         let (math, efficient) = (find(BENCH_FILES[1].1), find(BENCH_FILES[2].1));
-        let _ = write!(
-            s,
-            "{:>2} {:>3} {:>5} {:>3} {:>6}",
-            kernel.batch,
-            kernel.heads,
-            kernel.seq,
-            kernel.head_dim,
-            if kernel.causal { "yes" } else { "no" }
-        );
+        let mut cells = vec![
+            kernel.batch.to_string(),
+            kernel.heads.to_string(),
+            kernel.seq.to_string(),
+            kernel.head_dim.to_string(),
+            if kernel.causal { "yes" } else { "no" }.to_string(),
+        ];
         for r in [Some(kernel), math, efficient] {
-            let cell = match r.map(|r| (r.median_ms, r.tflops)) {
-                Some((Some(ms), Some(tf))) => format!("{ms:8.3} ms ({tf:4.1})"),
+            cells.push(match r.map(|r| (r.median_ms, r.tflops)) {
+                Some((Some(ms), Some(tf))) => format!("{ms:.3} ms ({tf:4.1})"),
                 _ => "—".to_string(),
-            };
-            let _ = write!(s, " | {cell:>17}");
+            });
         }
-        let ratio = match (math.and_then(|m| m.median_ms), kernel.median_ms) {
+        cells.push(match (math.and_then(|m| m.median_ms), kernel.median_ms) {
             (Some(m), Some(k)) => format!("{:.2}×", m / k),
             _ => "—".to_string(),
-        };
-        let _ = writeln!(s, " | {ratio:>9}");
+        });
+        table.push(cells);
     }
+    let mut s = table.render();
     s.push_str("(median ms, TFLOP/s in brackets; FLOPs = 4·B·H·N²·d, halved when causal)\n");
     s
 }
