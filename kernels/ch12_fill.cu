@@ -6,6 +6,8 @@
 //   64-bit hash (splitmix64's finaliser) makes from (seed, i); deterministic, no state. Grid-stride
 //   loop: any grid covers any n. Bytes: 2·n written.
 // ch12_bf16_to_f32: out[i] = float(in[i]) (exact). Bytes: 2·n read, 4·n written.
+// Launch (FILL_THREADS and FILL_MAX_BLOCKS in chapters/ch12-performance-tuning/src/bench.rs):
+// ⌈n/256⌉ blocks of 256 threads, at most 1024 blocks.
 
 typedef unsigned short bf16_t;
 

@@ -7,10 +7,9 @@
 
 use crate::mask::SdpaMask;
 use crate::sdpa::{SdpaDims, SdpaOptions, check_inputs, log2_units};
-use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::cudarc::driver::{CudaContext, CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 use attn_support::error::DriverContext;
-use attn_support::gpu::{Gpu, KernelSource, launch_config};
+use attn_support::gpu::{Gpu, KernelSource, launch_config, opt_in_shared_memory};
 use attn_support::ndarray::{Array3, Array4, ArrayView4};
 use attn_support::{Error, Result, kernel_source};
 use std::sync::Arc;
@@ -23,8 +22,6 @@ pub const SDPA_KERNEL: &str = "ch02_sdpa_f32";
 pub const SDPA_THREADS: usize = 128;
 /// Largest head dim (of Q/K and of V) the kernel supports (`SDPA_MAX_DIM` in the .cu file).
 pub const MAX_HEAD_DIM: usize = 256;
-/// Dynamic shared memory a block may use without opting in.
-const DEFAULT_SHARED_LIMIT: usize = 48 * 1024;
 
 /// The compiled kernel and the device limits it is checked against.
 pub struct SdpaKernel {
@@ -52,7 +49,7 @@ impl SdpaKernel {
 
     // ANCHOR: launch_config
     /// Check `dims` against the kernel's limits and make its launch shape: grid (Nq, B·H),
-    /// 128 threads, Nk floats of dynamic shared memory (opting in above 48 KiB).
+    /// 128 threads, Nk floats of dynamic shared memory (opting in above 48 KiB with the static part).
     pub fn launch_config(&self, dims: &SdpaDims) -> Result<LaunchConfig> {
         for (name, dim) in [("Q/K head dim", dims.head_dim), ("V head dim", dims.v_dim)] {
             if !(1..=MAX_HEAD_DIM).contains(&dim) {
@@ -72,16 +69,7 @@ impl SdpaKernel {
             )));
         }
         let dynamic = dims.nk * 4;
-        if dynamic > DEFAULT_SHARED_LIMIT {
-            // Above 48 KiB a kernel must opt in to its dynamic shared memory size.
-            self.ctx.bind_to_thread().ctx("binding the context to this thread")?;
-            self.function
-                .set_attribute(
-                    CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                    dynamic as i32,
-                )
-                .ctx("raising the kernel's dynamic shared-memory limit")?;
-        }
+        opt_in_shared_memory(&self.ctx, &self.function, SDPA_KERNEL, dynamic)?;
         launch_config((dims.nq, dims.batch * dims.heads, 1), SDPA_THREADS, dynamic)
     }
     // ANCHOR_END: launch_config

@@ -13,7 +13,6 @@
 use ch02_scaled_dot_product::gpu::SdpaBuffers;
 use ch02_scaled_dot_product::{SdpaDims, SdpaMask, SdpaOptions, check_inputs, log2_units};
 
-use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, KernelSource, cdiv, launch_config};
@@ -28,8 +27,6 @@ pub const FLASH_SOURCE: KernelSource = kernel_source!("ch03_flash_forward.cu");
 pub const FLASH_THREADS: usize = 128;
 /// The head dims with an entry point in the kernel file.
 pub const SUPPORTED_HEAD_DIMS: [usize; 3] = [32, 64, 128];
-/// Dynamic shared memory a block may use without opting in.
-const DEFAULT_SHARED_LIMIT: usize = 48 * 1024;
 /// The largest Nq or Nk: keeps every `int` index in the kernel far from overflow.
 pub const MAX_SEQ: usize = 1 << 30;
 /// The largest grid y size, i.e. the largest B·H.
@@ -86,49 +83,52 @@ impl FlashTiles {
 }
 // ANCHOR_END: tiles
 
-/// The compiled kernel (one function per supported head dim) and the device's shared-memory
-/// limit it is checked against.
+/// The compiled kernel: one function per supported head dim, each opted in to its tiles'
+/// shared memory, or the reason this device refused that.
 pub struct FlashKernel {
-    functions: Vec<(FlashTiles, CudaFunction)>,
-    max_shared_bytes: usize,
+    functions: Vec<EntryPoint>,
+}
+
+/// One loaded entry point. `refused` holds the opt-in error when the device's shared memory per
+/// block is smaller than the tiles need: loading goes on, so the other head dims still run,
+/// and a launch at this one returns the error.
+struct EntryPoint {
+    tiles: FlashTiles,
+    function: CudaFunction,
+    refused: Option<String>,
 }
 
 impl FlashKernel {
     /// Compile (once per process) and load the kernel's entry points on `gpu`, opting each in
-    /// to the dynamic shared memory it needs when that is over 48 KiB and the device allows it.
+    /// to the dynamic shared memory it needs (over 48 KiB for every head dim).
     pub fn load(gpu: &Gpu) -> Result<FlashKernel> {
-        let max_shared_bytes = gpu.max_shared_mem_per_block()?;
         let mut functions = Vec::new();
         for d in SUPPORTED_HEAD_DIMS {
             let tiles = FlashTiles::for_head_dim(d)?;
-            let function = gpu.function(&FLASH_SOURCE, &tiles.kernel_name())?;
-            let bytes = tiles.shared_bytes();
-            if bytes > DEFAULT_SHARED_LIMIT && bytes <= max_shared_bytes {
-                gpu.ctx.bind_to_thread().ctx("binding the context to this thread")?;
-                function
-                    .set_attribute(
-                        CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                        bytes as i32,
-                    )
-                    .ctx("raising the kernel's dynamic shared-memory limit")?;
-            }
-            functions.push((tiles, function));
+            let name = tiles.kernel_name();
+            let function = gpu.function(&FLASH_SOURCE, &name)?;
+            let refused = match gpu.opt_in_shared_memory(&function, &name, tiles.shared_bytes()) {
+                Ok(()) => None,
+                Err(Error::InvalidArgument(why)) => Some(why),
+                Err(e) => return Err(e),
+            };
+            functions.push(EntryPoint { tiles, function, refused });
         }
-        Ok(FlashKernel { functions, max_shared_bytes })
+        Ok(FlashKernel { functions })
     }
 
-    fn function(&self, head_dim: usize) -> Result<&(FlashTiles, CudaFunction)> {
+    fn entry_point(&self, head_dim: usize) -> Result<&EntryPoint> {
         let tiles = FlashTiles::for_head_dim(head_dim)?;
         self.functions
             .iter()
-            .find(|(t, _)| *t == tiles)
+            .find(|e| e.tiles == tiles)
             .ok_or_else(|| Error::InvalidArgument(format!("no loaded ch03 kernel for head dim {head_dim}")))
     }
 
     /// Registers per thread and local-memory (spill) bytes per thread of the entry point for
     /// head dim `d`, as the driver reports them.
     pub fn resources(&self, head_dim: usize) -> Result<(i32, i32)> {
-        let (_, f) = self.function(head_dim)?;
+        let f = &self.entry_point(head_dim)?.function;
         Ok((f.num_regs().ctx("reading registers")?, f.local_size_bytes().ctx("reading local memory")?))
     }
 
@@ -136,7 +136,7 @@ impl FlashKernel {
     /// Check `dims` against the kernel's limits and make its launch shape: grid
     /// (⌈Nq/Br⌉, B·H), 128 threads, the tiles' shared memory.
     pub fn launch_config(&self, dims: &SdpaDims) -> Result<LaunchConfig> {
-        let (tiles, _) = self.function(dims.head_dim)?;
+        let entry = self.entry_point(dims.head_dim)?;
         if dims.v_dim != dims.head_dim {
             return Err(Error::InvalidArgument(format!(
                 "the ch03 FlashAttention kernel needs V's head dim equal to Q's and K's: d = {}, dv = {}",
@@ -156,14 +156,12 @@ impl FlashKernel {
                 dims.nq, dims.nk
             )));
         }
-        let shared = tiles.shared_bytes();
-        if shared > self.max_shared_bytes {
-            return Err(Error::InvalidArgument(format!(
-                "the d = {} kernel needs {shared} bytes of shared memory per block; this device allows {}",
-                dims.head_dim, self.max_shared_bytes
-            )));
+        if let Some(why) = &entry.refused {
+            // The tiles' shared memory is over this device's limit (the error names both).
+            return Err(Error::InvalidArgument(why.clone()));
         }
-        launch_config((cdiv(dims.nq, tiles.block_rows), bh, 1), FLASH_THREADS, shared)
+        let tiles = entry.tiles;
+        launch_config((cdiv(dims.nq, tiles.block_rows), bh, 1), FLASH_THREADS, tiles.shared_bytes())
     }
     // ANCHOR_END: launch_config
 
@@ -173,7 +171,7 @@ impl FlashKernel {
         let dims = buffers.dims;
         let cfg = self.launch_config(&dims)?;
         buffers.check_lengths()?;
-        let (_, function) = self.function(dims.head_dim)?;
+        let function = &self.entry_point(dims.head_dim)?.function;
         let (heads, nq, nk) = (dims.heads as i32, dims.nq as i32, dims.nk as i32);
         let causal = buffers.causal as i32;
         // Scores in log2 units: the kernel multiplies Q by scale·log₂e once, then uses exp2f.

@@ -8,7 +8,7 @@ use crate::gpu::{Bf16Buffers, LadderKernels};
 use crate::ladder::Rung;
 use attn_support::cudarc::driver::{CudaSlice, PushKernelArg};
 use attn_support::error::DriverContext;
-use attn_support::gpu::{Gpu, KernelSource, launch_config};
+use attn_support::gpu::{Gpu, KernelSource, cdiv, launch_config};
 use attn_support::timing::{Timing, gpu_time};
 use attn_support::{Result, kernel_source};
 use ch02_scaled_dot_product::SdpaOptions;
@@ -20,11 +20,25 @@ use half::bf16;
 /// The device-side input generator.
 pub const FILL_SOURCE: KernelSource = kernel_source!("ch12_fill.cu");
 
+/// Threads per block of the two kernels of `ch12_fill.cu`: any multiple of 32 works (they
+/// loop grid-stride); 256 is the usual choice for a memory-bound elementwise kernel.
+const FILL_THREADS: usize = 256;
+/// The most blocks they are launched with: 1024 blocks × 256 threads ≈ 7.8 blocks of 256 on
+/// each of an H100's 132 SMs, about the 2048 threads an SM holds, enough loads in flight to
+/// stream memory; beyond that the grid-stride loop covers the rest of n.
+const FILL_MAX_BLOCKS: usize = 1024;
+
+/// The launch shape of a fill kernel over `n` elements: one thread per element up to
+/// [`FILL_MAX_BLOCKS`] blocks, then the grid-stride loop.
+fn fill_launch(n: usize) -> Result<attn_support::cudarc::driver::LaunchConfig> {
+    launch_config((cdiv(n, FILL_THREADS).clamp(1, FILL_MAX_BLOCKS), 1, 1), FILL_THREADS, 0)
+}
+
 /// A device buffer of `n` seeded standard-normal bf16 values.
 pub fn device_randn_bf16(gpu: &Gpu, n: usize, seed: u64) -> Result<CudaSlice<bf16>> {
     let mut buf = gpu.zeros::<bf16>(n)?;
     let f = gpu.function(&FILL_SOURCE, "ch12_fill_normal_bf16")?;
-    let (n64, cfg) = (n as u64, launch_config((1024, 1, 1), 256, 0)?);
+    let (n64, cfg) = (n as u64, fill_launch(n)?);
     let mut b = gpu.stream.launch_builder(&f);
     b.arg(&mut buf).arg(&n64).arg(&seed);
     // SAFETY: (bf16*, u64 n, u64 seed) is the kernel's signature; it writes indices < n only.
@@ -57,7 +71,7 @@ pub fn randn_bf16_reference(n: usize, seed: u64) -> Vec<bf16> {
 pub fn device_bf16_to_f32(gpu: &Gpu, src: &CudaSlice<bf16>) -> Result<CudaSlice<f32>> {
     let mut out = gpu.zeros::<f32>(src.len())?;
     let f = gpu.function(&FILL_SOURCE, "ch12_bf16_to_f32")?;
-    let (n64, cfg) = (src.len() as u64, launch_config((1024, 1, 1), 256, 0)?);
+    let (n64, cfg) = (src.len() as u64, fill_launch(src.len())?);
     let mut b = gpu.stream.launch_builder(&f);
     b.arg(src).arg(&mut out).arg(&n64);
     // SAFETY: (const bf16*, float*, u64 n), both buffers hold n elements.
@@ -143,6 +157,15 @@ pub fn csv_row(name: &str, row: &GpuBenchRow) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_launches_cover_small_n_and_cap_the_grid() {
+        assert_eq!(fill_launch(1).unwrap().grid_dim, (1, 1, 1));
+        assert_eq!(fill_launch(1000).unwrap().grid_dim, (4, 1, 1));
+        // One tensor of the largest benchmark shape, 8·16·16384·128 = 268 M values: grid-stride.
+        assert_eq!(fill_launch(8 * 16 * 16384 * 128).unwrap().grid_dim, (1024, 1, 1));
+        assert_eq!(fill_launch(1000).unwrap().block_dim, (256, 1, 1));
+    }
 
     #[test]
     fn the_reference_generator_is_seeded_standard_normal() {

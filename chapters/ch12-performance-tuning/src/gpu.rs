@@ -8,7 +8,6 @@
 use crate::ladder::{KernelSpec, Rung};
 use crate::precision::Bf16Inputs;
 use crate::tma::bf16_tile_map;
-use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, cdiv, launch_config};
@@ -121,31 +120,23 @@ pub fn check_ladder_inputs(inputs: &Bf16Inputs, mask: &SdpaMask) -> Result<SdpaD
 
 /// The entry points loaded so far, each opted in to the shared memory its spec needs.
 pub struct LadderKernels {
-    max_shared_bytes: usize,
     loaded: Mutex<HashMap<String, CudaFunction>>,
 }
 
 impl LadderKernels {
     /// Ready to load entry points on `gpu` (each kernel file compiles once per process, on the
-    /// first launch of one of its rungs).
-    pub fn new(gpu: &Gpu) -> Result<LadderKernels> {
-        Ok(LadderKernels {
-            max_shared_bytes: gpu.max_shared_mem_per_block()?,
-            loaded: Mutex::new(HashMap::new()),
-        })
+    /// first launch of one of its rungs, and is checked against the device's shared-memory
+    /// limit then).
+    pub fn new(_gpu: &Gpu) -> Result<LadderKernels> {
+        Ok(LadderKernels { loaded: Mutex::new(HashMap::new()) })
     }
 
-    /// The compiled function of `spec`, opted in above 48 KiB of dynamic shared memory.
+    /// The compiled function of `spec`, opted in above 48 KiB of shared memory; an error naming
+    /// the bytes it needs and the device's limit where they do not fit.
     pub fn function(&self, gpu: &Gpu, spec: &KernelSpec) -> Result<CudaFunction> {
         let mut loaded = self.loaded.lock().expect("kernel cache poisoned");
         if let Some(f) = loaded.get(&spec.entry) {
             return Ok(f.clone());
-        }
-        if spec.shared_bytes > self.max_shared_bytes {
-            return Err(Error::InvalidArgument(format!(
-                "{} needs {} bytes of shared memory per block; this device allows {}",
-                spec.entry, spec.shared_bytes, self.max_shared_bytes
-            )));
         }
         let function = if spec.needs_sm90a {
             if gpu.compute_capability() != (9, 0) {
@@ -159,13 +150,7 @@ impl LadderKernels {
         } else {
             gpu.function(&spec.source, &spec.entry)?
         };
-        gpu.ctx.bind_to_thread().ctx("binding the context to this thread")?;
-        function
-            .set_attribute(
-                CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                spec.shared_bytes as i32,
-            )
-            .ctx("raising the kernel's dynamic shared-memory limit")?;
+        gpu.opt_in_shared_memory(&function, &spec.entry, spec.shared_bytes)?;
         loaded.insert(spec.entry.clone(), function.clone());
         Ok(function)
     }
