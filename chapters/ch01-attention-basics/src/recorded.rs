@@ -4,7 +4,7 @@
 
 use attn_support::Result;
 use attn_support::csv::Table;
-use std::fmt::Write;
+use attn_support::report::TextTable;
 use std::path::Path;
 
 /// The run whose results the book and notebook 01 show: an NVIDIA H100 80GB HBM3, 2026-11-25
@@ -57,26 +57,18 @@ pub fn timing_table(records: &[TimingRecord]) -> String {
         }
     }
     ns.sort_unstable();
-    let width = versions.iter().map(|v| v.len()).max().unwrap_or(0).max(10);
-    let mut s = format!("{:>6}", "N");
-    for v in &versions {
-        let _ = write!(s, " {v:>width$}");
-    }
-    s.push_str("   (median ms)\n");
+    let columns: Vec<(&str, usize)> =
+        std::iter::once(("N", 5)).chain(versions.iter().map(|v| (*v, 10))).collect();
+    let mut table = TextTable::new(&columns).divider_before(1);
     for n in ns {
-        let _ = write!(s, "{n:>6}");
-        for v in &versions {
-            match records.iter().find(|r| r.n == n && r.version == *v) {
-                Some(r) => {
-                    let _ = write!(s, " {:>width$.4}", r.median_ms);
-                }
-                None => {
-                    let _ = write!(s, " {:>width$}", "—");
-                }
-            }
-        }
-        s.push('\n');
+        let times = versions.iter().map(|v| match records.iter().find(|r| r.n == n && r.version == *v) {
+            Some(r) => format!("{:.4}", r.median_ms),
+            None => "—".to_string(),
+        });
+        table.push(std::iter::once(n.to_string()).chain(times));
     }
+    let mut s = table.render();
+    s.push_str("(median ms)\n");
     s
 }
 
@@ -92,7 +84,8 @@ mod tests {
         assert_eq!(records[1], TimingRecord { version: "gpu_naive".into(), n: 64, d: 64, median_ms: 0.84 });
         let table = timing_table(&records);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines.len(), 3, "{table}");
+        assert_eq!(lines.len(), 4, "{table}");
+        assert_eq!(lines[3], "(median ms)");
         assert!(lines[0].contains("cpu_naive") && lines[0].find("cpu_naive") < lines[0].find("gpu_naive"));
         assert!(
             lines[1].trim_start().starts_with("64")
