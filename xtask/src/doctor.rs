@@ -3,7 +3,9 @@
 //! It is a diagnosis, so it always exits 0: `cargo xtask test` installs the Jupyter and book
 //! tools itself, and CUDA is optional (without it the GPU parts are skipped, not failed).
 
-use crate::install::{self, EVCXR_VERSION, LAB_PACKAGES, MDBOOK_VERSION, RUNNER_PACKAGES, VENV};
+use crate::install::{
+    self, EVCXR_VERSION, LAB_PACKAGES, MATHJAX_VERSION, MDBOOK_VERSION, RUNNER_PACKAGES, VENV,
+};
 use crate::process::{cargo, find_tool, stdout_of};
 use attn_support::cudarc;
 use attn_support::gpu::Gpu;
@@ -35,6 +37,7 @@ pub fn run() -> anyhow::Result<()> {
         &detail,
         &install::mdbook_install_command(),
     );
+    mathjax();
     cuda();
     println!("\nFAIL lines are installed by `cargo xtask test` itself; NOTE lines are optional.");
     Ok(())
@@ -76,6 +79,21 @@ fn jupyter_tools() {
     let lab = install::venv_missing(LAB_PACKAGES).is_empty();
     let detail = if lab { LAB_PACKAGES.join(" ") } else { "not installed".into() };
     report(lab, false, "JupyterLab", &detail, "cargo xtask notebooks (installs it)");
+}
+
+/// MathJax for the book: `cargo xtask book` (and `test`) fetch it; plain `mdbook build docs`
+/// fails without it.
+fn mathjax() {
+    let file = crate::process::root().join(crate::book::MATHJAX_FILE);
+    let ok = install::mathjax_is_current(&file);
+    let detail = if ok {
+        format!("{MATHJAX_VERSION} in docs/mathjax/ (hash checked)")
+    } else if file.is_file() {
+        "docs/mathjax/tex-svg-full.js differs from the pinned file".into()
+    } else {
+        "not fetched".into()
+    };
+    report(ok, true, "MathJax (book)", &detail, "cargo xtask book (fetches it from the npm registry)");
 }
 
 fn cuda() {

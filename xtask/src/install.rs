@@ -3,13 +3,29 @@
 
 use crate::process::{cargo, find_tool, root, run, stdout_of};
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use sha2::{Digest, Sha256, Sha512};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Jupyter kernel for Rust (it registers a kernelspec named `rust`).
 pub const EVCXR_VERSION: &str = "0.22.0";
 /// The book builder.
 pub const MDBOOK_VERSION: &str = "0.5.4";
+/// MathJax, served from the built book so that its math renders offline (see `book.rs`). 3.2.2
+/// is the last MathJax 3; MathJax 4 loads its fonts as separate files, from a CDN by default.
+pub const MATHJAX_VERSION: &str = "3.2.2";
+/// The npm registry's tarball of [`MATHJAX_VERSION`].
+pub const MATHJAX_TARBALL: &str = "https://registry.npmjs.org/mathjax/-/mathjax-3.2.2.tgz";
+/// SHA-512 of that tarball: the registry's `dist.integrity`
+/// (`sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==`)
+/// in hex, so a changed or truncated download fails instead of entering the book.
+pub const MATHJAX_TARBALL_SHA512: &str = "06df9249553c7811b6ef30a155ec0e89c62ced7b1db78d2a9b8f94a47c97ee4d\
+    3f3bd36588f73ec7bee4d7f144b0fb2328f64626fb5164cd6f3be81e5b43a11b";
+/// The one file of the tarball the book serves: TeX input, SVG output, every TeX extension
+/// built in (nothing is fetched later) and the glyphs drawn as paths (no font files).
+pub const MATHJAX_MEMBER: &str = "package/es5/tex-svg-full.js";
+/// SHA-256 of that file, checked at every build so a stale or edited copy is replaced.
+pub const MATHJAX_FILE_SHA256: &str = "a4354ff94fd868aea0cc6eaaa79a57fda0588646fc46ee3700a349ee0a11cbe6";
 /// The Python packages that execute notebooks headlessly.
 pub const RUNNER_PACKAGES: &[&str] = &[
     "nbclient==0.11.0",
@@ -72,6 +88,62 @@ pub fn mdbook() -> Result<PathBuf> {
     let command = mdbook_install_command();
     run(cargo().args(command.split_whitespace().skip(1)))?;
     find_tool("mdbook").context("mdbook was installed but is not on PATH nor in ~/.cargo/bin")
+}
+
+/// `dest` holding MathJax's `tex-svg-full.js` at [`MATHJAX_VERSION`], checked against its pinned
+/// SHA-256; fetched from the npm registry (through `target/mathjax/`) when missing or different.
+/// Python 3 downloads and unpacks it (`xtask/fetch_npm_file.py`, standard library only: the
+/// README already requires Python 3, and xtask then needs no HTTP or archive crates); the hashes
+/// are checked here.
+pub fn mathjax(dest: &Path) -> Result<()> {
+    if mathjax_is_current(dest) {
+        return Ok(());
+    }
+    let cache = root().join("target/mathjax");
+    let tarball = cache.join(format!("mathjax-{MATHJAX_VERSION}.tgz"));
+    if sha_hex::<Sha512>(&tarball).ok() != Some(MATHJAX_TARBALL_SHA512.to_owned()) {
+        println!("MathJax {MATHJAX_VERSION} for the book is missing: fetching it from the npm registry");
+        std::fs::create_dir_all(&cache).with_context(|| format!("creating {}", cache.display()))?;
+        run(fetch_npm_file()?.args(["fetch", MATHJAX_TARBALL]).arg(&tarball))?;
+        let got = sha_hex::<Sha512>(&tarball)?;
+        if got != MATHJAX_TARBALL_SHA512 {
+            std::fs::remove_file(&tarball).ok();
+            bail!(
+                "{MATHJAX_TARBALL} has SHA-512 {got}, not the pinned {MATHJAX_TARBALL_SHA512}: \
+                 the download is damaged or the registry serves other bytes; nothing was installed"
+            );
+        }
+    }
+    std::fs::create_dir_all(dest.parent().expect("a file is in a folder"))?;
+    run(fetch_npm_file()?.arg("extract").arg(&tarball).arg(MATHJAX_MEMBER).arg(dest))?;
+    let got = sha_hex::<Sha256>(dest)?;
+    if got != MATHJAX_FILE_SHA256 {
+        std::fs::remove_file(dest).ok();
+        bail!(
+            "{MATHJAX_MEMBER} of {} has SHA-256 {got}, not the pinned {MATHJAX_FILE_SHA256}",
+            tarball.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether `file` is the pinned MathJax file.
+pub fn mathjax_is_current(file: &Path) -> bool {
+    sha_hex::<Sha256>(file).ok().as_deref() == Some(MATHJAX_FILE_SHA256)
+}
+
+/// `python3 xtask/fetch_npm_file.py`, run from the repository root.
+fn fetch_npm_file() -> Result<Command> {
+    let python = find_tool("python3").context("python3 is missing: the book's MathJax is fetched with it")?;
+    let mut cmd = Command::new(python);
+    cmd.arg("xtask/fetch_npm_file.py").current_dir(root());
+    Ok(cmd)
+}
+
+/// The lowercase hex digest of a file's contents.
+fn sha_hex<D: Digest>(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(D::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The venv's python (`target/jupyter-venv/bin/python`).

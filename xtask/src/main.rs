@@ -4,6 +4,8 @@
 //!   executed headlessly, and the book built with its code includes checked.
 //! - `notebooks`: install what is missing and open JupyterLab on `notebooks/` with the Rust kernel.
 //! - `record-notebooks`: execute notebooks and write their outputs into them, ready to commit.
+//! - `book`: the book's step of `test` alone: its sources checked, built into `docs/book/`
+//!   with MathJax served from the book, and checked to load nothing from the network.
 //! - `gpu`: build the release binaries into `target/gpu-bundle/` for a GPU machine without Rust.
 //! - `doctor`: say which tools are present and how to install the missing ones.
 
@@ -23,7 +25,7 @@ use std::process::ExitCode;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Tasks of the attention book: test, notebooks, record-notebooks, gpu, doctor"
+    about = "Tasks of the attention book: test, notebooks, record-notebooks, book, gpu, doctor"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,6 +41,9 @@ enum Task {
     /// Execute notebooks and write their outputs into them (only when every cell passes), so
     /// that readers see the results without running them.
     RecordNotebooks(notebooks::RecordArgs),
+    /// Check and build the book into docs/book/ (fetching MathJax and mdbook if missing); it
+    /// renders offline, from file:// too.
+    Book,
     /// Build target/gpu-bundle/: release binaries, test binaries and run.sh for a GPU machine.
     Gpu,
     /// Check the tools this project uses and print how to install what is missing.
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Task::Test(args) => test::run_all(&args),
         Task::Notebooks(args) => notebooks::open(&args),
         Task::RecordNotebooks(args) => notebooks::record(&args),
+        Task::Book => book::build(),
         Task::Gpu => gpu_bundle::build(),
         Task::Doctor => doctor::run(),
     };
