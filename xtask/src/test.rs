@@ -101,7 +101,10 @@ fn steps(args: &Args, times: &mut StepTimes, counts: &mut TestCounts) -> Result<
         }
     }
     if wanted(Step::Book) {
-        times.step("book tools", || install::mdbook().map(drop))?;
+        times.step("book tools", || {
+            install::mdbook()?;
+            install::mathjax(&crate::process::root().join(book::MATHJAX_FILE))
+        })?;
         times.step("book", book::build)?;
     }
     Ok(())
