@@ -74,7 +74,7 @@ pub fn comparison_table(records: &[BenchRecord]) -> String {
 /// implementation, a panel without mask and a panel with the causal mask.
 pub fn tflops_panels(records: &[BenchRecord], batch: usize, heads: usize, head_dim: usize) -> Panels {
     let panel = |causal: bool| {
-        let lines = BENCH_FILES
+        let lines: Vec<Line> = BENCH_FILES
             .iter()
             .map(|(_, name, label_text)| {
                 let points = records
@@ -87,9 +87,12 @@ pub fn tflops_panels(records: &[BenchRecord], batch: usize, heads: usize, head_d
             })
             .collect();
         let mask = if causal { "causal" } else { "no mask" };
+        // From 0, so that the heights compare as ratios.
+        let top = lines.iter().flat_map(|l: &Line| &l.points).map(|p| p.1).fold(0.0, f64::max);
         Chart {
             x_scale: Scale::Log2,
             y_scale: Scale::Linear,
+            y_range: (top > 0.0).then_some((0.0, top * 1.1)),
             lines,
             legend: SeriesLabelPosition::UpperLeft,
             ..Chart::new(
@@ -148,6 +151,7 @@ mod tests {
         assert_eq!(full.lines[0].points, vec![(512.0, 0.5)]);
         assert_eq!(causal.lines[0].points, vec![(1024.0, 0.25)]);
         assert!(full.lines[1].points.is_empty() && full.title.contains("no mask"));
+        assert_eq!(full.y_range, Some((0.0, 0.5 * 1.1)));
     }
 
     #[test]
