@@ -6,9 +6,10 @@
 //! both write (`impl,batch,heads,seq,head_dim,causal,median_ms,tflops`); `median_ms` may be
 //! `oom` or `unsupported`, which becomes `None` and is left out of every line.
 
+use attn_support::csv::Table;
 use attn_support::plot::{
-    Chart, Figure, Line, SERIES_COLORS, Scale, SeriesLabelPosition, ensure_font, grid_cell, grid_center,
-    grid_row_at, plot_err,
+    Chart, Figure, Line, Panels, SERIES_COLORS, Scale, SeriesLabelPosition, ensure_font, grid_cell,
+    grid_center, grid_row_at, plot_err,
 };
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::coord::ranged1d::SegmentValue;
@@ -62,35 +63,35 @@ impl TimingRow {
     }
 }
 
+/// The columns a timing CSV must begin with (chapter 2's benchmark columns up to `median_ms`;
+/// `tflops` and anything after it is not read: [`TimingRow::tflops`] recomputes it).
+pub const TIMING_COLUMNS: [&str; 7] = ["impl", "batch", "heads", "seq", "head_dim", "causal", "median_ms"];
+
 /// Parses a timing CSV (header line first); blank lines are skipped.
 pub fn parse_timing_csv(text: &str) -> Result<Vec<TimingRow>> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    match lines.next() {
-        Some((_, header)) if header.trim().starts_with("impl,batch,heads,seq,head_dim,causal,median_ms") => {}
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "timing CSV: expected the header impl,batch,heads,seq,head_dim,causal,median_ms,..., got {:?}",
-                other.map(|(_, l)| l)
-            )));
-        }
-    }
-    lines
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let bad =
-                |what: &str| Error::InvalidArgument(format!("timing CSV line {}: {what}: {line:?}", i + 1));
-            if f.len() < 7 {
-                return Err(bad("fewer than 7 fields"));
-            }
-            let int = |s: &str, what: &str| s.parse::<usize>().map_err(|_| bad(what));
+    timing_rows(&Table::parse(text, "timing CSV")?)
+}
+
+/// Reads a timing CSV; errors name the file, the line and the column.
+pub fn read_timing_csv(path: &Path) -> Result<Vec<TimingRow>> {
+    timing_rows(&Table::read(path)?)
+}
+
+/// The [`TimingRow`]s of a parsed timing CSV; a time that is not a positive number (`oom`,
+/// `unsupported`, empty) becomes `None`.
+pub fn timing_rows(table: &Table) -> Result<Vec<TimingRow>> {
+    table.expect_columns(&TIMING_COLUMNS)?;
+    table
+        .rows()
+        .map(|r| {
             Ok(TimingRow {
-                impl_name: f[0].to_string(),
-                batch: int(f[1], "batch")?,
-                heads: int(f[2], "heads")?,
-                seq: int(f[3], "seq")?,
-                head_dim: int(f[4], "head_dim")?,
-                causal: int(f[5], "causal")? != 0,
-                median_ms: f[6].parse::<f64>().ok().filter(|ms| ms.is_finite() && *ms > 0.0),
+                impl_name: r.text("impl")?.to_string(),
+                batch: r.get("batch")?,
+                heads: r.get("heads")?,
+                seq: r.get("seq")?,
+                head_dim: r.get("head_dim")?,
+                causal: r.get::<usize>("causal")? != 0,
+                median_ms: r.measured("median_ms")?.filter(|ms| *ms > 0.0),
             })
         })
         .collect()
@@ -104,12 +105,8 @@ pub fn read_recorded_run(dir: &Path) -> Result<Vec<TimingRow>> {
         [("ch04_grid.csv", true), ("torch_math_ch04.csv", false), ("torch_efficient_ch04.csv", false)]
     {
         let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => rows.extend(parse_timing_csv(&text)?),
-            Err(e) if required || e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(Error::Io { path: path.display().to_string(), source: e });
-            }
-            Err(_) => {}
+        if required || path.exists() {
+            rows.extend(read_timing_csv(&path)?);
         }
     }
     Ok(rows)
@@ -184,40 +181,9 @@ pub fn time_vs_n(rows: &[TimingRow]) -> Result<PanelGrid> {
 }
 // ANCHOR_END: time_figure
 
-/// Charts in a grid, row by row, `columns` to a row, each in a panel of `panel_size` pixels
-/// (a two-dimensional [`attn_support::plot::Panels`], so four panels stay legible in a book
-/// page).
-#[derive(Clone, Debug)]
-pub struct PanelGrid {
-    pub figures: Vec<Chart>,
-    pub columns: usize,
-    pub panel_size: (u32, u32),
-}
-
-impl PanelGrid {
-    fn rows(&self) -> usize {
-        self.figures.len().div_ceil(self.columns.max(1))
-    }
-}
-
-impl Figure for PanelGrid {
-    fn size(&self) -> (u32, u32) {
-        let columns = self.columns.clamp(1, self.figures.len().max(1));
-        (self.panel_size.0 * columns as u32, self.panel_size.1 * self.rows().max(1) as u32)
-    }
-
-    fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
-        if self.figures.is_empty() || self.columns == 0 {
-            return Err(Error::InvalidArgument("panel grid without a figure or a column".into()));
-        }
-        let columns = self.columns.min(self.figures.len());
-        area.fill(&WHITE).map_err(plot_err)?;
-        for (figure, panel) in self.figures.iter().zip(area.split_evenly((self.rows(), columns))) {
-            figure.draw(&panel)?;
-        }
-        Ok(())
-    }
-}
+/// Charts in a grid, row by row, `columns` to a row, each in a panel of `panel_size` pixels:
+/// the support crate's [`Panels`] (so four panels stay legible on a book page).
+pub type PanelGrid = Panels<Chart>;
 
 /// The map of the winning backend per shape: rows = (B, H, d), columns = N; each cell names
 /// the fastest of our backends, coloured by it, and how much faster it is than the runner-up
@@ -380,20 +346,13 @@ pub fn dispatch_slowdown(rows: &[TimingRow], heuristic: impl Fn(Combo, usize) ->
 /// Reads the heuristic's picks from a recorded `ch04_grid_dispatch.csv`
 /// (`batch,heads,seq,head_dim,causal,best,best_ms,heuristic,...`): (B, H, d, N) → backend.
 pub fn parse_dispatch_picks(text: &str) -> Result<Vec<(Combo, usize, String)>> {
-    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
-    if !lines.next().is_some_and(|h| h.starts_with("batch,heads,seq,head_dim,causal,best,best_ms,heuristic"))
-    {
-        return Err(Error::InvalidArgument("dispatch CSV: unexpected header".into()));
-    }
-    lines
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').map(str::trim).collect();
-            let bad = || Error::InvalidArgument(format!("dispatch CSV: bad line {line:?}"));
-            let int = |s: &str| s.parse::<usize>().map_err(|_| bad());
-            if f.len() < 8 {
-                return Err(bad());
-            }
-            Ok(((int(f[0])?, int(f[1])?, int(f[3])?), int(f[2])?, f[7].to_string()))
+    let table = Table::parse(text, "dispatch CSV")?;
+    table.expect_columns(&["batch", "heads", "seq", "head_dim", "causal", "best", "best_ms", "heuristic"])?;
+    table
+        .rows()
+        .map(|r| {
+            let combo = (r.get("batch")?, r.get("heads")?, r.get("head_dim")?);
+            Ok((combo, r.get("seq")?, r.text("heuristic")?.to_string()))
         })
         .collect()
 }

@@ -2,7 +2,7 @@
 //! shared memory, and the one idea it adds over the rung below.
 //!
 //! Rung 0 is chapter 3's f32 kernel (FFMA on CUDA cores), timed on the same data upcast to f32;
-//! rungs 1–5 are the bf16 tensor-core kernels of `kernels/ch12_*.cu`.
+//! rungs 1–9 are the bf16 tensor-core kernels of `kernels/ch12_*.cu` (6–9 Hopper-only, sm_90a).
 
 use attn_support::gpu::KernelSource;
 use attn_support::{Error, Result, kernel_source};
@@ -88,7 +88,7 @@ pub fn tma_shapes(d: usize) -> &'static [TileShape] {
     }
 }
 
-/// Threads of rung 8's blocks: a producer warpgroup and two consumer warpgroups.
+/// Threads of the blocks of rungs 8 and 9: a producer warpgroup and two consumer warpgroups.
 pub const TMA_THREADS: usize = 384;
 
 /// One rung of the ladder.

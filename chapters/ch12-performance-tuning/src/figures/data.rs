@@ -6,8 +6,9 @@ use crate::ladder::{Rung, TileShape};
 use crate::roofline::KernelPoint;
 use crate::streams::StreamTiming;
 use crate::tuning::{Family, TileTable, TunedEntry};
+use attn_support::csv::{Row, Table};
 use attn_support::{Error, Result};
-use ch04_attention_backends::figures::parse_timing_csv;
+use ch04_attention_backends::figures::{parse_timing_csv, read_timing_csv};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -27,7 +28,7 @@ pub fn parse_bench_csv(text: &str) -> Result<Vec<BenchRow>> {
 
 /// Read and parse a benchmark CSV.
 pub fn read_bench_csv(path: &Path) -> Result<Vec<BenchRow>> {
-    parse_bench_csv(&read_text(path)?).map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+    read_timing_csv(path)
 }
 
 /// One row of `ch12_graphs.csv`: per-launch time of a kernel at sequence length `seq`,
@@ -60,104 +61,71 @@ pub struct StreamRow {
 
 /// Parse `ch12_streams.csv`.
 pub fn parse_streams_csv(text: &str) -> Result<Vec<StreamRow>> {
-    data_lines(text, STREAMS_CSV_HEADER, "streams CSV")?
-        .into_iter()
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').collect();
-            let [entry, heads, seq, blocks, calls, streams, serial, concurrent, enqueue, graph] = f[..]
-            else {
-                return Err(Error::InvalidArgument(format!(
-                    "streams CSV line {i}: need 10 fields: {line:?}"
-                )));
-            };
-            Ok(StreamRow {
-                entry: entry.trim().to_string(),
-                heads: number(heads, "heads", i)?,
-                seq: number(seq, "seq", i)?,
-                blocks: number(blocks, "blocks", i)?,
-                timing: StreamTiming {
-                    calls: number(calls, "calls", i)?,
-                    streams: number(streams, "streams", i)?,
-                    serial_ms: number(serial, "serial_ms", i)?,
-                    concurrent_ms: number(concurrent, "concurrent_ms", i)?,
-                    enqueue_ms: number(enqueue, "enqueue_ms", i)?,
-                    graph_ms: number(graph, "graph_ms", i)?,
-                },
-            })
-        })
-        .collect()
+    rows_of(&Table::parse(text, "streams CSV")?, STREAMS_CSV_HEADER, stream_row)
+}
+
+fn stream_row(r: Row) -> Result<StreamRow> {
+    Ok(StreamRow {
+        entry: r.text("entry")?.to_string(),
+        heads: r.get("heads")?,
+        seq: r.get("seq")?,
+        blocks: r.get("blocks")?,
+        timing: StreamTiming {
+            calls: r.get("calls")?,
+            streams: r.get("streams")?,
+            serial_ms: r.get("serial_ms")?,
+            concurrent_ms: r.get("concurrent_ms")?,
+            enqueue_ms: r.get("enqueue_ms")?,
+            graph_ms: r.get("graph_ms")?,
+        },
+    })
 }
 
 /// Read `ch12_streams.csv`.
 pub fn read_streams_csv(path: &Path) -> Result<Vec<StreamRow>> {
-    parse_streams_csv(&read_text(path)?)
-        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+    rows_of(&Table::read(path)?, STREAMS_CSV_HEADER, stream_row)
 }
 
 /// The header of `ch12_roofline.csv`.
 pub const ROOFLINE_CSV_HEADER: &str = "label,group,flops,bytes,seconds";
 
-/// The data lines of a CSV whose first non-blank line must be `header`, numbered from 1.
-fn data_lines<'a>(text: &'a str, header: &str, what: &str) -> Result<Vec<(usize, &'a str)>> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    match lines.next() {
-        Some((_, first)) if first.trim() == header => Ok(lines.map(|(i, l)| (i + 1, l.trim())).collect()),
-        other => Err(Error::InvalidArgument(format!(
-            "{what}: expected the header '{header}', got {:?}",
-            other.map(|(_, l)| l)
-        ))),
-    }
-}
-
-fn number<T: std::str::FromStr>(field: &str, what: &str, line: usize) -> Result<T> {
-    field
-        .trim()
-        .parse()
-        .map_err(|_| Error::InvalidArgument(format!("line {line}: {what} '{field}' is not a number")))
+/// The rows of `table`, whose header must begin with the columns of `header`, each made by `row`.
+fn rows_of<T>(table: &Table, header: &str, row: impl Fn(Row) -> Result<T>) -> Result<Vec<T>> {
+    table.expect_columns(&header.split(',').collect::<Vec<_>>())?;
+    table.rows().map(row).collect()
 }
 
 /// Parse `ch12_graphs.csv`.
 pub fn parse_graphs_csv(text: &str) -> Result<Vec<GraphRow>> {
-    data_lines(text, GRAPHS_CSV_HEADER, "graphs CSV")?
-        .into_iter()
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').collect();
-            let [seq, launches, direct, graph] = f[..] else {
-                return Err(Error::InvalidArgument(format!("graphs CSV line {i}: need 4 fields: {line:?}")));
-            };
-            Ok(GraphRow {
-                seq: number(seq, "seq", i)?,
-                launches: number(launches, "launches", i)?,
-                direct_us_per_launch: number(direct, "direct_us_per_launch", i)?,
-                graph_us_per_launch: number(graph, "graph_us_per_launch", i)?,
-            })
-        })
-        .collect()
+    rows_of(&Table::parse(text, "graphs CSV")?, GRAPHS_CSV_HEADER, graph_row)
+}
+
+fn graph_row(r: Row) -> Result<GraphRow> {
+    Ok(GraphRow {
+        seq: r.get("seq")?,
+        launches: r.get("launches")?,
+        direct_us_per_launch: r.get("direct_us_per_launch")?,
+        graph_us_per_launch: r.get("graph_us_per_launch")?,
+    })
 }
 
 /// Read `ch12_graphs.csv`.
 pub fn read_graphs_csv(path: &Path) -> Result<Vec<GraphRow>> {
-    parse_graphs_csv(&read_text(path)?)
-        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
+    rows_of(&Table::read(path)?, GRAPHS_CSV_HEADER, graph_row)
 }
 
 /// Parse `ch12_roofline.csv` into checked points. The label is everything before the last four
 /// fields, so a label may hold a comma.
 pub fn parse_roofline_csv(text: &str) -> Result<Vec<KernelPoint>> {
-    data_lines(text, ROOFLINE_CSV_HEADER, "roofline CSV")?
-        .into_iter()
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.rsplitn(5, ',').collect();
-            let [seconds, bytes, flops, group, label] = f[..] else {
-                return Err(Error::InvalidArgument(format!(
-                    "roofline CSV line {i}: need 5 fields: {line:?}"
-                )));
-            };
-            let (flops, bytes, seconds) =
-                (number(flops, "flops", i)?, number(bytes, "bytes", i)?, number(seconds, "seconds", i)?);
-            KernelPoint::new(label.trim(), group.trim(), flops, bytes, seconds)
-        })
-        .collect()
+    rows_of(&Table::parse_labelled(text, "roofline CSV")?, ROOFLINE_CSV_HEADER, |r| {
+        KernelPoint::new(
+            r.text("label")?,
+            r.text("group")?,
+            r.get("flops")?,
+            r.get("bytes")?,
+            r.get("seconds")?,
+        )
+    })
 }
 
 /// Read `ch12_ceilings.json` (the serde form of [`Ceilings`]).
