@@ -135,9 +135,9 @@ def roofline_labels(text):
 
 
 def roofline_rows(launches, labels):
-    """One CSV line per label: the call with the median DRAM traffic among its calls (the
-    timed median is warm, and so is this call under --cache-control none), and the least and
-    most traffic of any call."""
+    """One CSV line per label: the read and write bytes of the call with the median DRAM traffic
+    among its calls, and the least and most traffic of any call (with ncu flushing the caches
+    before each kernel, the calls differ little)."""
     groups, current = [], None
     for launch in launches:
         name = launch["kernel"]

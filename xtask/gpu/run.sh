@@ -298,7 +298,7 @@ if wanted profile; then
         if selected ch04 && [[ -x "$BUNDLE/bin/ch04" ]]; then
             # Chapter 4's Fused backend (chapter 2's kernel): where its bytes come from (DRAM or
             # L2) and how many blocks an SM holds, on the shapes where its rate falls. One launch
-            # per shape, the L2 flushed before each (ncu's default --cache-control all).
+            # per shape, the L2 flushed before each (--cache-control all).
             mkdir -p "$OUTDIR/ncu"
             fused_required=dram__bytes_read.sum,dram__bytes_write.sum,lts__t_sector_hit_rate.pct
             fused_required+=,sm__warps_active.avg.pct_of_peak_sustained_active,launch__occupancy_limit_shared_mem
@@ -308,22 +308,25 @@ if wanted profile; then
             fused_extra+=,sm__maximum_warps_per_active_cycle_pct,launch__occupancy_limit_blocks
             fused_extra+=,launch__occupancy_limit_warps,launch__registers_per_thread,l1tex__t_sector_hit_rate.pct
             ncu_step ncu-fused-ch04 "$OUTDIR/ncu/ch04_fused_ncu.csv" "$fused_required" "$fused_extra" -- \
-                --kernel-name ch02_sdpa_f32 "$BUNDLE/bin/ch04" --profile-only fused --bench-shapes "$FUSED_SHAPES"
+                --cache-control all --kernel-name ch02_sdpa_f32 "$BUNDLE/bin/ch04" --profile-only fused --bench-shapes "$FUSED_SHAPES"
             step ncu-fused-table bash -c "python3 '$BUNDLE/ncu_tables.py' fused '$OUTDIR/ncu/ch04_fused_ncu.csv' \
                 '$FUSED_SHAPES' > '$OUTDIR/ncu/ch04_fused.md' && cat '$OUTDIR/ncu/ch04_fused.md'"
         fi
         if selected ch12 && [[ -x "$BUNDLE/bin/ch12" ]]; then
             # The roofline's kernels: their timed run (step 3's, or here when it did not run),
             # then the same run under ncu into ch12/ncu-run (whose times ncu distorts: only its
-            # labels are read), then the DRAM bytes of one call per label. The L2 is not flushed
-            # (--cache-control none), as in the timed calls it is set beside.
+            # labels are read), then the DRAM bytes of one call per label. ncu flushes the caches
+            # before every kernel (--cache-control all): a call's bytes are those of a cold L2,
+            # at least the compulsory traffic. (Left warm, a kernel whose inputs fit in the L2,
+            # like chapter 1's single head, reads next to nothing from DRAM and has no place on
+            # an HBM roofline.)
             mkdir -p "$OUTDIR/ch12/ncu-run"
             if [[ ! -f "$OUTDIR/ch12/ch12_roofline.csv" || ! -f "$OUTDIR/ch12/ch12_ceilings.json" ]]; then
                 step roofline-timed-ch12 "$BUNDLE/bin/ch12" --only ceilings,roofline --results "$OUTDIR/ch12"
             fi
             ncu_step ncu-roofline-ch12 "$OUTDIR/ch12/ncu-run/ch12_roofline_ncu.csv" \
                 dram__bytes_read.sum,dram__bytes_write.sum gpu__time_duration.sum -- \
-                --cache-control none "$BUNDLE/bin/ch12" --only roofline --results "$OUTDIR/ch12/ncu-run"
+                --cache-control all "$BUNDLE/bin/ch12" --only roofline --results "$OUTDIR/ch12/ncu-run"
             step roofline-dram-ch12 bash -c "python3 '$BUNDLE/ncu_tables.py' roofline \
                 '$OUTDIR/ch12/ncu-run/ch12_roofline_ncu.csv' '$OUTDIR/ch12/ncu-run/ch12_roofline.csv' \
                 '$OUTDIR/ch12/ch12_roofline.csv' > '$OUTDIR/ch12/ch12_roofline_dram.csv.tmp' \

@@ -5,8 +5,9 @@
 //! - `ch12_tflops_vs_n`: the best rungs against PyTorch as N grows ([`tflops_vs_n_panels`]);
 //! - `ch12_graphs`: per-launch time with and without CUDA graphs ([`graphs_figure`]);
 //! - `ch12_streams`: independent calls on k streams against one stream ([`streams_figure`]);
-//! - `ch12_roofline`: every kernel of the book under the measured ceilings
-//!   ([`roofline_from_csv`]);
+//! - `ch12_roofline`: every kernel of the book under the measured ceilings, placed by the DRAM
+//!   bytes Nsight Compute measured when the run has them ([`roofline_measured_from_csv`]), else
+//!   by modelled bytes ([`roofline_from_csv`]);
 //! - `ch12_autotune`: each tile shape's speed relative to the autotuner's pick
 //!   ([`autotune_figure`]).
 //!
@@ -23,7 +24,7 @@ pub use bars::{LADDER_IMPLS, LadderFigure, LadderPanel, TORCH_IMPLS, tflops_at};
 pub use ch04_attention_backends::figures::PanelGrid;
 pub use charts::{
     SWEEP_BATCH_HEADS, SWEEP_IMPLS, SweepFigure, autotune_figure, graphs_figure, roofline_from_csv,
-    streams_figure, tflops_vs_n_figure, tflops_vs_n_panels,
+    roofline_measured_from_csv, streams_figure, tflops_vs_n_figure, tflops_vs_n_panels,
 };
 pub use data::{
     BenchRow, GRAPHS_CSV_HEADER, GraphRow, ROOFLINE_CSV_HEADER, STREAMS_CSV_HEADER, StreamRow,
@@ -32,6 +33,7 @@ pub use data::{
 };
 pub use legend::{LegendEntry, Swatch};
 
+use crate::roofline::measured::MEASURED_CSV_FILE;
 use crate::tuning::TileTable;
 use attn_support::Result;
 use attn_support::plot::save;
@@ -114,7 +116,21 @@ pub fn draw_all(results_dir: &Path, out_dir: &Path) -> Result<Vec<PathBuf>> {
     let (points, ceilings) = (results_dir.join("ch12_roofline.csv"), results_dir.join("ch12_ceilings.json"));
     match (points.is_file(), ceilings.is_file()) {
         (true, true) => {
-            let figure = roofline_from_csv(&points, &read_ceilings(&ceilings)?)?;
+            let ceilings = read_ceilings(&ceilings)?;
+            let measured = results_dir.join(MEASURED_CSV_FILE);
+            // Measured DRAM bytes when the run profiled the kernels; else, saying so, the
+            // modelled bytes (and the x axis says which it counts).
+            let figure = if measured.is_file() {
+                roofline_measured_from_csv(&points, &measured, &ceilings).or_else(|e| {
+                    println!("figure ch12_roofline: modelled bytes, the measured ones are unusable: {e}");
+                    roofline_from_csv(&points, &ceilings)
+                })?
+            } else {
+                println!(
+                    "figure ch12_roofline: modelled bytes (no {MEASURED_CSV_FILE}: no Nsight Compute run)"
+                );
+                roofline_from_csv(&points, &ceilings)?
+            };
             written.extend(save(&figure, out_dir, "ch12_roofline")?);
         }
         (false, _) => skip("ch12_roofline", "no ch12_roofline.csv"),

@@ -22,6 +22,7 @@
 
 pub mod figure;
 pub mod measure;
+pub mod measured;
 pub mod models;
 
 pub use figure::RooflineFigure;

@@ -7,7 +7,9 @@ use super::data::{BenchRow, GraphRow, StreamRow, parse_roofline_csv};
 use super::legend::{LegendEntry, ROW_HEIGHT, Swatch, draw_legend_rows};
 use crate::ceilings::Ceilings;
 use crate::ladder::{Rung, TileShape};
-use crate::roofline::RooflineFigure;
+use crate::roofline::figure::MODELLED_X_LABEL;
+use crate::roofline::measured::parse_measured_csv;
+use crate::roofline::{KernelPoint, RooflineFigure};
 use crate::streams::StreamTiming;
 use crate::tuning::{Family, TileTable, TunedEntry};
 use attn_support::ndarray::Array2;
@@ -189,14 +191,37 @@ pub fn streams_figure(rows: &[StreamRow]) -> Panels {
     )
 }
 
-/// The roofline with the points of a recorded `ch12_roofline.csv` under the measured ceilings.
+/// The roofline with the points of a recorded `ch12_roofline.csv` under the measured ceilings,
+/// placed by their modelled bytes (which count L2 hits as HBM traffic), as the title says.
 pub fn roofline_from_csv(path: &Path, ceilings: &Ceilings) -> Result<RooflineFigure> {
+    let points = read_roofline_points(path)?;
+    let title = format!("Every kernel of the book under the roofline ({})", ceilings.device);
+    let figure = RooflineFigure::from_ceilings(title, ceilings, points);
+    Ok(RooflineFigure { size: (1000, 640), x_label: MODELLED_X_LABEL.into(), ..figure })
+}
+
+/// The roofline of a recorded run with every kernel placed by the DRAM bytes Nsight Compute
+/// measured (`ch12_roofline_dram.csv` at `measured_path`), the modelled placements kept as
+/// hollow circles; an error when the two files do not hold the same labels.
+pub fn roofline_measured_from_csv(
+    points_path: &Path,
+    measured_path: &Path,
+    ceilings: &Ceilings,
+) -> Result<RooflineFigure> {
+    let timed = read_roofline_points(points_path)?;
+    let text = std::fs::read_to_string(measured_path)
+        .map_err(|source| Error::Io { path: measured_path.display().to_string(), source })?;
+    let measured = parse_measured_csv(&text)
+        .map_err(|e| Error::InvalidArgument(format!("{}: {e}", measured_path.display())))?;
+    let title = format!("Every kernel of the book under the roofline ({})", ceilings.device);
+    let figure = RooflineFigure::measured(title, ceilings, timed, &measured)?;
+    Ok(RooflineFigure { size: (1000, 640), ..figure })
+}
+
+fn read_roofline_points(path: &Path) -> Result<Vec<KernelPoint>> {
     let text = std::fs::read_to_string(path)
         .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    let points =
-        parse_roofline_csv(&text).map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))?;
-    let title = format!("Every kernel of the book under the roofline ({})", ceilings.device);
-    Ok(RooflineFigure { size: (1000, 640), ..RooflineFigure::from_ceilings(title, ceilings, points) })
+    parse_roofline_csv(&text).map_err(|e| Error::InvalidArgument(format!("{}: {e}", path.display())))
 }
 
 fn tiles_of(rung: &Rung) -> Option<TileShape> {

@@ -3,7 +3,15 @@
 //! Drawn with plotters directly rather than with [`attn_support::plot::Chart`]: a chart draws
 //! lines through its points, while here each kernel is a lone point with its own label and the
 //! roofs are lines of a different kind, each labelled on the chart.
+//!
+//! With DRAM bytes measured by Nsight Compute ([`RooflineFigure::measured`]) the labelled points
+//! sit at the measured intensity, and each kernel's modelled point stays as a small hollow
+//! circle at the same height (same FLOPs, same time), joined to it by a thin line: the gap is
+//! the traffic the model counts and HBM never served, mostly re-reads hit in the L2. Keeping
+//! them shows why the modelled chart put chapter 2's kernel above the memory roof; unlabelled,
+//! they do not crowd the chart.
 
+use super::measured::{MeasuredBytes, with_measured_bytes};
 use super::{KernelPoint, Roof, ridge_point};
 use crate::ceilings::Ceilings;
 use attn_support::plot::{Figure, SERIES_COLORS, Scale, draw_legend, ensure_font, plot_err};
@@ -24,8 +32,19 @@ pub struct RooflineFigure {
     pub roofs: Vec<Roof>,
     /// The kernels; points of one `group` share a colour and a legend entry.
     pub points: Vec<KernelPoint>,
+    /// The same kernels placed by modelled bytes, drawn hollow beside the measured `points`
+    /// of the same label; empty when `points` are the modelled ones.
+    pub modelled: Vec<KernelPoint>,
+    /// The x axis's description: it says which bytes the intensity counts.
+    pub x_label: String,
     pub size: (u32, u32),
 }
+
+/// The x label of a roofline whose points carry measured DRAM bytes.
+pub const MEASURED_X_LABEL: &str = "arithmetic intensity (FLOP per DRAM byte, measured by Nsight Compute)";
+/// The x label of a roofline whose points carry modelled bytes.
+pub const MODELLED_X_LABEL: &str =
+    "arithmetic intensity (FLOP per modelled byte: L2 hits counted as HBM traffic)";
 
 impl RooflineFigure {
     /// The roofs measured in `ceilings` (copy bandwidth, bf16 GEMM, f32 SGEMM) and `points`.
@@ -46,8 +65,32 @@ impl RooflineFigure {
                 ),
             ],
             points,
+            modelled: Vec::new(),
+            x_label: "arithmetic intensity (FLOP/byte)".into(),
             size: (900, 600),
         }
+    }
+
+    /// [`RooflineFigure::from_ceilings`] with every kernel placed by its DRAM bytes measured by
+    /// Nsight Compute (`measured`, one per label of `timed`), the modelled placements kept as
+    /// hollow circles. An error when a label has no measurement, or a measurement no label.
+    pub fn measured(
+        title: impl Into<String>,
+        ceilings: &Ceilings,
+        timed: Vec<KernelPoint>,
+        measured: &[MeasuredBytes],
+    ) -> Result<Self> {
+        let points = with_measured_bytes(&timed, measured)?;
+        Ok(RooflineFigure {
+            modelled: timed,
+            x_label: MEASURED_X_LABEL.into(),
+            ..RooflineFigure::from_ceilings(title, ceilings, points)
+        })
+    }
+
+    /// The modelled placement of `p`, when this figure has one.
+    pub fn modelled_of(&self, p: &KernelPoint) -> Option<&KernelPoint> {
+        self.modelled.iter().find(|m| m.label == p.label)
     }
 
     /// The groups in order of first appearance (their colour index).
@@ -77,7 +120,11 @@ impl RooflineFigure {
                 self.title, r.label, r.peak_flops_per_s
             )));
         }
-        if let Some(p) = self.points.iter().find(|p| !(positive(p.intensity()) && positive(p.flops_per_s())))
+        if let Some(p) = self
+            .points
+            .iter()
+            .chain(&self.modelled)
+            .find(|p| !(positive(p.intensity()) && positive(p.flops_per_s())))
         {
             return Err(Error::InvalidArgument(format!(
                 "roofline '{}': point '{}' has no finite positive intensity and rate",
@@ -88,9 +135,9 @@ impl RooflineFigure {
             return Err(Error::InvalidArgument(format!("roofline '{}' has nothing to draw", self.title)));
         }
         let bw = self.bandwidth_bytes_per_s;
-        let xs = self.points.iter().map(|p| p.intensity());
+        let xs = self.points.iter().chain(&self.modelled).map(|p| p.intensity());
         let xs = xs.chain(self.roofs.iter().map(|r| ridge_point(r.peak_flops_per_s, bw)));
-        let ys = self.points.iter().map(|p| p.flops_per_s() / 1e12);
+        let ys = self.points.iter().chain(&self.modelled).map(|p| p.flops_per_s() / 1e12);
         let ys = ys.chain(self.roofs.iter().map(|r| r.peak_flops_per_s / 1e12));
         let ((x0, x1), (y0, y1)) = (span(xs), span(ys));
         Ok(((x0 / 4.0, x1 * 4.0), (y0 / 4.0, y1 * 2.5)))
@@ -119,7 +166,7 @@ impl Figure for RooflineFigure {
             .map_err(plot_err)?;
         chart
             .configure_mesh()
-            .x_desc("arithmetic intensity (FLOP/byte)")
+            .x_desc(self.x_label.as_str())
             .y_desc("TFLOP/s")
             .x_labels(Scale::Log10.label_count(x0, x1))
             .y_labels(Scale::Log10.label_count(y0, y1))
@@ -165,6 +212,31 @@ impl Figure for RooflineFigure {
                 .map_err(plot_err)?;
             let label = Text::new(roof.label.clone(), (-4, -4), label_font.clone());
             chart.draw_series([EmptyElement::at((x1, peak)) + label]).map_err(plot_err)?;
+        }
+
+        // The modelled placements first, under the measured points: a hollow circle each, and a
+        // thin line to the measured point of the same label.
+        if !self.modelled.is_empty() {
+            let grey = RGBColor(150, 150, 150);
+            for p in &self.points {
+                let Some(m) = self.modelled_of(p) else { continue };
+                let y = p.flops_per_s() / 1e12;
+                chart
+                    .draw_series(LineSeries::new(
+                        [(m.intensity(), y), (p.intensity(), y)],
+                        grey.stroke_width(1),
+                    ))
+                    .map_err(plot_err)?;
+            }
+            chart
+                .draw_series(
+                    self.modelled
+                        .iter()
+                        .map(|m| Circle::new((m.intensity(), m.flops_per_s() / 1e12), 4, grey)),
+                )
+                .map_err(plot_err)?
+                .label("modelled bytes (L2 hits counted as HBM traffic)")
+                .legend(move |(x, y)| Circle::new((x + 10, y), 4, grey));
         }
 
         // The kernels: a dot per call, coloured by group, its label to the upper right — or, for
