@@ -134,6 +134,22 @@ def roofline_labels(text):
     return [line.rsplit(",", 4)[0] for line in lines[1:]]
 
 
+def regular_kernels(label, kernels, calls):
+    """The kernels of a label's calls, less any launched a number of times that is not a
+    multiple of the calls (a library's one-time set-up in the first call, say), which are
+    reported on stderr: each call then launches the same kernels."""
+    if len(kernels) % calls == 0:
+        return kernels
+    count = {}
+    for k in kernels:
+        key = (k["kernel"], k["grid"], k["block"])
+        count[key] = count.get(key, 0) + 1
+    odd = {key for key, n in count.items() if n % calls}
+    for key in odd:
+        print(f"{label}: left out {count[key]} launches of {key[0]} {key[1]}: not one per call", file=sys.stderr)
+    return [k for k in kernels if (k["kernel"], k["grid"], k["block"]) not in odd]
+
+
 def roofline_rows(launches, labels):
     """One CSV line per label: the read and write bytes of the call with the median DRAM traffic
     among its calls, and the least and most traffic of any call (with ncu flushing the caches
@@ -160,7 +176,7 @@ def roofline_rows(launches, labels):
         raise ValueError(f"{len(groups)} marked groups for {len(labels)} labels")
     out = [ROOFLINE_HEADER]
     for label, group in zip(labels, groups):
-        kernels, calls = group["kernels"], group["calls"]
+        kernels, calls = regular_kernels(label, group["kernels"], group["calls"]), group["calls"]
         if not kernels or len(kernels) % calls:
             raise ValueError(f"{label}: {len(kernels)} kernels do not split into {calls} calls")
         per_call = len(kernels) // calls

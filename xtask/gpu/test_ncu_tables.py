@@ -1,6 +1,8 @@
 """Tests of ncu_tables.py on the synthetic samples in samples/ (the layout ncu writes, made-up
 numbers). Run: python3 -m unittest discover -s xtask/gpu -p 'test_*.py' (xtask's tests do)."""
 
+import contextlib
+import io
 import unittest
 from pathlib import Path
 
@@ -85,11 +87,21 @@ class Roofline(unittest.TestCase):
         last_end = text.rstrip().splitlines()[-1]
         with self.assertRaisesRegex(ValueError, "never ends"):
             self.rows(text.replace(last_end, ""))
-        # One ch02 call lost: 2 kernels cannot be 3 calls.
+        # One ch02 call lost: the other two are not three calls.
         lines = text.splitlines()
         lost = next(i for i, line in enumerate(lines) if '"ch02_sdpa_f32"' in line)
         with self.assertRaisesRegex(ValueError, "do not split into 3 calls"):
             self.rows("\n".join(lines[:lost] + lines[lost + 1:]))
+
+    def test_a_one_time_kernel_is_left_out(self):
+        # A set-up kernel in the first ch02 call only: dropped, the three calls remain.
+        lines = sample("ncu_roofline_sample.csv").splitlines()
+        first = next(i for i, line in enumerate(lines) if '"ch02_sdpa_f32"' in line)
+        extra = lines[first].replace('"ch02_sdpa_f32"', '"one_time_setup"').replace('"(4096, 16, 1)"', '"(1, 1, 1)"')
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            got = self.rows("\n".join(lines[:first] + [extra] + lines[first:]))
+        self.assertEqual(got, sample("ch12_roofline_dram_sample.csv").splitlines())
+        self.assertIn("left out 1 launches of one_time_setup", err.getvalue())
 
     def test_labels_must_match_the_groups(self):
         launches = nt.read_launches(sample("ncu_roofline_sample.csv"))

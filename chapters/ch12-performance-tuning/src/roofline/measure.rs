@@ -47,6 +47,9 @@ const MARKER_SOURCE: KernelSource = KernelSource {
            extern \"C\" __global__ void roofline_label_end() {}\n",
 };
 
+/// Threads per marker block: one warp, the least a launch can usefully have.
+const MARKER_THREADS: usize = 32;
+
 /// The marker kernels, loaded once per measurement.
 struct LabelMarkers {
     begin: CudaFunction,
@@ -62,7 +65,7 @@ impl LabelMarkers {
     }
 
     fn launch(gpu: &Gpu, function: &CudaFunction, index: usize, calls: usize) -> Result<()> {
-        let cfg = launch_config((index + 1, calls, 1), 32, 0)?;
+        let cfg = launch_config((index + 1, calls, 1), MARKER_THREADS, 0)?;
         // SAFETY: the marker kernels take no arguments and touch no memory.
         unsafe { gpu.stream.launch_builder(function).launch(cfg) }
             .ctx("launching a roofline marker")
