@@ -284,10 +284,19 @@ ncu_step() {
     local common=(--csv --page raw --print-units base --clock-control none)
     STEP_TIMEOUT="$NCU_TIMEOUT" step "$name" ncu "${common[@]}" --metrics "$required,$extra" --log-file "$csv" "$@"
     case $? in
-        0) return 0 ;;
+        0) ncu_csv_or_log "$csv" "$name"; return 0 ;;
         124 | 137) return 1 ;;
     esac
-    STEP_TIMEOUT="$NCU_TIMEOUT" step "$name-required" ncu "${common[@]}" --metrics "$required" --log-file "$csv" "$@"
+    STEP_TIMEOUT="$NCU_TIMEOUT" step "$name-required" ncu "${common[@]}" --metrics "$required" --log-file "$csv" "$@" \
+        && ncu_csv_or_log "$csv" "$name-required"
+}
+
+# ncu_csv_or_log CSV STEP: should this ncu have printed its table to the console rather than to
+# --log-file, take it from the step's log (the parser skips the application's lines).
+ncu_csv_or_log() {
+    [[ "$DRY_RUN" == 1 ]] || grep -q '^"ID"' "$1" 2> /dev/null && return 0
+    note "$1 holds no ncu table: taken from logs/$2.log"
+    cp "$OUTDIR/logs/$2.log" "$1"
 }
 
 if wanted profile; then
@@ -304,7 +313,7 @@ if wanted profile; then
             fused_required+=,sm__warps_active.avg.pct_of_peak_sustained_active,launch__occupancy_limit_shared_mem
             fused_required+=,launch__occupancy_limit_registers,launch__shared_mem_per_block_dynamic,gpu__time_duration.sum
             fused_extra=lts__t_bytes.sum,lts__throughput.avg.pct_of_peak_sustained_elapsed
-            fused_extra+=,dram__throughput.avg.pct_of_peak_sustained_elapsed,sm__throughput.avg.pct_of_peak_sustained_elapsed
+            fused_extra+=,dram__throughput.avg.pct_of_peak_sustained_elapsed
             fused_extra+=,sm__maximum_warps_per_active_cycle_pct,launch__occupancy_limit_blocks
             fused_extra+=,launch__occupancy_limit_warps,launch__registers_per_thread,l1tex__t_sector_hit_rate.pct
             ncu_step ncu-fused-ch04 "$OUTDIR/ncu/ch04_fused_ncu.csv" "$fused_required" "$fused_extra" -- \
