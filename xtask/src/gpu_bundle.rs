@@ -179,6 +179,7 @@ fn list_files(base: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> Result<(
 mod tests {
     use super::BUNDLED_SCRIPTS;
     use crate::process::root;
+    use std::path::{Path, PathBuf};
     use std::process::Command;
 
     /// The scripts run on the GPU machine only, so their syntax and their parsers are checked
@@ -202,5 +203,90 @@ mod tests {
         for file in BUNDLED_SCRIPTS {
             assert!(dir.join(file).is_file(), "xtask/gpu/{file} is bundled but missing");
         }
+    }
+
+    /// A bundle of stand-ins (chapter binaries and a GPU test binary that only answer `--help`
+    /// and `--list`) beside the real scripts, in a fresh temporary folder.
+    fn stand_in_bundle(name: &str) -> PathBuf {
+        let bundle = std::env::temp_dir().join(format!("attn-bundle-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&bundle);
+        for sub in ["bin", "tests", "baselines"] {
+            std::fs::create_dir_all(bundle.join(sub)).unwrap();
+        }
+        for file in BUNDLED_SCRIPTS {
+            std::fs::copy(root().join("xtask/gpu").join(file), bundle.join(file)).unwrap();
+        }
+        let stub = "#!/bin/sh\n[ \"$1\" = --help ] && echo '--out DIR'\n[ \"$1\" = --list ] && printf 'a: test\\nb: test\\n'\nexit 0\n";
+        for exe in ["bin/ch04", "bin/ch12", "tests/ch04-attention-backends--gpu"] {
+            std::fs::write(bundle.join(exe), stub).unwrap();
+            Command::new("chmod").arg("+x").arg(bundle.join(exe)).status().unwrap();
+        }
+        std::fs::write(bundle.join("MANIFEST.txt"), "stand-in bundle\n").unwrap();
+        bundle
+    }
+
+    /// The steps a dry run of run.sh lists under `env`, or its exit status when it refuses.
+    fn dry_run_steps(bundle: &Path, env: &[(&str, &str)]) -> Result<Vec<String>, i32> {
+        let out_dir = bundle.join("out");
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let mut cmd = Command::new("bash");
+        cmd.arg(bundle.join("run.sh")).arg(&out_dir).env("ATTN_DRY_RUN", "1").env_remove("OUT");
+        for var in ["ATTN_SANITIZE", "ATTN_SANITIZE_JOBS", "ATTN_SANITIZER", "ATTN_CHAPTERS", "ATTN_PROFILE"]
+        {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied());
+        let status = cmd.output().expect("running bash").status;
+        if !status.success() {
+            return Err(status.code().unwrap_or(-1));
+        }
+        let steps = std::fs::read_to_string(out_dir.join("logs/steps.tsv")).unwrap();
+        Ok(steps.lines().map(|l| l.split('\t').next().unwrap_or("").to_string()).collect())
+    }
+
+    #[test]
+    fn run_sh_knobs_choose_the_steps() {
+        let bundle = stand_in_bundle("knobs");
+        let profile =
+            ["device", "ncu-fused-ch04", "ncu-fused-table", "roofline-timed-ch12", "ncu-roofline-ch12"];
+        let profile: Vec<String> = profile
+            .iter()
+            .chain(&["roofline-dram-ch12", "figures-ch12", "sanitizer"])
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(dry_run_steps(&bundle, &[("ATTN_PROFILE", "only")]).unwrap(), profile);
+
+        let sanitizers =
+            ["device", "memcheck-ch04-attention-backends--gpu-a", "memcheck-ch04-attention-backends--gpu-b"];
+        let only = dry_run_steps(&bundle, &[("ATTN_RUN_SANITIZERS", "only")]).unwrap();
+        assert_eq!(only[..3], sanitizers.map(String::from), "{only:?}");
+        assert_eq!(only.len(), 5, "memcheck and racecheck of tests a and b: {only:?}");
+        // The old name still works, and says so in the summary.
+        assert_eq!(dry_run_steps(&bundle, &[("ATTN_SANITIZE", "only")]).unwrap(), only);
+        let summary = std::fs::read_to_string(bundle.join("out/summary.md")).unwrap();
+        assert!(summary.contains("ATTN_SANITIZE is deprecated: use ATTN_RUN_SANITIZERS=only"), "{summary}");
+
+        let all = dry_run_steps(&bundle, &[("ATTN_CHAPTERS", "ch04")]).unwrap();
+        for name in [
+            "test-ch04-attention-backends--gpu",
+            "bin-ch04",
+            "ncu-fused-ch04",
+            "racecheck-ch04-attention-backends--gpu-b",
+        ] {
+            assert!(all.contains(&name.to_string()), "{name} missing from {all:?}");
+        }
+        assert!(!all.iter().any(|s| s.contains("ch12")), "ATTN_CHAPTERS=ch04 ran {all:?}");
+        let no_profile = dry_run_steps(&bundle, &[("ATTN_PROFILE", "0")]).unwrap();
+        assert!(!no_profile.iter().any(|s| s.starts_with("ncu")), "{no_profile:?}");
+
+        // ATTN_SANITIZER is the tests' flag, not a knob: the run unsets it and says so.
+        dry_run_steps(&bundle, &[("ATTN_SANITIZER", "1"), ("ATTN_PROFILE", "only")]).unwrap();
+        let summary = std::fs::read_to_string(bundle.join("out/summary.md")).unwrap();
+        assert!(summary.contains("ATTN_SANITIZER was set by the caller and is unset"), "{summary}");
+
+        for bad in [("ATTN_PROFILE", "yes"), ("ATTN_RUN_SANITIZERS", "2"), ("ATTN_RUN_SANITIZER_JOBS", "0")] {
+            assert_eq!(dry_run_steps(&bundle, &[bad]), Err(2), "{bad:?} accepted");
+        }
+        std::fs::remove_dir_all(&bundle).ok();
     }
 }
