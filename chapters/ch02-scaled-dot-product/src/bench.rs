@@ -13,6 +13,7 @@ use crate::sdpa::{SdpaDims, SdpaOptions, sdpa};
 use attn_support::data::randn;
 use attn_support::gpu::Gpu;
 use attn_support::ndarray::{Array4, s};
+use attn_support::report::TextTable;
 use attn_support::timing::{Timing, cpu_time, gpu_time};
 use attn_support::{Error, Result};
 use std::path::Path;
@@ -193,6 +194,28 @@ impl GpuBenchRow {
         self.timing.rate(self.shape.flops()) * 1e-12
     }
 
+    /// The columns the binaries print a GPU benchmark in, one row per shape as it is timed
+    /// (chapters 2 and 3): the shape, then its time and rate.
+    pub fn table() -> TextTable {
+        let columns =
+            [("B", 3), ("H", 3), ("N", 6), ("d", 4), ("causal", 6), ("median ms", 10), ("TFLOP/s", 8)];
+        TextTable::new(&columns).divider_before(5)
+    }
+
+    /// This row's cells of [`GpuBenchRow::table`].
+    pub fn cells(&self) -> [String; 7] {
+        let s = self.shape;
+        [
+            s.batch.to_string(),
+            s.heads.to_string(),
+            s.seq.to_string(),
+            s.head_dim.to_string(),
+            (s.causal as u8).to_string(),
+            format!("{:.4}", self.timing.median_ms),
+            format!("{:.2}", self.tflops()),
+        ]
+    }
+
     /// `ch02_sdpa,B,H,N,d,causal,median_ms,tflops`.
     pub fn csv(&self) -> String {
         let s = self.shape;
@@ -245,5 +268,16 @@ mod tests {
         assert!(e.contains("line 1") && e.contains("5 fields"), "{e}");
         assert!(parse_bench_shapes("1 8 512 64 2\n").is_err());
         assert!(parse_bench_shapes("1 x 512 64 0\n").is_err());
+    }
+
+    #[test]
+    fn gpu_rows_print_under_their_header() {
+        let shape = BenchShape { batch: 8, heads: 16, seq: 16384, head_dim: 128, causal: true };
+        let row = GpuBenchRow { shape, timing: Timing::from_samples(vec![12.5]) };
+        let table = GpuBenchRow::table();
+        assert_eq!(table.header(), "  B   H      N    d causal |  median ms  TFLOP/s");
+        let line = table.line(&row.cells());
+        assert_eq!(line, format!("  8  16  16384  128      1 |    12.5000 {:>8.2}", row.tflops()));
+        assert_eq!(line.len(), table.header().len());
     }
 }

@@ -6,6 +6,7 @@ use crate::experiments::{CostPoint, OverflowPoint, ScalingPoint};
 use crate::mask::SdpaMask;
 use attn_support::ndarray::Array2;
 use attn_support::plot::{Chart, Heatmap, Line, Panels, Scale, SeriesLabelPosition};
+use attn_support::units::mib;
 
 /// ln(f32::MAX): e^x overflows f32 above this.
 pub const F32_EXP_OVERFLOW: f64 = 88.722_839;
@@ -122,7 +123,6 @@ pub fn complexity_figure(points: &[CostPoint]) -> Panels {
         let Some(first) = points.first() else { return Vec::new() };
         points.iter().map(|p| (n(p), value(first) * (n(p) / n(first)).powi(2))).collect()
     };
-    let mib = 1.0 / (1024.0 * 1024.0);
     let d = points.first().map_or(0, |p| p.head_dim);
     let chart = |title: String, y_desc: &str, lines| Chart {
         x_scale: Scale::Log2,
@@ -147,11 +147,11 @@ pub fn complexity_figure(points: &[CostPoint]) -> Panels {
                 vec![
                     Line::solid(
                         "N×N scores: 4N² bytes",
-                        points.iter().map(|p| (n(p), p.score_bytes * mib)).collect(),
+                        points.iter().map(|p| (n(p), mib(p.score_bytes))).collect(),
                     ),
                     Line::solid(
                         format!("Q, K, V, O: 16Nd bytes (d = {d})"),
-                        points.iter().map(|p| (n(p), p.io_bytes * mib)).collect(),
+                        points.iter().map(|p| (n(p), mib(p.io_bytes))).collect(),
                     ),
                 ],
             ),

@@ -13,6 +13,7 @@ use crate::io_model::{
 use crate::tiled::{OnlineStep, online_softmax_steps};
 use attn_support::Result;
 use attn_support::plot::{Chart, Line, Panels, Scale, SeriesLabelPosition};
+use attn_support::units::kib;
 use ch02_scaled_dot_product::reference::softmax_reference;
 
 /// The example row of [`online_softmax_figure`]: 12 scores whose maximum moves up twice
@@ -126,8 +127,9 @@ impl Default for TrafficFigure {
 
 const F32_BYTES: f64 = 4.0;
 
-fn kib(m_elements: usize) -> f64 {
-    m_elements as f64 * F32_BYTES / 1024.0
+/// The on-chip memory of `m_elements` f32 values, in KiB.
+fn f32_kib(m_elements: usize) -> f64 {
+    kib(m_elements as f64 * F32_BYTES)
 }
 
 impl TrafficFigure {
@@ -160,7 +162,7 @@ impl TrafficFigure {
         let n = self.n_for_m;
         let mut vs_m = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         for &m in &self.ms {
-            let x = kib(m);
+            let x = f32_kib(m);
             vs_m[0].push((x, bytes(standard_attention_hbm(n, d))?));
             vs_m[1].push((x, bytes(flash_attention_hbm(n, d, m))?));
             vs_m[2].push((x, bytes(flash2_attention_hbm(n, d, m))?));
@@ -182,7 +184,7 @@ impl TrafficFigure {
             legend: SeriesLabelPosition::UpperLeft,
             ..Chart::new(title, x_desc, "HBM traffic (bytes of f32)")
         };
-        let kib_m = kib(m);
+        let kib_m = f32_kib(m);
         Ok(Panels::new(
             (640, 520),
             vec![

@@ -8,7 +8,7 @@
 //!    `timings.csv` and `timings.png`.
 
 use anyhow::{Context, bail};
-use attn_support::report::progress_bar;
+use attn_support::report::{TextTable, progress_bar};
 use ch01_attention_basics::attn_support::data::randn;
 use ch01_attention_basics::attn_support::gpu::{REQUIRE_GPU_ENV, gpu_required};
 use ch01_attention_basics::attn_support::plot;
@@ -121,7 +121,13 @@ fn open_gpu(no_gpu: bool) -> anyhow::Result<Option<Gpu>> {
 /// off by more than [`GPU_TOLERANCE`].
 fn check_gpu(gpu: &Gpu) -> anyhow::Result<()> {
     let shapes = [(1, 1, 1, 1), (7, 97, 33, 5), (97, 1000, 64, 48), (1024, 1024, 64, 64)];
-    println!("{:>24} {:>18} {:>10} {:>12}", "shape (n_q, n_k, d, d_v)", "version", "rel err", "max abs err");
+    let table = TextTable::new(&[
+        ("shape (n_q, n_k, d, d_v)", 0),
+        ("version", 18),
+        ("rel err", 10),
+        ("max abs err", 0),
+    ]);
+    println!("{}", table.header());
     let mut failures = Vec::new();
     for (seed, (n_q, n_k, d, d_v)) in shapes.into_iter().enumerate() {
         let seed = 100 + 3 * seed as u64;
@@ -134,7 +140,13 @@ fn check_gpu(gpu: &Gpu) -> anyhow::Result<()> {
         for (version, out) in results {
             let c = compare(&out, &reference)?;
             let shape = format!("({n_q}, {n_k}, {d}, {d_v})");
-            println!("{shape:>24} {version:>18} {:>10.2e} {:>12.2e}", c.rel_err, c.max_abs_err);
+            let cells = [
+                shape.clone(),
+                version.to_string(),
+                format!("{:.2e}", c.rel_err),
+                format!("{:.2e}", c.max_abs_err),
+            ];
+            println!("{}", table.line(&cells));
             if !c.within(GPU_TOLERANCE) {
                 failures.push(format!("{version} at {shape}: {c}"));
             }
@@ -194,19 +206,13 @@ fn gflops(row: &Row) -> f64 {
 }
 
 fn timing_table(rows: &[Row]) -> String {
-    let mut s = format!("{:>18} {:>6} {:>4} {:>12} {:>10}\n", "version", "N", "d", "median ms", "GFLOP/s");
+    let mut table =
+        TextTable::new(&[("version", 18), ("N", 6), ("d", 4), ("median ms", 12), ("GFLOP/s", 10)]);
     for r in rows {
-        let _ = writeln!(
-            s,
-            "{:>18} {:>6} {:>4} {:>12.4} {:>10.2}",
-            r.version,
-            r.n,
-            r.d,
-            r.timing.median_ms,
-            gflops(r)
-        );
+        let (ms, rate) = (format!("{:.4}", r.timing.median_ms), format!("{:.2}", gflops(r)));
+        table.push([r.version.to_string(), r.n.to_string(), r.d.to_string(), ms, rate]);
     }
-    s
+    table.render()
 }
 
 fn write_csv(rows: &[Row], path: &Path) -> anyhow::Result<()> {

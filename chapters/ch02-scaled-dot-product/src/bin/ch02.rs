@@ -10,8 +10,11 @@ use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::{Panels, save};
 use attn_support::report::{heading, progress_bar, write_lines};
+use attn_support::units::mib;
 use attn_support::{data::randn, ndarray::s};
-use ch02_scaled_dot_product::bench::{CSV_HEADER, bench_cpu, bench_gpu_shape, read_bench_shapes};
+use ch02_scaled_dot_product::bench::{
+    CSV_HEADER, GpuBenchRow, bench_cpu, bench_gpu_shape, read_bench_shapes,
+};
 use ch02_scaled_dot_product::check::{CheckCase, check_cases};
 use ch02_scaled_dot_product::experiments::{
     Transform, complexity_experiment, overflow_experiment, scaling_experiment,
@@ -259,14 +262,13 @@ fn experiments(out: &Path, quick: bool) -> anyhow::Result<()> {
         "N", "time (ms)", "GFLOP/s", "scores (MiB)", "Q,K,V,O (MiB)"
     );
     for p in &points {
-        let mib = 1024.0 * 1024.0;
         println!(
             "{:>6} {:>11.3} {:>10.1} {:>14.2} {:>14.3}",
             p.n,
             p.cpu_ms,
             p.flops / (p.cpu_ms * 1e-3) * 1e-9,
-            p.score_bytes / mib,
-            p.io_bytes / mib
+            mib(p.score_bytes),
+            mib(p.io_bytes)
         );
     }
     let files = save(&complexity_figure(&points), out, "complexity")?;
@@ -323,24 +325,11 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
     let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
     let bar = progress_bar(shapes.len(), "GPU shapes");
     let mut lines = Vec::new();
-    println!(
-        "{:>3} {:>3} {:>6} {:>4} {:>6} | {:>10} {:>8}",
-        "B", "H", "N", "d", "causal", "median ms", "TFLOP/s"
-    );
+    let table = GpuBenchRow::table();
+    println!("{}", table.header());
     for shape in shapes {
         let row = bench_gpu_shape(&gpu, &kernel, shape, warmup, repeats)?;
-        bar.suspend(|| {
-            println!(
-                "{:>3} {:>3} {:>6} {:>4} {:>6} | {:>10.4} {:>8.2}",
-                shape.batch,
-                shape.heads,
-                shape.seq,
-                shape.head_dim,
-                shape.causal as u8,
-                row.timing.median_ms,
-                row.tflops()
-            )
-        });
+        bar.suspend(|| println!("{}", table.line(&row.cells())));
         lines.push(row.csv());
         bar.inc(1);
     }

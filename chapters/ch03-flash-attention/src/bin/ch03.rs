@@ -10,10 +10,11 @@
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::save;
-use attn_support::report::{heading, progress_bar, write_lines};
+use attn_support::report::{TextTable, heading, progress_bar, write_lines};
+use attn_support::units::{MIB, mib};
 use attn_support::{compare, data::randn};
 use ch02::{SdpaDims, SdpaOptions};
-use ch02_scaled_dot_product::bench::{CSV_HEADER, read_bench_shapes};
+use ch02_scaled_dot_product::bench::{CSV_HEADER, GpuBenchRow, read_bench_shapes};
 use ch02_scaled_dot_product::check::{CheckCase, check_cases};
 use ch02_scaled_dot_product::gpu::SdpaKernel;
 use ch03_flash_attention::bench::{
@@ -103,24 +104,26 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// The online softmax of one row, block by block, and tiled attention equal to chapter 2's.
 fn demo() -> anyhow::Result<()> {
     heading("demo: the online softmax, 4 keys at a time");
     let (scores, values) = online_softmax_example();
     let value_rows: Vec<Vec<f32>> = values.iter().map(|&v| vec![v]).collect();
     println!("scores {scores:?}\nvalues {values:?}");
-    println!(
-        "{:>9} {:>8} {:>10} {:>11} {:>13}",
-        "keys seen", "max m", "sum l", "correction", "output so far"
-    );
+    let mut table = TextTable::new(&[
+        ("keys seen", 0),
+        ("max m", 8),
+        ("sum l", 10),
+        ("correction", 11),
+        ("output so far", 0),
+    ]);
     for st in online_softmax_steps(&scores, &value_rows, 4)? {
-        println!(
-            "{:>9} {:>8.4} {:>10.4} {:>11.4} {:>13.6}",
-            st.keys_seen, st.m, st.l, st.correction, st.output[0]
+        let numbers = [st.m, st.l, st.correction].map(|x| format!("{x:.4}"));
+        table.push(
+            [st.keys_seen.to_string()].into_iter().chain(numbers).chain([format!("{:.6}", st.output[0])]),
         );
     }
+    print!("{}", table.render());
     let exact: f64 =
         ch02::reference::softmax_reference(&scores).iter().zip(&values).map(|(p, &v)| p * v as f64).sum();
     println!("softmax(s)·v computed in one pass (f64): {exact:.6}");
@@ -202,25 +205,22 @@ fn figures(out: &Path) -> anyhow::Result<()> {
 fn io_model() -> anyhow::Result<()> {
     heading("IO model: HBM bytes of one head, d = 64, M = 32768 floats (128 KiB) on chip");
     let (d, m) = (64, 32 * 1024);
-    println!(
-        "{:>6} | {:>12} {:>7} | {:>12} {:>7} | {:>12} {:>7}",
-        "N", "standard", "/bound", "FA (K/V out)", "/bound", "FA-2 (Q out)", "/bound"
-    );
+    let columns = [("N", 6), ("standard", 12), ("/bound", 7), ("FA (K/V out)", 12), ("/bound", 7)];
+    let mut table = TextTable::new(&[&columns[..], &[("FA-2 (Q out)", 12), ("/bound", 7)]].concat())
+        .divider_before(1)
+        .divider_before(3)
+        .divider_before(5);
     for n in (8..=16).map(|k| 1usize << k) {
         let std_bytes = standard_attention_hbm(n, d)?.bytes(4) as f64;
         let fa = flash_attention_hbm(n, d, m)?.bytes(4) as f64;
         let fa2 = flash2_attention_hbm(n, d, m)?.bytes(4) as f64;
         let (sb, fb) = (4.0 * standard_bound(n, d), 4.0 * flash_bound(n, d, m));
-        println!(
-            "{n:>6} | {:>9.2} MiB {:>7.2} | {:>9.2} MiB {:>7.2} | {:>9.2} MiB {:>7.2}",
-            std_bytes / MIB,
-            std_bytes / sb,
-            fa / MIB,
-            fa / fb,
-            fa2 / MIB,
-            fa2 / fb
-        );
+        let (size, ratio) = (|bytes: f64| format!("{:.2} MiB", mib(bytes)), |r: f64| format!("{r:.2}"));
+        let cells =
+            [size(std_bytes), ratio(std_bytes / sb), size(fa), ratio(fa / fb), size(fa2), ratio(fa2 / fb)];
+        table.push([n.to_string()].into_iter().chain(cells));
     }
+    print!("{}", table.render());
     println!(
         "(\"/bound\": bytes over 4·(Nd + N²) for standard attention, 4·(Nd + N²d²/M) for the tiled ones)"
     );
@@ -273,22 +273,11 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
     println!("device: {}; {} shapes from {}", gpu.name(), shapes.len(), shapes_path.display());
     let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
     let mut lines = Vec::new();
-    println!(
-        "{:>3} {:>3} {:>6} {:>4} {:>6} | {:>10} {:>8}",
-        "B", "H", "N", "d", "causal", "median ms", "TFLOP/s"
-    );
+    let table = GpuBenchRow::table();
+    println!("{}", table.header());
     for shape in shapes {
         let row = bench_gpu_shape(&gpu, &kernel, shape, warmup, repeats)?;
-        println!(
-            "{:>3} {:>3} {:>6} {:>4} {:>6} | {:>10.4} {:>8.2}",
-            shape.batch,
-            shape.heads,
-            shape.seq,
-            shape.head_dim,
-            shape.causal as u8,
-            row.timing.median_ms,
-            row.tflops()
-        );
+        println!("{}", table.line(&row.cells()));
         lines.push(csv_line(IMPL_NAME, &row));
     }
     write_lines(csv, CSV_HEADER, lines)?;
