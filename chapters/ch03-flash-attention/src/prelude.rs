@@ -2,6 +2,7 @@
 //! items (and the chapter-2 pieces it compares against).
 
 pub use attn_support::prelude::*;
+pub use attn_support::units::{gib, mib};
 
 pub use crate::causal_tiles::{causal_tile_map, visible_fractions};
 pub use crate::figures::{TrafficFigure, online_softmax_example, online_softmax_figure, time_memory_chart};

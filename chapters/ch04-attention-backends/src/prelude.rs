@@ -2,6 +2,7 @@
 //! items (and the chapter-2 pieces it compares against).
 
 pub use attn_support::prelude::*;
+pub use attn_support::units::{gib, mib};
 
 pub use crate::dispatch::{FUSED_HEURISTIC_MAX_KEYS, PickSource, heuristic};
 pub use crate::figures::{Combo, TimingRow, dispatch_slowdown, read_recorded_run, time_vs_n, winner_map};
