@@ -6,7 +6,7 @@
 //! both write (`impl,batch,heads,seq,head_dim,causal,median_ms,tflops`); `median_ms` may be
 //! `oom` or `unsupported`, which becomes `None` and is left out of every line.
 
-use attn_support::csv::Table;
+use attn_support::csv::{BenchRecord, Table, bench_records};
 use attn_support::plot::{
     Chart, Figure, Line, Panels, SERIES_COLORS, Scale, SeriesLabelPosition, ensure_font, grid_cell,
     grid_center, grid_row_at, plot_err,
@@ -63,10 +63,6 @@ impl TimingRow {
     }
 }
 
-/// The columns a timing CSV must begin with (chapter 2's benchmark columns up to `median_ms`;
-/// `tflops` and anything after it is not read: [`TimingRow::tflops`] recomputes it).
-pub const TIMING_COLUMNS: [&str; 7] = ["impl", "batch", "heads", "seq", "head_dim", "causal", "median_ms"];
-
 /// Parses a timing CSV (header line first); blank lines are skipped.
 pub fn parse_timing_csv(text: &str) -> Result<Vec<TimingRow>> {
     timing_rows(&Table::parse(text, "timing CSV")?)
@@ -77,24 +73,25 @@ pub fn read_timing_csv(path: &Path) -> Result<Vec<TimingRow>> {
     timing_rows(&Table::read(path)?)
 }
 
-/// The [`TimingRow`]s of a parsed timing CSV; a time that is not a positive number (`oom`,
-/// `unsupported`, empty) becomes `None`.
+/// The [`TimingRow`]s of a parsed timing CSV (the support crate's benchmark records).
 pub fn timing_rows(table: &Table) -> Result<Vec<TimingRow>> {
-    table.expect_columns(&TIMING_COLUMNS)?;
-    table
-        .rows()
-        .map(|r| {
-            Ok(TimingRow {
-                impl_name: r.text("impl")?.to_string(),
-                batch: r.get("batch")?,
-                heads: r.get("heads")?,
-                seq: r.get("seq")?,
-                head_dim: r.get("head_dim")?,
-                causal: r.get::<usize>("causal")? != 0,
-                median_ms: r.measured("median_ms")?.filter(|ms| *ms > 0.0),
-            })
-        })
-        .collect()
+    Ok(bench_records(table)?.into_iter().map(TimingRow::from).collect())
+}
+
+impl From<BenchRecord> for TimingRow {
+    /// A time that is not a positive number (`oom`, `unsupported`, empty) becomes `None`; the
+    /// recorded `tflops` is dropped ([`TimingRow::tflops`] recomputes it).
+    fn from(r: BenchRecord) -> TimingRow {
+        TimingRow {
+            impl_name: r.implementation,
+            batch: r.batch,
+            heads: r.heads,
+            seq: r.seq,
+            head_dim: r.head_dim,
+            causal: r.causal,
+            median_ms: r.median_ms.filter(|ms| *ms > 0.0),
+        }
+    }
 }
 
 /// Reads and concatenates the timing CSVs of a recorded run: `ch04_grid.csv` (required)
