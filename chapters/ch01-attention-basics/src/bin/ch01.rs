@@ -7,8 +7,8 @@
 //! 4. timings of the CPU and GPU versions over `--sizes`, printed and written to
 //!    `timings.csv` and `timings.png`.
 
-use anyhow::{Context, bail};
-use attn_support::report::{TextTable, progress_bar};
+use anyhow::bail;
+use attn_support::report::{TextTable, progress_bar, write_lines};
 use ch01_attention_basics::attn_support::data::randn;
 use ch01_attention_basics::attn_support::gpu::{REQUIRE_GPU_ENV, gpu_required};
 use ch01_attention_basics::attn_support::plot;
@@ -21,7 +21,6 @@ use ch01_attention_basics::{
     attention_three_kernels_gpu, toy_example,
 };
 use clap::Parser;
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Relative error above which a GPU result counts as wrong.
@@ -100,7 +99,6 @@ fn main() -> anyhow::Result<()> {
     for file in plot::save(&chart, &args.out, "timings")? {
         println!("  {}", file.display());
     }
-    println!("  {}", args.out.join("timings.csv").display());
     Ok(())
 }
 
@@ -215,10 +213,8 @@ fn timing_table(rows: &[Row]) -> String {
     table.render()
 }
 
+/// `timings.csv`, in the columns `recorded::read_timings` reads back.
 fn write_csv(rows: &[Row], path: &Path) -> anyhow::Result<()> {
-    let mut s = String::from("version,n,d,median_ms\n");
-    for r in rows {
-        let _ = writeln!(s, "{},{},{},{:.6}", r.version, r.n, r.d, r.timing.median_ms);
-    }
-    std::fs::write(path, s).with_context(|| format!("writing {}", path.display()))
+    let lines = rows.iter().map(|r| format!("{},{},{},{:.6}", r.version, r.n, r.d, r.timing.median_ms));
+    Ok(write_lines(path, "version,n,d,median_ms", lines)?)
 }
