@@ -22,6 +22,29 @@ const BUNDLED_SCRIPTS: [&str; 5] =
 /// carries at most 64 MiB with the working tree).
 const MAX_BUNDLE_BYTES: u64 = 60 << 20;
 
+/// What the device tool carries: the working tree (tracked and untracked-not-ignored files)
+/// and the carried bundle together.
+const DEVICE_CARRY_BYTES: u64 = 64 << 20;
+
+/// `ATTN_CHAPTERS="ch04 ch12"` (as run.sh reads it): bundle only these chapters' binaries and
+/// test binaries, plus attn-support's tests; unset or empty, every chapter's.
+fn chapter_filter() -> Option<Vec<String>> {
+    let chapters: Vec<String> =
+        std::env::var("ATTN_CHAPTERS").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    (!chapters.is_empty()).then_some(chapters)
+}
+
+/// Whether the bundled executable `name` (`chNN` or `<crate>--<target>`) belongs to the chosen
+/// chapters: the same rule as run.sh's `selected`.
+fn selected(name: &str, chapters: &Option<Vec<String>>) -> bool {
+    match chapters {
+        None => true,
+        Some(list) => {
+            name.starts_with("attn-support") || list.iter().any(|c| name.get(..4) == Some(c.as_str()))
+        }
+    }
+}
+
 /// One built executable and the name it gets in the bundle.
 struct Artifact {
     name: String,
@@ -42,6 +65,11 @@ pub fn build() -> Result<()> {
     if !have_strip {
         println!("warning: `strip` not found, binaries are copied with their debug info");
     }
+    let chapters = chapter_filter();
+    let (bins, tests): (Vec<&Artifact>, Vec<&Artifact>) = (
+        bins.iter().filter(|a| selected(&a.name, &chapters)).collect(),
+        tests.iter().filter(|a| selected(&a.name, &chapters)).collect(),
+    );
     for (dir, artifacts) in [("bin", &bins), ("tests", &tests)] {
         for a in artifacts {
             copy_stripped(&a.path, &bundle.join(dir).join(&a.name), have_strip)?;
@@ -57,15 +85,46 @@ pub fn build() -> Result<()> {
     for file in BUNDLED_SCRIPTS {
         std::fs::copy(xtask.join("gpu").join(file), bundle.join(file))?;
     }
-    let size = write_manifest(&bundle)?;
+    let size = write_manifest(&bundle, &chapters)?;
     println!("{}", std::fs::read_to_string(bundle.join("MANIFEST.txt"))?);
     let mib = size as f64 / (1 << 20) as f64;
     if size > MAX_BUNDLE_BYTES {
         bail!("the bundle is {mib:.1} MiB, over the {} MiB limit", MAX_BUNDLE_BYTES >> 20);
     }
     println!("target/gpu-bundle: {} binaries, {} test binaries, {mib:.1} MiB", bins.len(), tests.len());
+    let tree = working_tree_bytes()?;
+    let carried = (size + tree) as f64 / (1 << 20) as f64;
+    println!(
+        "with the working tree ({:.1} MiB): {carried:.1} MiB of the {} MiB the device tool carries",
+        tree as f64 / (1 << 20) as f64,
+        DEVICE_CARRY_BYTES >> 20
+    );
+    if size + tree > DEVICE_CARRY_BYTES {
+        println!(
+            "warning: too large for the device tool; bundle fewer chapters, e.g. \
+             ATTN_CHAPTERS=\"ch04 ch12\" cargo xtask gpu (run.sh then runs those alone)"
+        );
+    }
     println!("on the GPU machine, from the repository root: bash target/gpu-bundle/run.sh [OUTDIR]");
     Ok(())
+}
+
+/// Bytes of the files the device tool sends besides a carried path: tracked files and
+/// untracked ones git does not ignore.
+fn working_tree_bytes() -> Result<u64> {
+    let out = capture(
+        Command::new("git")
+            .args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"])
+            .current_dir(root()),
+    )?;
+    if !out.status.success() {
+        bail!("git ls-files failed ({})", out.status);
+    }
+    let paths = out.stdout.split(|&b| b == 0).filter(|p| !p.is_empty());
+    Ok(paths
+        .filter_map(|p| std::fs::metadata(root().join(String::from_utf8_lossy(p).as_ref())).ok())
+        .map(|m| m.len())
+        .sum())
 }
 
 /// Build with `cargo <args> --release --workspace --exclude xtask` and return the executables
@@ -137,7 +196,7 @@ fn copy_stripped(from: &Path, to: &Path, strip: bool) -> Result<()> {
 }
 
 /// Write MANIFEST.txt (provenance and every file with its size); return the bundle's size.
-fn write_manifest(bundle: &Path) -> Result<u64> {
+fn write_manifest(bundle: &Path, chapters: &Option<Vec<String>>) -> Result<u64> {
     let commit = stdout_of(Command::new("git").args(["rev-parse", "HEAD"]).current_dir(root()))
         .unwrap_or_else(|| "unknown".into());
     let dirty = stdout_of(Command::new("git").args(["status", "--porcelain"]).current_dir(root()))
@@ -150,8 +209,9 @@ fn write_manifest(bundle: &Path) -> Result<u64> {
     let total: u64 = files.iter().map(|(_, size)| size).sum();
     let mut text = format!(
         "attention book GPU bundle: commit {commit}{}\nbuilt {date} with {rustc}\n\
-         run from the repository root: bash target/gpu-bundle/run.sh [OUTDIR]\n\n",
+         run from the repository root: bash target/gpu-bundle/run.sh [OUTDIR]\nchapters: {}\n\n",
         if dirty { " (with uncommitted changes)" } else { "" },
+        chapters.as_ref().map_or("all".to_owned(), |c| c.join(" ")),
     );
     for (path, size) in &files {
         text += &format!("{:>10}  {path}\n", size);
@@ -202,6 +262,22 @@ mod tests {
         assert!(out.status.success(), "python tests of xtask/gpu:\n{}", String::from_utf8_lossy(&out.stderr));
         for file in BUNDLED_SCRIPTS {
             assert!(dir.join(file).is_file(), "xtask/gpu/{file} is bundled but missing");
+        }
+    }
+
+    #[test]
+    fn attn_chapters_selects_what_is_bundled_as_run_sh_does() {
+        let some = Some(vec!["ch04".to_string(), "ch12".to_string()]);
+        for (name, want) in [
+            ("ch04", true),
+            ("ch04-attention-backends--gpu", true),
+            ("ch12-performance-tuning--roofline_measured", true),
+            ("attn-support--gpu", true),
+            ("ch01", false),
+            ("ch02-scaled-dot-product--gpu", false),
+        ] {
+            assert_eq!(super::selected(name, &some), want, "{name}");
+            assert!(super::selected(name, &None), "{name} without ATTN_CHAPTERS");
         }
     }
 
