@@ -1,6 +1,6 @@
 //! The autotuner: time every tile shape of a [`Family`] of kernels — rung 4's mma.sync kernel
-//! (rung 5 is its tuned pick) or rung 7's wgmma kernel — on each benchmark shape, keep the
-//! fastest, save the table as JSON, and look shapes up later.
+//! (rung 5 is its tuned pick), rung 7's wgmma kernel, or the TMA kernels of rungs 8 and 9 — on
+//! each benchmark shape, keep the fastest, save the table as JSON, and look shapes up later.
 //!
 //! Unlike chapter 4's dispatcher, which needs the exact shape in its table, a lookup here takes
 //! the nearest measured shape with the same head dim and mask, nearness being the distance in

@@ -88,7 +88,7 @@ pub fn check(gpu: &Gpu, kernels: &LadderKernels) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Autotune both families, then time every rung (and the tuned picks) at every shape; write
+/// Autotune the four families (rungs 5, 7, 8, 9), then time every rung (and the tuned picks) at every shape; write
 /// `ch12_ladder.csv` and `ch12_tile_table.json`.
 pub fn bench(gpu: &Gpu, kernels: &LadderKernels, args: &Args) -> anyhow::Result<()> {
     heading("benchmark: every rung at every shape");
