@@ -12,7 +12,7 @@ use attn_support::error::DriverContext;
 use attn_support::gpu::{KernelSource, cdiv, launch_config};
 use attn_support::kernel_source;
 use attn_support::ndarray::{Array2, ArrayView2};
-use attn_support::units::gib;
+use attn_support::units::format_bytes;
 use attn_support::{Error, Gpu, Result};
 
 pub const NAIVE_KERNELS: KernelSource = kernel_source!("ch01_naive.cu");
@@ -143,9 +143,9 @@ fn alloc_scores(gpu: &Gpu, n_q: usize, n_k: usize) -> Result<CudaSlice<f32>> {
     let (free, _) = gpu.memory()?;
     if bytes > free as f64 {
         return Err(Error::InvalidArgument(format!(
-            "the ({n_q}, {n_k}) score matrix needs {:.2} GiB but the GPU has {:.2} GiB free",
-            gib(bytes),
-            gib(free as f64)
+            "the ({n_q}, {n_k}) score matrix needs {} but the GPU has {} free",
+            format_bytes(bytes),
+            format_bytes(free as f64)
         )));
     }
     gpu.zeros::<f32>(n_q * n_k)

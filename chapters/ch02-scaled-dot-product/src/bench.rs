@@ -218,9 +218,15 @@ impl GpuBenchRow {
 
     /// `ch02_sdpa,B,H,N,d,causal,median_ms,tflops`.
     pub fn csv(&self) -> String {
+        self.csv_as("ch02_sdpa")
+    }
+
+    /// The row under [`CSV_HEADER`] with `impl` = `impl_name` (every chapter's GPU benchmark
+    /// writes its rows so, and the PyTorch baseline script too).
+    pub fn csv_as(&self, impl_name: &str) -> String {
         let s = self.shape;
         format!(
-            "ch02_sdpa,{},{},{},{},{},{:.6},{:.4}",
+            "{impl_name},{},{},{},{},{},{:.6},{:.4}",
             s.batch,
             s.heads,
             s.seq,

@@ -33,17 +33,7 @@ pub const IMPL_NAME: &str = "ch03_flash";
 
 /// One CSV row in chapter 2's format: `impl,batch,heads,seq,head_dim,causal,median_ms,tflops`.
 pub fn csv_line(impl_name: &str, row: &GpuBenchRow) -> String {
-    let s = row.shape;
-    format!(
-        "{impl_name},{},{},{},{},{},{:.6},{:.4}",
-        s.batch,
-        s.heads,
-        s.seq,
-        s.head_dim,
-        s.causal as u8,
-        row.timing.median_ms,
-        row.tflops()
-    )
+    row.csv_as(impl_name)
 }
 
 /// Seeded random Q, K, V of (batch, heads, n, d) uploaded to the device, outputs allocated.
