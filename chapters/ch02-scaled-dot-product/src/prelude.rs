@@ -9,6 +9,7 @@ pub use crate::experiments::{
 };
 pub use crate::figures::{complexity_figure, overflow_figure, scaling_figure, weights_heatmap};
 pub use crate::gpu::{self, SdpaKernel, sdpa_gpu, sdpa_gpu_with_options};
+pub use crate::naive::sdpa_naive;
 pub use crate::recorded::{RECORDED_RUN, comparison_table, read_recorded, tflops_panels};
 pub use crate::reference::{self, sdpa_reference};
 pub use crate::softmax::{self, exp2_nonpositive, log_sum_exp, softmax_naive, softmax_stable};
