@@ -41,7 +41,9 @@
 #                      ATTN_RUN_SANITIZER_JOBS, still read (with a warning) until the runs recorded
 #                      with them are redone. ATTN_SANITIZER (with an R) is not a knob of this script:
 #                      step 7 sets it for the tests it runs under compute-sanitizer.
-# Exit status: 0 when every step passed or was skipped, 1 otherwise.
+# `ATTN_CHAPTERS="ch04 ch12" cargo xtask gpu` bundles those chapters alone, for a smaller bundle:
+# the device tool carries it with the working tree, 64 MiB in all.
+# Exit status: 0 when every step passed or was skipped, 1 otherwise (2 for a knob's bad value).
 set -uo pipefail
 
 BUNDLE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -213,8 +215,13 @@ echo "== 1. device"
         nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv
     fi
     # The host's CPU: the CPU timings of the book (chapters 1, 2 and 12) ran on it.
-    lscpu 2>/dev/null | grep -E '^(Model name|Socket\(s\)|Core\(s\) per socket|Thread\(s\) per core|CPU\(s\)):' \
-        | sed 's/  */ /g'
+    if command -v lscpu > /dev/null; then
+        lscpu | grep -E '^(Model name|Socket\(s\)|Core\(s\) per socket|Thread\(s\) per core|CPU\(s\)):' \
+            | sed 's/  */ /g'
+    else
+        grep -m 1 '^model name' /proc/cpuinfo
+        echo "CPU(s): $(grep -c '^processor' /proc/cpuinfo)"
+    fi
     echo "usable by this run: $(nproc) CPUs"
     have ncu && [[ "$DRY_RUN" != 1 ]] && ncu --version | tail -n 1
     head -n 3 "$BUNDLE/MANIFEST.txt"

@@ -7,7 +7,11 @@
 //!   run.sh, summary.py, sass_check.sh   what to run there (see the header of xtask/gpu/run.sh)
 //!   ncu_tables.py, ncu_fused_shapes.txt the Nsight Compute steps: their tables and the shapes
 //!                                       of chapter 4's Fused profile
-//!   MANIFEST.txt                        commit, date, toolchain, files and sizes
+//!   MANIFEST.txt                        commit, date, toolchain, chapters, files and sizes
+//!
+//! `ATTN_CHAPTERS="ch04 ch12"` bundles only those chapters' binaries and tests (and
+//! attn-support's tests), as run.sh runs only them; the device tool carries the bundle with the
+//! working tree, 64 MiB in all, which every chapter's bundle no longer fits.
 
 use crate::process::{capture, cargo, display, root, stdout_of};
 use anyhow::{Context, Result, bail};
