@@ -17,7 +17,6 @@ use attn_support::plot::{Chart, Figure, Heatmap, Line, Panels, SERIES_COLORS, Sc
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::prelude::{DrawingArea, DrawingBackend};
 use attn_support::{Error, Result};
-use ch04_attention_backends::figures::PanelGrid;
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -74,7 +73,7 @@ pub fn tflops_vs_n_figure(rows: &[BenchRow], head_dim: usize, causal: bool) -> C
 /// (charts without data left out), with one legend below instead of one per chart.
 #[derive(Clone, Debug)]
 pub struct SweepFigure {
-    pub grid: PanelGrid,
+    pub grid: Panels,
     pub legend: Vec<LegendEntry>,
 }
 
@@ -104,7 +103,7 @@ pub fn tflops_vs_n_panels(rows: &[BenchRow]) -> Result<SweepFigure> {
     if figures.is_empty() {
         return Err(Error::InvalidArgument("TFLOP/s vs N: no rows at B = 8, H = 16".into()));
     }
-    Ok(SweepFigure { grid: PanelGrid { figures, columns: 2, panel_size: (640, 440) }, legend })
+    Ok(SweepFigure { grid: Panels::grid((640, 440), 2, figures), legend })
 }
 
 /// The legend of a [`SweepFigure`] in rows of at most four entries.
