@@ -13,7 +13,7 @@ use crate::sdpa::{SdpaDims, SdpaOptions, sdpa};
 use attn_support::data::randn;
 use attn_support::gpu::Gpu;
 use attn_support::ndarray::{Array4, s};
-use attn_support::report::TextTable;
+use attn_support::report::{TextTable, progress_bar, write_lines};
 use attn_support::timing::{Timing, cpu_time, gpu_time};
 use attn_support::{Error, Result};
 use std::path::Path;
@@ -186,6 +186,9 @@ pub struct GpuBenchRow {
     pub timing: Timing,
 }
 
+/// The `impl` column of this chapter's kernel in benchmark CSVs.
+pub const IMPL_NAME: &str = "ch02_sdpa";
+
 /// The CSV header shared with the PyTorch baseline script.
 pub const CSV_HEADER: &str = "impl,batch,heads,seq,head_dim,causal,median_ms,tflops";
 
@@ -218,7 +221,7 @@ impl GpuBenchRow {
 
     /// `ch02_sdpa,B,H,N,d,causal,median_ms,tflops`.
     pub fn csv(&self) -> String {
-        self.csv_as("ch02_sdpa")
+        self.csv_as(IMPL_NAME)
     }
 
     /// The row under [`CSV_HEADER`] with `impl` = `impl_name` (every chapter's GPU benchmark
@@ -236,6 +239,33 @@ impl GpuBenchRow {
             self.tflops()
         )
     }
+}
+
+/// The GPU benchmark loop of the chapter binaries (2 and 3): time every shape with
+/// `time_shape(shape, warmup, repeats)` — 5 warm-up and 20 timed launches, or 2 and 5 when
+/// `quick` — print each row under [`GpuBenchRow::table`] as soon as it is measured, and write
+/// them all to `csv` as rows of `impl_name` under [`CSV_HEADER`].
+pub fn run_gpu_benchmark(
+    shapes: &[BenchShape],
+    quick: bool,
+    impl_name: &str,
+    csv: &Path,
+    mut time_shape: impl FnMut(BenchShape, usize, usize) -> Result<GpuBenchRow>,
+) -> Result<Vec<GpuBenchRow>> {
+    let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
+    let bar = progress_bar(shapes.len(), "GPU shapes");
+    let table = GpuBenchRow::table();
+    println!("{}", table.header());
+    let mut rows = Vec::new();
+    for &shape in shapes {
+        let row = time_shape(shape, warmup, repeats)?;
+        bar.suspend(|| println!("{}", table.line(&row.cells())));
+        rows.push(row);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    write_lines(csv, CSV_HEADER, rows.iter().map(|r| r.csv_as(impl_name)))?;
+    Ok(rows)
 }
 
 // ANCHOR: bench_gpu
@@ -274,6 +304,23 @@ mod tests {
         assert!(e.contains("line 1") && e.contains("5 fields"), "{e}");
         assert!(parse_bench_shapes("1 8 512 64 2\n").is_err());
         assert!(parse_bench_shapes("1 x 512 64 0\n").is_err());
+    }
+
+    #[test]
+    fn the_benchmark_loop_writes_every_row_under_the_shared_header() {
+        let shapes = parse_bench_shapes("1 8 512 64 0\n8 16 1024 64 1\n").unwrap();
+        let csv = std::env::temp_dir().join(format!("ch02-bench-{}/gpu.csv", std::process::id()));
+        let mut asked = Vec::new();
+        let rows = run_gpu_benchmark(&shapes, true, "test_kernel", &csv, |shape, warmup, repeats| {
+            asked.push((warmup, repeats));
+            Ok(GpuBenchRow { shape, timing: Timing::from_samples(vec![shape.seq as f64 / 512.0]) })
+        })
+        .unwrap();
+        assert_eq!((rows.len(), asked), (2, vec![(2, 5), (2, 5)]));
+        let records = attn_support::csv::read_bench_csv(&csv).unwrap();
+        std::fs::remove_dir_all(csv.parent().unwrap()).ok();
+        assert!(records.iter().all(|r| r.implementation == "test_kernel"));
+        assert_eq!((records[1].seq, records[1].causal, records[1].median_ms), (1024, true, Some(2.0)));
     }
 
     #[test]

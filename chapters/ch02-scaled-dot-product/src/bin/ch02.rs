@@ -9,11 +9,11 @@
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::{Panels, save};
-use attn_support::report::{heading, progress_bar, write_lines};
+use attn_support::report::{heading, progress_bar};
 use attn_support::units::mib;
 use attn_support::{data::randn, ndarray::s};
 use ch02_scaled_dot_product::bench::{
-    CSV_HEADER, GpuBenchRow, bench_cpu, bench_gpu_shape, read_bench_shapes,
+    IMPL_NAME, bench_cpu, bench_gpu_shape, read_bench_shapes, run_gpu_benchmark,
 };
 use ch02_scaled_dot_product::check::{CheckCase, check_cases};
 use ch02_scaled_dot_product::experiments::{
@@ -322,18 +322,8 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
     let Some(gpu) = Gpu::open_or_skip("the ch02 GPU benchmark")? else { return Ok(()) };
     let kernel = SdpaKernel::load(&gpu)?;
     println!("device: {}; {} shapes from {}", gpu.name(), shapes.len(), shapes_path.display());
-    let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
-    let bar = progress_bar(shapes.len(), "GPU shapes");
-    let mut lines = Vec::new();
-    let table = GpuBenchRow::table();
-    println!("{}", table.header());
-    for shape in shapes {
-        let row = bench_gpu_shape(&gpu, &kernel, shape, warmup, repeats)?;
-        bar.suspend(|| println!("{}", table.line(&row.cells())));
-        lines.push(row.csv());
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    write_lines(csv, CSV_HEADER, lines)?;
+    run_gpu_benchmark(&shapes, quick, IMPL_NAME, csv, |shape, warmup, repeats| {
+        bench_gpu_shape(&gpu, &kernel, shape, warmup, repeats)
+    })?;
     Ok(())
 }

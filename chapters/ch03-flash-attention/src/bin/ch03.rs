@@ -10,15 +10,15 @@
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::save;
-use attn_support::report::{TextTable, heading, progress_bar, write_lines};
+use attn_support::report::{TextTable, heading, progress_bar};
 use attn_support::units::{MIB, mib};
 use attn_support::{compare, data::randn};
 use ch02::{SdpaDims, SdpaOptions};
-use ch02_scaled_dot_product::bench::{CSV_HEADER, GpuBenchRow, read_bench_shapes};
+use ch02_scaled_dot_product::bench::{read_bench_shapes, run_gpu_benchmark};
 use ch02_scaled_dot_product::check::{CheckCase, check_cases};
 use ch02_scaled_dot_product::gpu::SdpaKernel;
 use ch03_flash_attention::bench::{
-    IMPL_NAME, SweepKernel, bench_gpu_shape, csv_line, long_run, score_bytes, time_memory_point, warm_up,
+    IMPL_NAME, SweepKernel, bench_gpu_shape, long_run, score_bytes, time_memory_point, warm_up,
 };
 use ch03_flash_attention::figures::{
     TimeMemoryRow, TrafficFigure, online_softmax_example, online_softmax_figure, time_memory_chart,
@@ -271,16 +271,9 @@ fn gpu_benchmark(shapes_path: &Path, csv: &Path, quick: bool) -> anyhow::Result<
     let Some(gpu) = Gpu::open_or_skip("the ch03 GPU benchmark")? else { return Ok(()) };
     let kernel = FlashKernel::load(&gpu)?;
     println!("device: {}; {} shapes from {}", gpu.name(), shapes.len(), shapes_path.display());
-    let (warmup, repeats) = if quick { (2, 5) } else { (5, 20) };
-    let mut lines = Vec::new();
-    let table = GpuBenchRow::table();
-    println!("{}", table.header());
-    for shape in shapes {
-        let row = bench_gpu_shape(&gpu, &kernel, shape, warmup, repeats)?;
-        println!("{}", table.line(&row.cells()));
-        lines.push(csv_line(IMPL_NAME, &row));
-    }
-    write_lines(csv, CSV_HEADER, lines)?;
+    run_gpu_benchmark(&shapes, quick, IMPL_NAME, csv, |shape, warmup, repeats| {
+        bench_gpu_shape(&gpu, &kernel, shape, warmup, repeats)
+    })?;
     Ok(())
 }
 
