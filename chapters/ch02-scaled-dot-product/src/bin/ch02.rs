@@ -9,7 +9,7 @@
 use anyhow::{Context, bail};
 use attn_support::gpu::Gpu;
 use attn_support::plot::{Panels, save};
-use attn_support::report::{heading, progress_bar};
+use attn_support::report::{TextTable, heading, progress_bar};
 use attn_support::units::mib;
 use attn_support::{data::randn, ndarray::s};
 use ch02_scaled_dot_product::bench::{
@@ -257,20 +257,14 @@ fn experiments(out: &Path, quick: bool) -> anyhow::Result<()> {
     let bar = progress_bar(ns.len(), "sdpa time vs N");
     let points = complexity_experiment(&ns, d, if quick { 2 } else { 5 }, |i| bar.set_position(i as u64))?;
     bar.finish_and_clear();
-    println!(
-        "{:>6} {:>11} {:>10} {:>14} {:>14}",
-        "N", "time (ms)", "GFLOP/s", "scores (MiB)", "Q,K,V,O (MiB)"
-    );
+    let columns = [("N", 6), ("time (ms)", 11), ("GFLOP/s", 10), ("scores (MiB)", 14), ("Q,K,V,O (MiB)", 14)];
+    let mut table = TextTable::new(&columns);
     for p in &points {
-        println!(
-            "{:>6} {:>11.3} {:>10.1} {:>14.2} {:>14.3}",
-            p.n,
-            p.cpu_ms,
-            p.flops / (p.cpu_ms * 1e-3) * 1e-9,
-            mib(p.score_bytes),
-            mib(p.io_bytes)
-        );
+        let gflops = p.flops / (p.cpu_ms * 1e-3) * 1e-9;
+        let (scores, io) = (format!("{:.2}", mib(p.score_bytes)), format!("{:.3}", mib(p.io_bytes)));
+        table.push([p.n.to_string(), format!("{:.3}", p.cpu_ms), format!("{gflops:.1}"), scores, io]);
     }
+    print!("{}", table.render());
     let files = save(&complexity_figure(&points), out, "complexity")?;
     println!("wrote {}", files[0].display());
     Ok(())
