@@ -205,7 +205,9 @@ fn draw_color_bar<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, lo: f64, hi
         .disable_mesh()
         .disable_x_axis()
         .y_labels(6)
-        .y_label_formatter(&|v| format_number(*v))
+        // plotters (0.3, ab_glyph text) starts right-axis labels about one digit left of their
+        // label area, which clips it: "0.8" showed as ".8". Two spaces move the digits back in.
+        .y_label_formatter(&|v| format!("  {}", format_number(*v)))
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(plot_err)?;
