@@ -6,8 +6,10 @@
 //   out_i = Σ_j p_j v_j,   lse_i = ln Σ_j exp(s_j)
 // Masks: causal, aligned bottom-right (key j visible iff j ≤ i + Nk − Nq), and an optional
 // key-padding mask, uint8 (B, Nk), nonzero = padded key; a null pointer means no padding.
-// A query that sees no key gets out_i = 0 and lse_i = −∞, like the CPU code of chapter 2
-// (and FlashAttention): zeros keep later sums finite where the formula would give 0/0 = NaN.
+// A query that sees no key gets out_i = 0 and lse_i = −∞, like the CPU code of chapter 2:
+// zeros keep later sums finite where the formula would give 0/0 = NaN, and −∞ is the LSE of an
+// empty sum, so merging it with another block's LSE changes nothing. (FlashAttention-2 writes
+// +∞ there on its usual path and −∞ only on its split-KV path.)
 //
 // Layouts (row-major): q (B,H,Nq,d), k (B,H,Nk,d), v (B,H,Nk,dv), out (B,H,Nq,dv), lse (B,H,Nq).
 //
