@@ -1,6 +1,6 @@
 //! The book: every `{{#include file:anchor}}` and image link and every math delimiter of the
 //! sources checked, then `mdbook build docs`, then the built pages checked to load nothing from
-//! the network.
+//! the network and to link only to pages and anchors the book holds ([`links::check_built`]).
 //!
 //! The book shows code by including anchored regions of the chapter sources, so a renamed
 //! anchor or a moved file must fail the test instead of leaving a hole in the page.
@@ -35,6 +35,7 @@
 //! loaded from the network ([`offline::check_built`]), and math written `\(` with one backslash in a source,
 //! which markdown turns into a plain `(` ([`math::check_math_escapes`]).
 
+mod links;
 mod math;
 mod offline;
 
@@ -98,6 +99,21 @@ pub fn build() -> Result<()> {
             problems.len()
         );
     }
+    let links = links::check_built(&docs.join("book"))?;
+    for p in &links.broken {
+        println!("link: {p}");
+    }
+    if !links.broken.is_empty() {
+        bail!(
+            "{} broken link(s) in the built book ({} followed): a page or `#anchor` it does not hold",
+            links.broken.len(),
+            links.checked
+        );
+    }
+    println!(
+        "{} links of the built book followed: each leads to a file and an anchor the book holds",
+        links.checked
+    );
     println!("the book is in docs/book/index.html");
     Ok(())
 }
