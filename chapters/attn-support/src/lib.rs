@@ -12,6 +12,7 @@
 //! - [`units`]: byte counts in KiB, MiB, GiB.
 //! - [`csv`](mod@csv): reading those CSV files back (recorded runs, benchmark tables).
 //! - [`blas`]: a cuBLAS handle in full-f32 math, and its errors.
+//! - [`occupancy`]: resident blocks per SM from a kernel's registers, shared memory and threads.
 //!
 //! [`prelude`] gathers what notebooks use most. The chapter crates re-export this crate, `ndarray` and `plotters`, so a notebook that
 //! depends on one chapter crate never declares a second version of them.
@@ -22,6 +23,7 @@ pub mod csv;
 pub mod data;
 pub mod error;
 pub mod gpu;
+pub mod occupancy;
 pub mod plot;
 pub mod prelude;
 pub mod report;

@@ -7,5 +7,6 @@ pub use crate::csv::{BenchRecord, Table, read_bench_csv, recorded_run};
 pub use crate::data::randn;
 pub use crate::error::{Error, Result};
 pub use crate::gpu::{Gpu, with_gpu};
+pub use crate::occupancy::{BlockResources, Occupancy, SmLimits, blocks_per_sm};
 pub use crate::plot::{self, Chart, Figure, Heatmap, Line, Panels, Scale, SeriesLabelPosition};
 pub use ndarray::{Array1, Array2, Array4, ArrayView2, Axis, array, s};

@@ -11,7 +11,8 @@
 //! - [`mod@bench`]: the benchmark grid the `ch04` binary runs;
 //! - [`figures`]: the chapter's figures, from a live grid or recorded CSVs;
 //! - [`recorded`]: times, winners and ratios read off a recorded grid run;
-//! - [`residency`]: the Fused kernel's shared memory per block and the blocks an SM can hold.
+//! - [`residency`]: the Fused kernel's shared memory per block and the blocks an SM can hold
+//!   (by registers, shared memory and threads).
 //!
 //! Fused is chapter 2's kernel (a block per query row, the row of Nk scores in shared memory)
 //! and Flash is chapter 3's; both are reused, not copied.

@@ -6,16 +6,20 @@
 //! [`SDPA_THREADS`] threads per query row, the row's Nk f32 scores in dynamic shared memory
 //! (the host asks for `4·Nk` bytes, `ch02::gpu::SdpaKernel::launch_config`) on top of the
 //! kernel's static arrays. So shared memory per block grows with Nk, and from some Nk on it,
-//! not the thread count, limits how many blocks an SM keeps resident. This module counts that;
-//! it does not say that residency is why the kernel slows down (that needs a profile:
-//! Nsight Compute on the GPU machine). Registers can lower residency further; they are known
-//! only to the compiled kernel, which [`fused_blocks_per_sm_on`] asks on a GPU.
+//! not the registers, limits how many blocks an SM keeps resident. This module counts that with
+//! the support crate's occupancy calculation ([`attn_support::occupancy`]); it does not say
+//! that residency is why the kernel slows down (that needs a profile: Nsight Compute on the GPU
+//! machine).
 
+use crate::figures::TimingRow;
 use attn_support::Result;
-use attn_support::cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute_enum};
+use attn_support::cudarc::driver::sys::CUfunction_attribute_enum;
 use attn_support::error::DriverContext;
 use attn_support::gpu::Gpu;
+use attn_support::occupancy::{BlockResources, Occupancy, SmLimits, blocks_per_sm};
+use attn_support::units::mib;
 use ch02_scaled_dot_product::gpu::{MAX_HEAD_DIM, SDPA_KERNEL, SDPA_SOURCE, SDPA_THREADS};
+use std::fmt::Write;
 
 /// Warps per block of the ch02 kernel (`SDPA_WARPS` in the .cu file).
 const SDPA_WARPS: usize = SDPA_THREADS / 32;
@@ -36,68 +40,44 @@ pub fn kv_bytes_per_head(n: usize, d: usize, dv: usize) -> usize {
     4 * n * (d + dv)
 }
 
-/// The per-SM limits that bound how many blocks are resident at once.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SmLimits {
-    /// Shared memory of one SM that blocks can share.
-    pub shared_per_sm: usize,
-    /// Shared memory the driver reserves for each resident block on top of what it asks for.
-    pub reserved_per_block: usize,
-    pub max_threads: usize,
-    pub max_blocks: usize,
+/// Registers per thread of `ch02_sdpa_f32` compiled for sm_90: what `ptxas -v` reports ("Used
+/// 40 registers, used 1 barriers, 5136 bytes smem") for `kernels/ch02_sdpa.cu` compiled with
+/// NVRTC 13.5 (the pip wheel) on the CPU machine, which has no GPU. The driver compiles the
+/// kernel's PTX itself on a GPU and may allocate differently; its count is not recorded yet
+/// ([`fused_registers_on`] reads it, and the GPU test `fused_residency_agrees_with_the_driver`
+/// compares it with this constant).
+pub const FUSED_REGISTERS_PER_THREAD: usize = 40;
+
+/// What one Fused block asks of an SM for rows of `nk` keys, at `registers_per_thread`.
+pub fn fused_block(nk: usize, registers_per_thread: usize) -> BlockResources {
+    BlockResources { registers_per_thread, threads: SDPA_THREADS, shared_bytes: fused_shared_bytes(nk) }
 }
 
-/// An H100 (compute capability 9.0): 228 KiB of shared memory per SM, 1 KiB reserved per block,
-/// 2048 threads and 32 blocks per SM (CUDA programming guide, compute capability tables).
-pub const H100_SM: SmLimits =
-    SmLimits { shared_per_sm: 228 * 1024, reserved_per_block: 1024, max_threads: 2048, max_blocks: 32 };
-
-impl SmLimits {
-    /// The limits of `gpu`'s SMs, read from the driver.
-    pub fn of(gpu: &Gpu) -> Result<SmLimits> {
-        use CUdevice_attribute::*;
-        let read = |attribute, what: &str| -> Result<usize> {
-            Ok(gpu.ctx.attribute(attribute).ctx(&format!("reading {what}"))? as usize)
-        };
-        Ok(SmLimits {
-            shared_per_sm: read(
-                CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_MULTIPROCESSOR,
-                "shared memory per SM",
-            )?,
-            reserved_per_block: read(
-                CU_DEVICE_ATTRIBUTE_RESERVED_SHARED_MEMORY_PER_BLOCK,
-                "reserved shared memory",
-            )?,
-            max_threads: read(CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_MULTIPROCESSOR, "threads per SM")?,
-            max_blocks: read(CU_DEVICE_ATTRIBUTE_MAX_BLOCKS_PER_MULTIPROCESSOR, "blocks per SM")?,
-        })
-    }
-}
-
-/// How many Fused blocks one SM can hold for rows of `nk` keys, counting shared memory and
-/// threads only (registers not counted).
+/// How many Fused blocks one SM can hold for rows of `nk` keys, by each of its budgets.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FusedResidency {
     pub nk: usize,
     /// [`fused_shared_bytes`] of one block.
     pub shared_bytes: usize,
-    /// Blocks the SM's shared memory holds (with the per-block reserve).
-    pub by_shared: usize,
-    /// Blocks the SM's thread and block limits hold.
-    pub by_threads: usize,
+    /// Blocks per SM by registers, shared memory and threads, and the smallest of them.
+    pub occupancy: Occupancy,
 }
 
 impl FusedResidency {
+    /// At [`FUSED_REGISTERS_PER_THREAD`], the registers ptxas reports for sm_90.
     pub fn new(nk: usize, sm: &SmLimits) -> FusedResidency {
-        let shared_bytes = fused_shared_bytes(nk);
-        let by_shared = sm.shared_per_sm / (shared_bytes + sm.reserved_per_block);
-        let by_threads = (sm.max_threads / SDPA_THREADS).min(sm.max_blocks);
-        FusedResidency { nk, shared_bytes, by_shared, by_threads }
+        FusedResidency::with_registers(nk, FUSED_REGISTERS_PER_THREAD, sm)
     }
 
-    /// Resident blocks: the smaller of the two limits.
+    /// At another register count (the driver's, or another compiler's).
+    pub fn with_registers(nk: usize, registers_per_thread: usize, sm: &SmLimits) -> FusedResidency {
+        let block = fused_block(nk, registers_per_thread);
+        FusedResidency { nk, shared_bytes: block.shared_bytes, occupancy: blocks_per_sm(&block, sm) }
+    }
+
+    /// Resident blocks per SM.
     pub fn blocks(&self) -> usize {
-        self.by_shared.min(self.by_threads)
+        self.occupancy.blocks
     }
 
     /// Resident warps per SM.
@@ -105,14 +85,55 @@ impl FusedResidency {
         self.blocks() * SDPA_WARPS
     }
 
-    /// True when shared memory, not the thread count, sets the residency.
-    pub fn shared_limited(&self) -> bool {
-        self.by_shared < self.by_threads
+    /// The budget that sets the residency: "registers", "shared memory", ...
+    pub fn limited_by(&self) -> &'static str {
+        self.occupancy.limited_by()
     }
 }
 
+/// Per `n` of `ns` (N = Nk), for the B = 1, H = 8, d = 64 shape of the grid: the bytes of K and V
+/// of one head, the shared memory of one block, the blocks an SM holds by each budget of `sm`,
+/// the resident blocks and warps, what limits them, and Fused's rate in the recorded `rows`.
+pub fn residency_table(ns: &[usize], sm: &SmLimits, rows: &[TimingRow]) -> String {
+    let mut s = format!(
+        "{:>6} | {:>9} | {:>10} | blocks/SM by: {:>4} {:>5} {:>7} | {:>13} | {:<13} | {:>7}\n",
+        "N", "K+V/head", "smem/block", "regs", "smem", "threads", "blocks (warps)", "limited by", "TFLOP/s"
+    );
+    for &n in ns {
+        let r = FusedResidency::new(n, sm);
+        let o = r.occupancy;
+        let tflops = rows
+            .iter()
+            .find(|x| x.impl_name == "ch04_fused" && x.combo() == (1, 8, 64) && x.seq == n && !x.causal)
+            .and_then(TimingRow::tflops)
+            .map_or("—".to_string(), |t| format!("{t:.2}"));
+        let _ = writeln!(
+            s,
+            "{n:>6} | {:>5.2} MiB | {:>8} B | {:>18} {:>5} {:>7} | {:>14} | {:<13} | {tflops:>7}",
+            mib(kv_bytes_per_head(n, 64, 64) as f64),
+            r.shared_bytes,
+            o.by_registers,
+            o.by_shared,
+            o.by_threads,
+            format!("{} ({})", r.blocks(), r.warps()),
+            r.limited_by(),
+        );
+    }
+    s
+}
+
+/// The driver's registers per thread for the compiled kernel on `gpu`
+/// (`CU_FUNC_ATTRIBUTE_NUM_REGS`).
+pub fn fused_registers_on(gpu: &Gpu) -> Result<usize> {
+    let function = gpu.function(&SDPA_SOURCE, SDPA_KERNEL)?;
+    let registers = function
+        .get_attribute(CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_NUM_REGS)
+        .ctx("reading the kernel's registers per thread")?;
+    Ok(registers as usize)
+}
+
 /// The driver's answer for the compiled kernel on `gpu` (`cuOccupancyMaxActiveBlocksPerMultiprocessor`:
-/// shared memory, threads and registers): resident Fused blocks per SM for rows of `nk` keys.
+/// registers, shared memory and threads): resident Fused blocks per SM for rows of `nk` keys.
 pub fn fused_blocks_per_sm_on(gpu: &Gpu, nk: usize) -> Result<usize> {
     let function = gpu.function(&SDPA_SOURCE, SDPA_KERNEL)?;
     let dynamic = 4 * nk;
@@ -155,20 +176,60 @@ mod tests {
     }
 
     #[test]
-    fn residency_on_an_h100() {
-        // N = 16 384: 64 KiB of scores + 5136 B static = 70 672 B; with the 1 KiB reserve,
-        // 228 KiB hold 3 blocks (12 warps of 64).
-        let long = FusedResidency::new(16_384, &H100_SM);
-        assert_eq!(long.shared_bytes, 70_672);
-        assert_eq!((long.by_shared, long.by_threads, long.blocks(), long.warps()), (3, 16, 3, 12));
-        assert!(long.shared_limited());
-        // Short rows: the 2048 threads (16 blocks of 128) are the limit.
-        let short = FusedResidency::new(512, &H100_SM);
-        assert_eq!((short.blocks(), short.shared_limited()), (16, false));
-        // The last N at which shared memory still allows 16 blocks.
-        let edge = (H100_SM.shared_per_sm / 16 - H100_SM.reserved_per_block - FUSED_STATIC_SHARED_BYTES) / 4;
-        assert_eq!(FusedResidency::new(edge, &H100_SM).blocks(), 16);
-        assert_eq!(FusedResidency::new(edge + 1, &H100_SM).blocks(), 15);
+    fn residency_on_an_h100_as_the_book_tabulates_it() {
+        let h100 = SmLimits::H100;
+        // 40 registers × 32 = 1280 per warp (5 units of 256): 12 warps in each quarter of the
+        // 64 K register file, 48 warps, 12 blocks of 4 warps — below the 16 that threads allow.
+        let short = FusedResidency::new(512, &h100);
+        assert_eq!(short.shared_bytes, 7184);
+        let o = short.occupancy;
+        assert_eq!((o.by_registers, o.by_shared, o.by_threads, o.blocks), (12, 28, 16, 12));
+        assert_eq!((short.limited_by(), short.warps()), ("registers", 48));
+        // The book's table: N, shared memory per block, blocks by shared memory, resident blocks.
+        for (n, shared, by_shared, blocks) in [
+            (512, 7184, 28, 12),
+            (2048, 13_328, 16, 12),
+            (4096, 21_520, 10, 10),
+            (8192, 37_904, 5, 5),
+            (16_384, 70_672, 3, 3),
+            (32_768, 136_208, 1, 1),
+        ] {
+            let r = FusedResidency::new(n, &h100);
+            assert_eq!(
+                (r.shared_bytes, r.occupancy.by_shared, r.blocks()),
+                (shared, by_shared, blocks),
+                "N = {n}"
+            );
+            let limit = if n <= 2048 { "registers" } else { "shared memory" };
+            assert_eq!(r.limited_by(), limit, "N = {n}");
+        }
+        // Shared memory takes over where 12 blocks no longer fit in 228 KiB: 19 456 B per block
+        // with the reserve, 4·3324 + 5136 + 1024 = 19 456 exactly.
+        assert_eq!(FusedResidency::new(3324, &h100).blocks(), 12);
+        assert_eq!(FusedResidency::new(3325, &h100).blocks(), 11);
         assert_eq!(kv_bytes_per_head(16_384, 64, 64), 8 << 20);
+    }
+
+    #[test]
+    fn registers_change_the_short_rows_only() {
+        let h100 = SmLimits::H100;
+        // At 32 registers per thread the threads are the limit again (16 blocks); at 64, 8 blocks.
+        assert_eq!(FusedResidency::with_registers(512, 32, &h100).blocks(), 16);
+        assert_eq!(FusedResidency::with_registers(512, 64, &h100).blocks(), 8);
+        // At 16 384 keys shared memory allows 3 whatever the registers.
+        assert_eq!(FusedResidency::with_registers(16_384, 64, &h100).blocks(), 3);
+    }
+
+    #[test]
+    fn the_table_reads_the_recorded_rate() {
+        use crate::figures::read_recorded_run;
+        use crate::recorded::RECORDED_RUN;
+        let rows = read_recorded_run(&attn_support::csv::recorded_run(RECORDED_RUN).unwrap()).unwrap();
+        let table = residency_table(&[512, 4096], &SmLimits::H100, &rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].contains("12 (48)") && lines[1].contains("registers"), "{table}");
+        // N = 4096 is not in chapter 4's grid: no rate.
+        assert!(lines[2].contains("10 (40)") && lines[2].trim_end().ends_with('—'), "{table}");
     }
 }

@@ -9,7 +9,8 @@
 //!   error and speed against exact attention.
 //! - [`ceilings`] and [`roofline`]: the hardware level — the H100's measured copy bandwidth
 //!   and bf16 GEMM rate, and every kernel of the book placed under them.
-//! - [`occupancy`]: resident blocks per SM from registers, shared memory and threads.
+//! - [`occupancy`]: resident blocks per SM (the support crate's calculation), checked against
+//!   the ladder's rungs.
 //! - [`tables`]: the results as the notebook prints them.
 //! - [`graphs`] and [`streams`]: the system level — CUDA graphs against per-launch overhead,
 //!   and independent small calls run concurrently on several streams.

@@ -1,5 +1,5 @@
-//! Everything notebook 12 uses, in one `use`: the support crate's prelude and this chapter's
-//! items.
+//! Everything notebook 12 uses, in one `use`: the support crate's prelude (with the occupancy
+//! calculation) and this chapter's items.
 
 pub use attn_support::prelude::*;
 
@@ -14,7 +14,6 @@ pub use crate::figures::{
 };
 pub use crate::gpu::{LadderKernels, ladder_attention_gpu};
 pub use crate::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, TileShape, overlap_shapes, tma_shapes};
-pub use crate::occupancy::{BlockResources, SmLimits, blocks_per_sm};
 pub use crate::precision::{Bf16Inputs, Bf16Yardstick, naive_bf16_attention};
 pub use crate::roofline::attainable;
 pub use crate::tables::{
