@@ -96,7 +96,7 @@ impl FusedResidency {
 /// the resident blocks and warps, what limits them, and Fused's rate in the recorded `rows`.
 pub fn residency_table(ns: &[usize], sm: &SmLimits, rows: &[TimingRow]) -> String {
     let mut s = format!(
-        "{:>6} | {:>9} | {:>10} | blocks/SM by: {:>4} {:>5} {:>7} | {:>13} | {:<13} | {:>7}\n",
+        "{:>6} | {:>9} | {:>10} | blocks/SM by: {:>4} {:>5} {:>7} | {:>14} | {:<13} | {:>7}\n",
         "N", "K+V/head", "smem/block", "regs", "smem", "threads", "blocks (warps)", "limited by", "TFLOP/s"
     );
     for &n in ns {
