@@ -139,13 +139,9 @@ pub fn fused_blocks_per_sm_on(gpu: &Gpu, nk: usize) -> Result<usize> {
     let dynamic = 4 * nk;
     // The occupancy calculator counts 0 blocks for dynamic shared memory above the function's
     // limit, which is 48 KiB until the kernel opts in (as the launch does).
+    gpu.opt_in_shared_memory(&function, SDPA_KERNEL, dynamic)?;
+    // cudarc's occupancy query does not make the context current itself.
     gpu.ctx.bind_to_thread().ctx("binding the context to this thread")?;
-    function
-        .set_attribute(
-            CUfunction_attribute_enum::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            dynamic as i32,
-        )
-        .ctx("raising the kernel's dynamic shared-memory limit")?;
     let blocks = function
         .occupancy_max_active_blocks_per_multiprocessor(SDPA_THREADS as u32, dynamic, None)
         .ctx("asking the driver for the kernel's occupancy")?;
