@@ -1,8 +1,10 @@
 //! How many blocks of a kernel an SM holds at once, from the three per-SM budgets a block
 //! draws on: registers, shared memory and threads, and the SM's limit on resident blocks. The
-//! count follows CUDA's own occupancy calculation (`cuda_occupancy.h` of the CUDA 13 toolkit,
-//! `cudaOccMaxBlocksPerSMRegsLimit` and `cudaOccMaxBlocksPerSMSmemLimit`), which is what
-//! `cuOccupancyMaxActiveBlocksPerMultiprocessor` answers on a GPU.
+//! count follows CUDA's own occupancy calculation as `cuda_occupancy.h` of the CUDA 13 toolkit
+//! writes it (`cudaOccMaxBlocksPerSMRegsLimit`, `cudaOccMaxBlocksPerSMSmemLimit`), for the
+//! default shared-memory carveout and without the per-block limits a launch must meet anyway
+//! (65 536 registers, 255 per thread). On a GPU, `cuOccupancyMaxActiveBlocksPerMultiprocessor`
+//! gives the driver's answer; chapter 4's GPU test compares the two.
 //!
 //! A kernel's registers per thread are known only to its compiled code: the driver reports them
 //! on the GPU (`CU_FUNC_ATTRIBUTE_NUM_REGS`), and `ptxas -v` prints them for a compiled target
@@ -23,15 +25,15 @@ pub const REGISTER_ALLOCATION_UNIT: usize = 256;
 /// An SM's register file is split between this many sub-partitions, and a warp's registers
 /// come from one of them, so an SM holds `partitions × ⌊registers / partitions / per warp⌋`
 /// warps, which can be fewer than `⌊registers / per warp⌋`. Not a driver attribute either: 4
-/// in `cuda_occupancy.h` for every compute capability except 6.0 (2), which CUDA 13 no longer
-/// supports.
+/// in `cuda_occupancy.h` for every compute capability except 6.0 (P100: 2).
 pub const REGISTER_PARTITIONS: usize = 4;
 
 /// Shared memory per block (with the driver's reserve) is handed out in multiples of this many
 /// bytes from compute capability 8.0 on (256 before, `cuda_occupancy.h`).
 pub const SHARED_ALLOCATION_UNIT: usize = 128;
 
-/// The per-SM budgets of one GPU, and the granularity in which registers are handed out.
+/// The per-SM budgets of one GPU, and the units in which registers and shared memory are
+/// handed out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SmLimits {
     /// 32-bit registers per SM.
