@@ -7,7 +7,7 @@
 //! d = 128. All non-causal. Inputs are seeded random values; every time is the median of CUDA
 //! event timings after warm-up launches.
 //!
-//! Each label's calls are bracketed by two empty marker kernels ([`LabelMarkers`]), launched
+//! Each label's calls are bracketed by two empty marker kernels (`LabelMarkers`), launched
 //! outside the timed region, so that a profiler's list of launches can be cut into labels: the
 //! GPU run measures every point's DRAM bytes this way ([`super::measured`]).
 
