@@ -1,13 +1,14 @@
 //! The GPU results recorded by a run of the GPU bundle (`docs/src/results/<run>/`), read with
 //! [`attn_support::csv`]: the FlashAttention kernel against PyTorch SDPA's MATH and EFFICIENT
 //! backends (float32) on the same shapes in the same run, and the time/peak-memory sweep of
-//! this kernel against chapter 2's.
+//! this kernel against chapter 2's. The comparison is chapter 2's [`TorchComparison`] over this
+//! run's files.
 
 use crate::figures::TimeMemoryRow;
 use attn_support::Result;
-use attn_support::csv::{BenchRecord, Table, read_bench_csv};
-use attn_support::plot::{Chart, Line, Panels, Scale, SeriesLabelPosition};
-use std::fmt::Write;
+use attn_support::csv::{BenchRecord, Table};
+use attn_support::plot::{Panels, SeriesLabelPosition};
+use ch02_scaled_dot_product::recorded::{TorchBackend, TorchComparison};
 use std::path::Path;
 
 /// The run the book and notebook 03 show: an NVIDIA H100 80GB HBM3, 2026-11-25 (its
@@ -21,76 +22,37 @@ pub const BENCH_FILES: [(&str, &str, &str); 3] = [
     ("torch_efficient_ch03.csv", "torch_efficient", "PyTorch EFFICIENT"),
 ];
 
+/// This kernel against PyTorch, read, tabulated and drawn as chapter 2's is; the ratio column
+/// is against EFFICIENT, the chapter's yardstick (its target: at least 0.5× EFFICIENT's speed).
+pub const CH03_VS_TORCH: TorchComparison = TorchComparison {
+    files: BENCH_FILES,
+    peer: TorchBackend::Efficient,
+    ratio_title: "EFFICIENT/ch03",
+    note: "; — = out of memory",
+};
+
 /// Every benchmark record of a run folder, in the order of [`BENCH_FILES`].
 pub fn read_recorded(run_dir: &Path) -> Result<Vec<BenchRecord>> {
-    let mut records = Vec::new();
-    for (file, _, _) in BENCH_FILES {
-        records.extend(read_bench_csv(run_dir.join(file))?);
-    }
-    Ok(records)
+    CH03_VS_TORCH.read(run_dir)
 }
 
 /// One line per shape of the kernel's file: each implementation's median ms (TFLOP/s in
 /// brackets), then EFFICIENT's time over the kernel's (above 1×: the kernel is faster).
 pub fn comparison_table(records: &[BenchRecord]) -> String {
-    let mut s = format!(
-        "{:>5} {:>6} | {:>17} | {:>17} | {:>17} | EFFICIENT/ch03\n",
-        "N", "causal", BENCH_FILES[0].2, BENCH_FILES[1].2, BENCH_FILES[2].2
-    );
-    let shape = |r: &BenchRecord| (r.batch, r.heads, r.seq, r.head_dim, r.causal);
-    for kernel in records.iter().filter(|r| r.implementation == BENCH_FILES[0].1) {
-        let find =
-            |name: &str| records.iter().find(|r| r.implementation == name && shape(r) == shape(kernel));
-        let (math, efficient) = (find(BENCH_FILES[1].1), find(BENCH_FILES[2].1));
-        let _ = write!(s, "{:>5} {:>6}", kernel.seq, if kernel.causal { "yes" } else { "no" });
-        for r in [Some(kernel), math, efficient] {
-            let cell = match r.map(|r| (r.median_ms, r.tflops)) {
-                Some((Some(ms), Some(tf))) => format!("{ms:8.3} ms ({tf:4.1})"),
-                _ => "—".to_string(),
-            };
-            let _ = write!(s, " | {cell:>17}");
-        }
-        let ratio = match (efficient.and_then(|e| e.median_ms), kernel.median_ms) {
-            (Some(e), Some(k)) => format!("{:.2}×", e / k),
-            _ => "—".to_string(),
-        };
-        let _ = writeln!(s, " | {ratio:>14}");
-    }
-    s.push_str(
-        "(median ms, TFLOP/s in brackets; FLOPs = 4·B·H·N²·d, halved when causal; — = out of memory)\n",
-    );
-    s
+    CH03_VS_TORCH.table(records)
 }
 
 /// TFLOP/s against N, one line per implementation: a panel without mask, a causal panel.
-/// `shape` names the fixed sizes in the titles.
+/// `shape` names the fixed sizes in the titles (the run timed one batch, heads and head dim).
 pub fn tflops_panels(records: &[BenchRecord], shape: &str) -> Panels {
-    let panel = |causal: bool| {
-        let lines = BENCH_FILES
-            .iter()
-            .map(|(_, name, label)| {
-                let points = records
-                    .iter()
-                    .filter(|r| r.implementation == *name && r.causal == causal)
-                    .filter_map(|r| r.tflops.map(|tf| (r.seq as f64, tf)))
-                    .collect();
-                Line::solid(*label, points)
-            })
-            .collect();
-        Chart {
-            x_scale: Scale::Log2,
-            y_scale: Scale::Linear,
-            lines,
-            y_range: Some((0.0, 45.0)),
-            legend: SeriesLabelPosition::LowerRight,
-            ..Chart::new(
-                format!("{shape}, {}", if causal { "causal" } else { "no mask" }),
-                "sequence length N",
-                "TFLOP/s (f32)",
-            )
-        }
-    };
-    Panels::new((560, 420), vec![panel(false), panel(true)])
+    let mut panels = CH03_VS_TORCH.panels(records, shape);
+    for chart in &mut panels.figures {
+        // Both panels on one y axis up to 45 (the highest point is 39.1), so the causal rate
+        // reads against the unmasked one; the lines run near the top, so the legend sits low.
+        chart.y_range = Some((0.0, 45.0));
+        chart.legend = SeriesLabelPosition::LowerRight;
+    }
+    panels
 }
 
 /// The time/peak-memory sweep (`ch03_time_memory.csv`) as rows for
@@ -135,7 +97,8 @@ mod tests {
         assert_eq!(table.lines().count(), 8, "{table}");
         // The book's rows: 1.09× at N = 4096 without a mask; MATH out of memory at 16 384.
         let row = |n: &str, causal: &str| {
-            table.lines().find(|l| l.split_whitespace().take(2).eq([n, causal])).unwrap().to_string()
+            let shape = ["8", "16", n, "64", causal];
+            table.lines().find(|l| l.split_whitespace().take(5).eq(shape)).unwrap().to_string()
         };
         assert!(row("4096", "no").ends_with("1.09×"), "{table}");
         assert!(row("16384", "yes").contains('—') && row("16384", "yes").ends_with("1.13×"), "{table}");
