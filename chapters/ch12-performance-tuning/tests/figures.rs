@@ -2,12 +2,14 @@
 //! rendering to PNG, and `draw_all` drawing what its inputs allow and skipping the rest.
 
 use attn_support::plot::png_bytes;
-use ch12_performance_tuning::ceilings::Ceilings;
 use ch12_performance_tuning::figures::*;
 use ch12_performance_tuning::ladder::{Rung, TileShape};
 use ch12_performance_tuning::streams::StreamTiming;
 use ch12_performance_tuning::tuning::Family;
+use common::h100_like_ceilings;
 use std::path::{Path, PathBuf};
+
+mod common;
 
 const LADDER: &str = "impl,batch,heads,seq,head_dim,causal,median_ms,tflops
 r0_f32_flash,8,16,4096,128,0,30.0,36.6
@@ -227,17 +229,7 @@ fn draw_all_draws_what_it_has_and_skips_the_rest() {
     assert_eq!(names(&files), want, "the roofline needs ch12_ceilings.json too");
     assert!(files.iter().all(|f| std::fs::metadata(f).unwrap().len() > 1000));
 
-    let ceilings = Ceilings {
-        device: "test".into(),
-        copy_buffer_bytes: 1 << 30,
-        copy_kernel_bytes_per_s: 3e12,
-        memcpy_bytes_per_s: 2.9e12,
-        copy_bytes_per_s: 3e12,
-        gemm_size: 8192,
-        bf16_gemm_flops_per_s: 7e14,
-        f32_gemm_flops_per_s: 5e13,
-    };
-    write(&results, "ch12_ceilings.json", &serde_json::to_string(&ceilings).unwrap());
+    write(&results, "ch12_ceilings.json", &serde_json::to_string(&h100_like_ceilings()).unwrap());
     write(&results, "ch12_graphs.csv", "seq,launches,direct_us_per_launch,graph_us_per_launch\n64,10,4,1\n");
     let files = draw_all(&results, &out).unwrap();
     assert_eq!(files.len(), 10);

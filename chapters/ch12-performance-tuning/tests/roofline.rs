@@ -6,6 +6,9 @@ use ch12_performance_tuning::ceilings::{Ceilings, random_values};
 use ch12_performance_tuning::ch02::SdpaDims;
 use ch12_performance_tuning::roofline::*;
 
+mod common;
+use common::h100_like_ceilings;
+
 fn dims(nq: usize, nk: usize, d: usize) -> SdpaDims {
     SdpaDims { batch: 1, heads: 1, nq, nk, head_dim: d, v_dim: d }
 }
@@ -115,22 +118,9 @@ fn intensities_of_known_cases() {
     assert!(i_causal < i_flash && i_causal > 0.9 * i_flash, "{i_causal} vs {i_flash}");
 }
 
-fn h100_like() -> Ceilings {
-    Ceilings {
-        device: "test device".into(),
-        copy_buffer_bytes: 1 << 30,
-        copy_kernel_bytes_per_s: 3.0e12,
-        memcpy_bytes_per_s: 2.8e12,
-        copy_bytes_per_s: 3.0e12,
-        gemm_size: 8192,
-        bf16_gemm_flops_per_s: 7.0e14,
-        f32_gemm_flops_per_s: 5.0e13,
-    }
-}
-
 #[test]
 fn ceilings_serialise_and_give_ridge_points() {
-    let c = h100_like();
+    let c = h100_like_ceilings();
     let json = serde_json::to_string(&c).unwrap();
     let back: Ceilings = serde_json::from_str(&json).unwrap();
     assert_eq!(back, c);
@@ -147,7 +137,7 @@ fn the_figure_renders_and_covers_every_point() {
         KernelPoint::new("rung 1", "bf16 ladder", flops, flash_bytes(&d, 128, 2, false).unwrap(), 2e-5)
             .unwrap(),
     ];
-    let fig = RooflineFigure::from_ceilings("roofline", &h100_like(), points.clone());
+    let fig = RooflineFigure::from_ceilings("roofline", &h100_like_ceilings(), points.clone());
     assert_eq!(fig.groups(), ["f32", "bf16 ladder"]);
     let ((x0, x1), (y0, y1)) = fig.ranges().unwrap();
     for p in &points {

@@ -4,27 +4,16 @@
 //! `ncu_tables.py roofline` makes of `ncu_roofline_sample.csv` (in the layout ncu writes), as
 //! xtask/gpu/test_ncu_tables.py checks. CPU only.
 
-use ch12_performance_tuning::ceilings::Ceilings;
 use ch12_performance_tuning::figures::{draw_all, parse_roofline_csv};
 use ch12_performance_tuning::roofline::measured::{MeasuredBytes, parse_measured_csv, with_measured_bytes};
 use ch12_performance_tuning::roofline::{KernelPoint, RooflineFigure, attainable};
 use std::path::PathBuf;
 
+mod common;
+use common::h100_like_ceilings;
+
 const MEASURED: &str = include_str!("../../../xtask/gpu/samples/ch12_roofline_dram_sample.csv");
 const TIMED: &str = include_str!("../../../xtask/gpu/samples/ch12_roofline_labels_sample.csv");
-
-fn ceilings() -> Ceilings {
-    Ceilings {
-        device: "test device".into(),
-        copy_buffer_bytes: 1 << 30,
-        copy_kernel_bytes_per_s: 3.0e12,
-        memcpy_bytes_per_s: 2.8e12,
-        copy_bytes_per_s: 3.0e12,
-        gemm_size: 8192,
-        bf16_gemm_flops_per_s: 7.0e14,
-        f32_gemm_flops_per_s: 5.0e13,
-    }
-}
 
 #[test]
 fn the_measured_csv_is_read_per_label() {
@@ -67,7 +56,7 @@ fn a_broken_measured_csv_is_refused_naming_the_problem() {
 fn measured_bytes_move_chapter_2_under_the_memory_roof() {
     let timed = parse_roofline_csv(TIMED).unwrap();
     let placed = with_measured_bytes(&timed, &parse_measured_csv(MEASURED).unwrap()).unwrap();
-    let bw = ceilings().copy_bytes_per_s;
+    let bw = h100_like_ceilings().copy_bytes_per_s;
     let (modelled, measured) = (&timed[0], &placed[0]);
     assert_eq!(
         (measured.label.as_str(), measured.flops, measured.seconds),
@@ -79,7 +68,7 @@ fn measured_bytes_move_chapter_2_under_the_memory_roof() {
     assert!(modelled.flops_per_s() > attainable(modelled.intensity(), f64::INFINITY, bw));
     // Measured: about 1 000 FLOP/byte, under both the memory roof and the f32 roof.
     assert!((measured.intensity() - 1022.96).abs() < 0.01, "{}", measured.intensity());
-    assert!(measured.fraction_of_roof(ceilings().f32_gemm_flops_per_s, bw) < 1.0);
+    assert!(measured.fraction_of_roof(h100_like_ceilings().f32_gemm_flops_per_s, bw) < 1.0);
     assert_eq!(placed[1].bytes, 26_306_674_688.0 + 17_314_086_912.0);
 }
 
@@ -98,16 +87,20 @@ fn every_point_needs_its_measurement_and_every_measurement_its_point() {
 #[test]
 fn the_measured_figure_keeps_the_modelled_points_in_its_ranges() {
     let timed = parse_roofline_csv(TIMED).unwrap();
-    let fig =
-        RooflineFigure::measured("t", &ceilings(), timed.clone(), &parse_measured_csv(MEASURED).unwrap())
-            .unwrap();
+    let fig = RooflineFigure::measured(
+        "t",
+        &h100_like_ceilings(),
+        timed.clone(),
+        &parse_measured_csv(MEASURED).unwrap(),
+    )
+    .unwrap();
     assert_eq!(fig.modelled, timed);
     assert_eq!(fig.modelled_of(&fig.points[0]), Some(&timed[0]));
     let ((x0, x1), _) = fig.ranges().unwrap();
     let all: Vec<&KernelPoint> = fig.points.iter().chain(&fig.modelled).collect();
     assert!(all.iter().all(|p| x0 < p.intensity() && p.intensity() < x1));
     // The modelled-only figure has no hollow points.
-    assert!(RooflineFigure::from_ceilings("t", &ceilings(), timed).modelled.is_empty());
+    assert!(RooflineFigure::from_ceilings("t", &h100_like_ceilings(), timed).modelled.is_empty());
 }
 
 fn results_dir(name: &str) -> PathBuf {
@@ -115,7 +108,8 @@ fn results_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("ch12_roofline.csv"), TIMED).unwrap();
-    std::fs::write(dir.join("ch12_ceilings.json"), serde_json::to_string(&ceilings()).unwrap()).unwrap();
+    std::fs::write(dir.join("ch12_ceilings.json"), serde_json::to_string(&h100_like_ceilings()).unwrap())
+        .unwrap();
     dir
 }
 
