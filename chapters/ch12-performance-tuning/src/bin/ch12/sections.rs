@@ -16,6 +16,7 @@ use ch12_performance_tuning::ladder::{LADDER_HEAD_DIMS, Rung, TUNED_SHAPES, over
 use ch12_performance_tuning::precision::{Bf16Inputs, Bf16Yardstick};
 use ch12_performance_tuning::roofline::measure::{POINTS_CSV_HEADER, measure_book_kernels, points_csv};
 use ch12_performance_tuning::streams::StreamSet;
+use ch12_performance_tuning::tables::approx_table;
 use ch12_performance_tuning::tuning::{Family, TileTable};
 use ch12_performance_tuning::{SdpaMask, attn_support, ch02, figures};
 
@@ -275,22 +276,10 @@ pub fn approximate(args: &Args) -> anyhow::Result<()> {
     heading("the algorithm level: approximate attention on the CPU");
     let config = ApproxConfig::default();
     let points = approx_experiment(&config)?;
-    let mut lines = Vec::new();
-    for p in &points {
-        println!(
-            "N={:<5} density {:.2}  exact {:8.2} ms  block-sparse {:7.2} (err {:.1e} random, {:.1e} local)  linear {:7.2} (err {:.2} / {:.2})  performer {:7.2}",
-            p.n,
-            p.density,
-            p.exact_ms,
-            p.block_sparse_ms,
-            p.random.block_sparse,
-            p.local.block_sparse,
-            p.linear_ms,
-            p.random.linear,
-            p.local.linear,
-            p.performer_ms
-        );
-        lines.push(format!(
+    // The notebook's table: times, errors on random and on local inputs, the mass dropped.
+    print!("{}", approx_table(&points));
+    let lines = points.iter().map(|p| {
+        format!(
             "{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4e},{:.4e},{:.4e},{:.4e},{:.4e},{:.4e},{:.4e},{:.4e}",
             p.n,
             p.density,
@@ -306,8 +295,8 @@ pub fn approximate(args: &Args) -> anyhow::Result<()> {
             p.local.linear,
             p.local.performer,
             p.local.dropped_mass
-        ));
-    }
+        )
+    });
     let header = "n,density,exact_ms,block_sparse_ms,linear_ms,performer_ms,random_sparse_err,random_linear_err,\
                   random_performer_err,random_dropped_mass,local_sparse_err,local_linear_err,local_performer_err,\
                   local_dropped_mass";
