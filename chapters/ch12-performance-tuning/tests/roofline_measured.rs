@@ -41,7 +41,7 @@ fn the_measured_csv_is_read_per_label() {
 fn a_broken_measured_csv_is_refused_naming_the_problem() {
     let header = MEASURED.lines().next().unwrap();
     for (body, says) in [
-        ("ch02,3,1,100,50\n", "need 7 fields"),
+        ("ch02,3,1,100,50\n", "fields where the header has 7"),
         ("ch02,0,1,100,50,150,150\n", "calls"),
         ("ch02,3,1,-100,50,150,150\n", "dram_read_bytes"),
         ("ch02,3,1,100,50,200,300\n", "outside [min, max]"),

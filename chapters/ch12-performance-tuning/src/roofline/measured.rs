@@ -19,6 +19,7 @@
 //! The label is everything before the last six fields (labels may hold commas).
 
 use super::KernelPoint;
+use attn_support::csv::Table;
 use attn_support::{Error, Result};
 
 /// The header of `ch12_roofline_dram.csv`.
@@ -51,48 +52,42 @@ impl MeasuredBytes {
     }
 }
 
-/// Parse `ch12_roofline_dram.csv`.
+/// Parse `ch12_roofline_dram.csv` (through [`Table::parse_labelled`]: the label is everything
+/// before the last six fields).
 pub fn parse_measured_csv(text: &str) -> Result<Vec<MeasuredBytes>> {
-    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    match lines.next() {
-        Some((_, header)) if header.trim() == MEASURED_CSV_HEADER => {}
-        other => {
-            return Err(Error::InvalidArgument(format!(
-                "measured roofline bytes: expected the header '{MEASURED_CSV_HEADER}', got {:?}",
-                other.map(|(_, l)| l)
-            )));
-        }
+    let table = Table::parse_labelled(text, MEASURED_CSV_FILE)?;
+    if table.header.join(",") != MEASURED_CSV_HEADER {
+        return Err(Error::InvalidArgument(format!(
+            "{MEASURED_CSV_FILE}: expected the header '{MEASURED_CSV_HEADER}', got '{}'",
+            table.header.join(",")
+        )));
     }
-    lines
-        .map(|(i, line)| {
+    table
+        .rows()
+        .map(|r| {
             let bad =
-                |why: String| Error::InvalidArgument(format!("{MEASURED_CSV_FILE} line {}: {why}", i + 1));
-            let fields: Vec<&str> = line.rsplitn(7, ',').collect();
-            let [max, min, write, read, per_call, calls, label] = fields[..] else {
-                return Err(bad(format!("need 7 fields: {line:?}")));
-            };
-            let count = |name: &str, v: &str| {
-                v.trim()
-                    .parse::<usize>()
+                |why: String| Error::InvalidArgument(format!("{MEASURED_CSV_FILE} line {}: {why}", r.line()));
+            let text = |name: &str| r.text(name).unwrap_or_default();
+            let count = |name: &str| {
+                r.get::<usize>(name)
                     .ok()
                     .filter(|&n| n > 0)
-                    .ok_or_else(|| bad(format!("{name} = {v:?}")))
+                    .ok_or_else(|| bad(format!("{name} = {:?}", text(name))))
             };
-            let bytes = |name: &str, v: &str| {
-                v.trim()
-                    .parse::<f64>()
+            let bytes = |name: &str| {
+                r.get::<f64>(name)
                     .ok()
                     .filter(|b| b.is_finite() && *b >= 0.0)
-                    .ok_or_else(|| bad(format!("{name} = {v:?} is not a byte count")))
+                    .ok_or_else(|| bad(format!("{name} = {:?} is not a byte count", text(name))))
             };
             let m = MeasuredBytes {
-                label: label.to_string(),
-                calls: count("calls", calls)?,
-                kernels_per_call: count("kernels_per_call", per_call)?,
-                read_bytes: bytes("dram_read_bytes", read)?,
-                write_bytes: bytes("dram_write_bytes", write)?,
-                min_bytes: bytes("dram_bytes_min", min)?,
-                max_bytes: bytes("dram_bytes_max", max)?,
+                label: r.text("label")?.to_string(),
+                calls: count("calls")?,
+                kernels_per_call: count("kernels_per_call")?,
+                read_bytes: bytes("dram_read_bytes")?,
+                write_bytes: bytes("dram_write_bytes")?,
+                min_bytes: bytes("dram_bytes_min")?,
+                max_bytes: bytes("dram_bytes_max")?,
             };
             if !(m.min_bytes <= m.bytes() && m.bytes() <= m.max_bytes) {
                 return Err(bad(format!("the median call's {} bytes lie outside [min, max]", m.bytes())));
