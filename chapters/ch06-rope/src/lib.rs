@@ -1,0 +1,28 @@
+//! Chapter 6: rotary position embedding (RoPE), on the CPU.
+//!
+//! What exists so far:
+//!
+//! - [`rope`]: RoPE as rotations of dimension pairs in f32, both layouts ([`RopeLayout`]:
+//!   half-rotation of GPT-NeoX / Hugging Face Llama, interleaved of GPT-J / Meta / GGUF),
+//!   partial rotary, frequencies and angles computed in the order Hugging Face transformers
+//!   uses, a cos/sin table ([`RopeCache`]) and the same computation on the fly ([`apply_rope`]);
+//! - [`mod@reference`]: an independent f64 RoPE in complex form the tests compare against;
+//! - [`layout`]: the per-head permutation of `W_q` / `W_k` rows that converts a checkpoint
+//!   between the two layouts.
+//!
+//! Still to come for chapter 6 (issue 10): the encodings before RoPE (sinusoidal, learned,
+//! T5's relative buckets, ALiBi) with their comparison table, the scalings exactly as
+//! transformers computes them (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures, the
+//! RoFormer long-range decay bound, the GPU kernels (standalone and fused into chapter 5's QKV
+//! epilogue) and their benchmark, the `ch06` binary and its figures, the notebook and the book
+//! chapter.
+//!
+//! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
+
+pub mod layout;
+pub mod prelude;
+pub mod reference;
+pub mod rope;
+
+pub use attn_support::{self, ndarray, plotters};
+pub use rope::{MAX_EXACT_POSITION, RopeCache, RopeConfig, RopeLayout, apply_rope};

@@ -1,0 +1,8 @@
+//! Everything a chapter 6 notebook will use, in one `use`: the support crate's prelude and this
+//! chapter's items.
+
+pub use attn_support::prelude::*;
+
+pub use crate::layout::{half_to_interleaved_rows, interleaved_to_half_rows};
+pub use crate::reference::rope_reference;
+pub use crate::rope::{MAX_EXACT_POSITION, RopeCache, RopeConfig, RopeLayout, apply_rope};
