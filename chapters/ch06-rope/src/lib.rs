@@ -8,10 +8,13 @@
 //!   uses, a cos/sin table ([`RopeCache`]) and the same computation on the fly ([`apply_rope`]);
 //! - [`mod@reference`]: an independent f64 RoPE in complex form the tests compare against;
 //! - [`layout`]: the per-head permutation of `W_q` / `W_k` rows that converts a checkpoint
-//!   between the two layouts.
+//!   between the two layouts;
+//! - [`encodings`]: the encodings before RoPE — the sinusoidal table, ALiBi's slopes (any head
+//!   count) and bias, T5's relative-position buckets.
 //!
-//! Still to come for chapter 6 (issue 10): the encodings before RoPE (sinusoidal, learned,
-//! T5's relative buckets, ALiBi) with their comparison table, the scalings exactly as
+//! Still to come for chapter 6 (issue 10): the comparison table of the encodings
+//! (extrapolation, cost, where each is used), T5's bucket values checked against a PyTorch
+//! fixture (the f32 logarithm decides ties), the scalings exactly as
 //! transformers computes them (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures, the
 //! RoFormer long-range decay bound, the GPU kernels (standalone and fused into chapter 5's QKV
 //! epilogue) and their benchmark, the `ch06` binary and its figures, the notebook and the book
@@ -19,6 +22,7 @@
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
+pub mod encodings;
 pub mod layout;
 pub mod prelude;
 pub mod reference;
