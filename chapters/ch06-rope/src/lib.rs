@@ -9,19 +9,21 @@
 //! - [`mod@reference`]: an independent f64 RoPE in complex form the tests compare against;
 //! - [`layout`]: the per-head permutation of `W_q` / `W_k` rows that converts a checkpoint
 //!   between the two layouts;
+//! - [`decay`]: RoFormer's long-term decay bound on `q·k` against the relative distance;
 //! - [`encodings`]: the encodings before RoPE — the sinusoidal table, ALiBi's slopes (any head
 //!   count) and bias, T5's relative-position buckets.
 //!
 //! Still to come for chapter 6 (issue 10): the comparison table of the encodings
-//! (extrapolation, cost, where each is used), T5's bucket values checked against a PyTorch
-//! fixture (the f32 logarithm decides ties), the scalings exactly as
-//! transformers computes them (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures, the
-//! RoFormer long-range decay bound, the GPU kernels (standalone and fused into chapter 5's QKV
-//! epilogue) and their benchmark, the `ch06` binary and its figures, the notebook and the book
-//! chapter.
+//! (extrapolation, cost, where each is used); T5's buckets checked against a PyTorch fixture
+//! (the f32 logarithm decides ties); the scalings exactly as transformers computes them
+//! (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures and the script that made them;
+//! the GPU kernels (both layouts, standalone and fused into chapter 5's QKV epilogue) and their
+//! benchmark; the `ch06` binary and its figures (rotation of a pair, the decay bound,
+//! frequencies and wavelengths, scaled against unscaled); the notebook and the book chapter.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
+pub mod decay;
 pub mod encodings;
 pub mod layout;
 pub mod prelude;

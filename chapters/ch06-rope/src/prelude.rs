@@ -3,6 +3,7 @@
 
 pub use attn_support::prelude::*;
 
+pub use crate::decay::{content_factor, relative_upper_bound};
 pub use crate::encodings::{alibi_bias, alibi_slopes, sinusoidal_table, t5_relative_position_bucket};
 pub use crate::layout::{half_to_interleaved_rows, interleaved_to_half_rows};
 pub use crate::reference::rope_reference;
