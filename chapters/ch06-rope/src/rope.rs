@@ -23,22 +23,26 @@
 //! through, and the frequencies use `d_rot` (not `head_dim`) in their exponent.
 //!
 //! **Order of operations, as Hugging Face transformers does it.** `_compute_default_rope_parameters`
-//! (`src/transformers/modeling_rope_utils.py`) computes
+//! (`src/transformers/modeling_rope_utils.py`, read at commit 0044e3b3) computes
 //! `inv_freq = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))` — the
 //! exponent `2i/d_rot` divided in f32, the power and the reciprocal in f32 — and
-//! `LlamaRotaryEmbedding.forward` (`src/transformers/models/llama/modeling_llama.py`) forms the
-//! angles as `inv_freq.float() @ position_ids.float()` with autocast disabled ("Force float32
-//! since bfloat16 loses precision on long contexts", transformers PR 29285), then `emb.cos()` and
-//! `emb.sin()` in f32; `apply_rotary_pos_emb` computes `q * cos + rotate_half(q) * sin`. We
-//! follow the same steps ([`RopeConfig::inv_freq`], [`RopeConfig::angle`], `rotate_pair`).
+//! `LlamaRotaryEmbedding.forward` (`src/transformers/models/llama/modeling_llama.py`, commit
+//! 00227283) forms the angles as `inv_freq.float() @ position_ids.float()` with autocast
+//! disabled ("Force float32 since bfloat16 loses precision on long contexts", transformers PR
+//! 29285), then `emb.cos()` and `emb.sin()` in f32 (later versions multiply them by an
+//! `attention_scaling` that is 1 without YaRN-style scaling); `apply_rotary_pos_emb` computes
+//! `q * cos + rotate_half(q) * sin`. We follow the same steps ([`RopeConfig::inv_freq`],
+//! [`RopeConfig::angle`], `rotate_rows`). Those versions are older than the transformers 5.17 the
+//! GPU machine has; the fixtures still to be recorded there will pin the version.
+//!
 //! Why f32 from integer positions: every integer up to 2²⁴ is an f32, so the position itself is
 //! exact and the angle `m·θ_i` carries one rounding (relative 2⁻²⁴) on top of θ_i's own few; in
 //! bf16 (8 significant bits) position 1001 would already round to 1000. The angle's absolute
 //! error still grows like `m · 2⁻²⁴` (bounded by `5·m·2⁻²⁴`, see `tests/rope.rs`; measured at
 //! most 2.3·10⁻³ rad over positions 32 768 … 32 831 for head_dim 128, base 500 000), which is
-//! what long contexts pay for f32 angles; the tests derive their tolerances from that. The exact bits
-//! of `cos`/`sin` (and of `powf`) are the C library's here and SLEEF's or CUDA's in PyTorch, so
-//! results agree with PyTorch to an ulp or so, not bit for bit.
+//! what long contexts pay for f32 angles; the tests derive their tolerances from that. The last
+//! bits of `cos`, `sin` and `powf` are the C library's here and SLEEF's or CUDA's in PyTorch, so
+//! results may differ from PyTorch's in the last bits; no PyTorch comparison has been run yet.
 //!
 //! **Cache or on the fly.** [`RopeCache`] tabulates `cos mθ_i` and `sin mθ_i` for positions
 //! `0 … max_positions − 1` (one value per pair: Hugging Face's `cat((freqs, freqs))` duplicates
