@@ -11,20 +11,25 @@
 //!   between the two layouts;
 //! - [`decay`]: RoFormer's long-term decay bound on `q·k` against the relative distance;
 //! - [`encodings`]: the encodings before RoPE — the sinusoidal table, ALiBi's slopes (any head
-//!   count) and bias, T5's relative-position buckets.
+//!   count) and bias, T5's relative-position buckets;
+//! - [`curves`] and [`figures`]: the numbers and figures of the `ch06` binary — the rotation of
+//!   one pair, the decay of `q·k` with the distance (RoFormer's bound and scores through
+//!   [`apply_rope`]), the frequency and wavelength of every pair against context lengths.
 //!
 //! Still to come for chapter 6 (issue 10): the comparison table of the encodings
 //! (extrapolation, cost, where each is used); T5's buckets checked against a PyTorch fixture
 //! (the f32 logarithm decides ties); the scalings exactly as transformers computes them
 //! (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures and the script that made them;
 //! the GPU kernels (both layouts, standalone and fused into chapter 5's QKV epilogue) and their
-//! benchmark; the `ch06` binary and its figures (rotation of a pair, the decay bound,
-//! frequencies and wavelengths, scaled against unscaled); the notebook and the book chapter.
+//! benchmark; the figure of scaled against unscaled frequencies; the notebook and the book
+//! chapter.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
+pub mod curves;
 pub mod decay;
 pub mod encodings;
+pub mod figures;
 pub mod layout;
 pub mod prelude;
 pub mod reference;
