@@ -16,8 +16,10 @@
 //!   one pair, the decay of `q·k` with the distance (RoFormer's bound and scores through
 //!   [`apply_rope`]), the frequency and wavelength of every pair against context lengths.
 //!
-//! Still to come for chapter 6 (issue 10): the comparison table of the encodings
-//! (extrapolation, cost, where each is used); T5's buckets checked against a PyTorch fixture
+//! - [`comparison`]: the encodings side by side — where the position enters, parameters, cost,
+//!   extrapolation as the literature reports it (sources named), models that use each.
+//!
+//! Still to come for chapter 6 (issue 10): T5's buckets checked against a PyTorch fixture
 //! (the f32 logarithm decides ties); the scalings exactly as transformers computes them
 //! (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures and the script that made them;
 //! the GPU kernels (both layouts, standalone and fused into chapter 5's QKV epilogue) and their
@@ -26,6 +28,7 @@
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
+pub mod comparison;
 pub mod curves;
 pub mod decay;
 pub mod encodings;

@@ -113,3 +113,16 @@ fn frequency_figure_renders() {
     assert!(png_bytes(&frequency_figure(128, &[10_000.0, 500_000.0], &[4096, 131_072]).unwrap()).is_ok());
     assert!(frequency_figure(128, &[1.0], &[4096]).is_err());
 }
+
+#[test]
+fn every_reported_extrapolation_names_its_source() {
+    use ch06_rope::comparison::ENCODINGS;
+    let names: Vec<&str> = ENCODINGS.iter().map(|e| e.name).collect();
+    assert_eq!(names, ["sinusoidal", "learned absolute", "T5 relative bias", "ALiBi", "RoPE"]);
+    for e in &ENCODINGS {
+        // The learned table's limit is a fact of its shape; every other claim is a paper's.
+        let cited = e.extrapolation.contains("et al. 20");
+        assert!(cited || e.name == "learned absolute", "{}: {}", e.name, e.extrapolation);
+        assert!(!e.used_by.is_empty() && !e.enters.is_empty() && !e.cost.is_empty());
+    }
+}

@@ -1,4 +1,5 @@
-//! `ch06`: the chapter's figures and tables, on the CPU (seconds).
+//! `ch06`: the chapter's comparison of position encodings, figures and tables, on the CPU
+//! (under a second).
 //!
 //! ```text
 //! cargo run --release --bin ch06                       # figures into target/figures/ch06
@@ -7,6 +8,7 @@
 
 use attn_support::plot::save;
 use attn_support::report::{TextTable, heading};
+use ch06_rope::comparison::ENCODINGS;
 use ch06_rope::curves::{pairs_with_full_turn, wavelengths};
 use ch06_rope::decay::relative_upper_bound;
 use ch06_rope::figures::{decay_figure, frequency_figure, rotation_figure};
@@ -33,6 +35,24 @@ const CONTEXTS: [usize; 3] = [4096, 8192, 131_072];
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = RopeConfig::new(HEAD_DIM, BASES[0], RopeLayout::HalfRotation)?;
+
+    heading("position encodings compared");
+    let mut table =
+        TextTable::new(&[("encoding", 0), ("position enters", 0), ("parameters", 0), ("extra cost", 0)])
+            .left_aligned(0)
+            .left_aligned(1)
+            .left_aligned(2)
+            .left_aligned(3)
+            .divider_before(1)
+            .divider_before(2)
+            .divider_before(3);
+    for e in &ENCODINGS {
+        table.push([e.name, e.enters, e.parameters, e.cost]);
+    }
+    println!("{}", table.render());
+    for e in &ENCODINGS {
+        println!("{}\n  past the trained length: {}\n  used by: {}", e.name, e.extrapolation, e.used_by);
+    }
 
     heading("rotation of one dimension pair");
     // Pair 0 turns 1 rad per position; pair d/8 turns 0.1 rad (θ = 10000^(−1/4)).
