@@ -148,7 +148,9 @@ pub fn rotation_figure(
 /// 1 … `max_distance` on a log axis. Left: the content-free bound ([`relative_upper_bound`],
 /// RoFormer's figure 2). Right: actual scores through [`crate::apply_rope`], as a fraction of
 /// the score at distance 0 — q = k all ones (the paper's setting), q = k random (mean over
-/// `samples` draws), and independent random q, k (mean |q·k|, which does not decay).
+/// `samples` draws), and independent random q, k (mean |q·k|, which does not decay). The
+/// random q = k curve lies on the all-ones one: with standard normal entries every `q_i²` has
+/// mean 1, so the mean score is the all-ones score, up to sampling noise.
 pub fn decay_figure(head_dim: usize, bases: &[f32], max_distance: usize, samples: usize) -> Result<Panels> {
     let distances = log_distances(max_distance, 8);
     let mut bound_lines = Vec::new();
@@ -247,7 +249,7 @@ pub fn frequency_figure(head_dim: usize, bases: &[f32], contexts: &[usize]) -> R
                 "Wavelength 2π/θ_i against context length".into(),
                 "positions per full turn",
                 wave_lines,
-                SeriesLabelPosition::UpperLeft,
+                SeriesLabelPosition::LowerRight,
             ),
         ],
     ))
