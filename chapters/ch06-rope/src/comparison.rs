@@ -50,9 +50,8 @@ pub const ENCODINGS: [EncodingFacts; 5] = [
         parameters: "buckets × heads (T5: 32 × heads per stack)",
         cost: "1 add per score",
         extrapolation: "degrades past the trained length, and ran out of memory at their longest \
-                        inputs on a 32 GB GPU (Press et al. 2022, fig. 1), which also finds it \
-                        slower to train and run than sinusoidal; offsets past max_distance (128) \
-                        share one bucket",
+                        inputs on a 32 GB GPU (Press et al. 2022, fig. 1); offsets past \
+                        max_distance (128) share one bucket",
         used_by: "T5 (Raffel et al. 2020)",
     },
     EncodingFacts {
