@@ -1,0 +1,43 @@
+//! Chapter 5: fused computation.
+//!
+//! Attention spends much of its time in steps that do little arithmetic per byte: three
+//! projections that each read the same input X, and a scale, a mask and a softmax that each
+//! read and write a full score tensor. Fusing them does not change the result; it changes how
+//! many times the data crosses the memory bus and how many kernels are launched.
+//!
+//! What exists (CPU, ndarray; built on chapter 2's [`SdpaMask`] and softmax):
+//!
+//! - [`softmax_fusion`]: scale + mask + softmax as three passes over full tensors with a
+//!   stored 0/−∞ mask, and as one pass per row that computes the mask from indices (causal,
+//!   key padding, sliding window) — equal bit for bit, fully masked rows are zeros — with
+//!   [`MaskSpec`] for the mask and [`SoftmaxPipeline::bytes_moved`] for the byte model;
+//! - [`qkv_projection`]: Q, K, V from three GEMMs against one GEMM over `[W_q; W_k; W_v]`
+//!   (GQA-sized), the fused output split into (B, H, N, d) views without a copy, and the
+//!   shapes of SmolLM2-135M and Llama-3-8B;
+//! - [`mod@reference`]: independent f64 versions of both for the tests.
+//!
+//! Still to come for chapter 5: the GPU side — cuBLAS GEMMs for the QKV projection (bf16 with
+//! f32 accumulation, and f32) at decode and prefill token counts; the fused softmax kernel with
+//! 128-bit vectorised loads and warp- against block-per-row variants chosen by row length; the
+//! unfused kernel chain; the RoPE + KV-cache-write epilogue of the QKV GEMM against three
+//! passes (with chapter 6); bytes measured with Nsight Compute (`dram__bytes_read.sum`,
+//! `dram__bytes_write.sum`) against the model here; benchmarks against `torch.softmax`, PyTorch
+//! eager `masked_fill` + `softmax` and the device's copy bandwidth; the `ch05` binary and its
+//! figures (bytes and time, unfused against fused); the notebook and the book chapter.
+//!
+//! Tensors are row-major f32: scores (batch, heads, Nq, Nk), activations (batch, tokens, d_model),
+//! weights (out features, in features) as PyTorch's `nn.Linear` stores them.
+
+pub mod prelude;
+pub mod qkv_projection;
+pub mod reference;
+pub mod softmax_fusion;
+
+pub use attn_support::{self, ndarray, plotters};
+pub use ch02_scaled_dot_product::SdpaMask;
+pub use qkv_projection::{
+    FusedQkv, LLAMA3_8B, Qkv, QkvDims, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
+};
+pub use softmax_fusion::{
+    BytesMoved, MaskSpec, ScoreShape, SoftmaxPipeline, scale_mask_softmax_fused, scale_mask_softmax_unfused,
+};

@@ -1,0 +1,13 @@
+//! Everything chapter 5's notebook will use, in one `use`: the support crate's prelude and
+//! this chapter's items.
+
+pub use attn_support::prelude::*;
+
+pub use crate::qkv_projection::{
+    self, FusedQkv, LLAMA3_8B, Qkv, QkvDims, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
+};
+pub use crate::reference::{qkv_reference, scale_mask_softmax_reference};
+pub use crate::softmax_fusion::{
+    self, BytesMoved, MaskSpec, ScoreShape, SoftmaxPipeline, add_mask_pass, scale_mask_softmax_fused,
+    scale_mask_softmax_unfused, scale_pass, softmax_pass,
+};

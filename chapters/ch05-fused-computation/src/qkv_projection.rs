@@ -1,0 +1,228 @@
+//! The Q, K, V projections: three GEMMs, or one GEMM over the concatenated weight.
+//!
+//! With X of shape (tokens, d_model) and weights stored as PyTorch's `nn.Linear` stores them,
+//! (out features, in features):
+//!
+//! `Q = X W_qᵀ` (H·d columns), `K = X W_kᵀ`, `V = X W_vᵀ` (H_kv·d columns each),
+//!
+//! where H query heads share H_kv key/value heads (grouped-query attention; H_kv = H is
+//! multi-head, H_kv = 1 multi-query). Stacking the weights row-wise,
+//! `W_qkv = [W_q; W_k; W_v]` of shape (H·d + 2·H_kv·d, d_model), gives all three in one GEMM:
+//! `X W_qkvᵀ = [Q | K | V]`, column blocks side by side.
+//!
+//! What one GEMM saves is small and worth stating honestly: X is read once instead of three
+//! times, and one kernel is launched instead of three. The arithmetic is unchanged, and a GEMM
+//! of prefill size is compute-bound, so published gains are a few percent; at decode (one
+//! token) the GEMM is bound by reading the weights, which both versions read once. The GPU
+//! measurement is still to come.
+//!
+//! **Equal to f32 rounding, not bit for bit.** Every output element is the same dot product
+//! of a row of X with a row of a weight, but the GEMM library (matrixmultiply, behind ndarray's
+//! `dot`) splits the matrices into blocks whose boundaries depend on the whole output width, and
+//! may use a different micro-kernel for edge tiles; the order of the additions, and so the last
+//! bits, is not promised to match. The tests bound the difference against the f64 reference.
+//!
+//! **The split without a copy.** The fused GEMM writes a (B·N, C) matrix, C = H·d + 2·H_kv·d,
+//! token-major: the d values of one head of one token are contiguous, consecutive tokens are C
+//! apart. The head-major view (B, H, N, d) that attention indexes is then just strides —
+//! (N·C, d, C, 1) from the start of the Q, K or V column block — so [`FusedQkv::q`], `k`, `v`
+//! are views into the one output. A copy becomes unavoidable where a consumer needs each head's
+//! (N, d) block contiguous (a kernel that loads whole tiles, a KV cache laid out by head) — on
+//! the GPU that copy is what the RoPE + cache-write epilogue folds into the GEMM — and for GQA
+//! when K and V must be repeated to H heads: head h reads KV head h / (H / H_kv), which no
+//! single stride expresses (Hugging Face's `repeat_kv` copies; chapter 2's `sdpa` takes equal
+//! head counts, so GQA views go to attention through such a copy or a kernel that divides).
+
+use attn_support::ndarray::{
+    Array2, Array4, ArrayView2, ArrayView3, ArrayView4, Axis, CowArray, Ix2, ShapeBuilder, concatenate,
+};
+use attn_support::{Error, Result};
+
+/// The projection's sizes: model width, query heads, key/value heads, head dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QkvDims {
+    pub d_model: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+}
+
+/// SmolLM2-135M, the model chapter 7 onward runs: d_model 576, 9 query heads and 3 KV heads of 64.
+pub const SMOLLM2_135M: QkvDims = QkvDims { d_model: 576, n_heads: 9, n_kv_heads: 3, head_dim: 64 };
+
+/// Llama-3-8B: d_model 4096, 32 query heads and 8 KV heads of 128.
+pub const LLAMA3_8B: QkvDims = QkvDims { d_model: 4096, n_heads: 32, n_kv_heads: 8, head_dim: 128 };
+
+impl QkvDims {
+    /// Columns of Q: H·d.
+    pub fn q_cols(&self) -> usize {
+        self.n_heads * self.head_dim
+    }
+
+    /// Columns of K (and of V): H_kv·d.
+    pub fn kv_cols(&self) -> usize {
+        self.n_kv_heads * self.head_dim
+    }
+
+    /// Columns of the fused output: H·d + 2·H_kv·d.
+    pub fn fused_cols(&self) -> usize {
+        self.q_cols() + 2 * self.kv_cols()
+    }
+
+    /// Query heads per KV head.
+    pub fn group_size(&self) -> usize {
+        self.n_heads / self.n_kv_heads
+    }
+
+    /// Sizes must be non-zero and the query heads must split evenly over the KV heads.
+    pub fn check(&self) -> Result<()> {
+        let QkvDims { d_model, n_heads, n_kv_heads, head_dim } = *self;
+        if d_model == 0 || n_heads == 0 || n_kv_heads == 0 || head_dim == 0 {
+            return Err(Error::InvalidArgument(format!("every size must be ≥ 1: {self:?}")));
+        }
+        if n_heads % n_kv_heads != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "n_heads = {n_heads} is not a multiple of n_kv_heads = {n_kv_heads}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Check that `w` is (rows, d_model).
+fn check_weight(name: &'static str, w: &ArrayView2<f32>, rows: usize, dims: QkvDims) -> Result<()> {
+    if w.dim() != (rows, dims.d_model) {
+        return Err(Error::shapes(
+            "weights are (out features, d_model)",
+            name,
+            w.shape(),
+            "expected",
+            &[rows, dims.d_model],
+        ));
+    }
+    Ok(())
+}
+
+/// Check X against the dimensions; returns (batch, tokens).
+fn check_x(x: &ArrayView3<f32>, dims: QkvDims) -> Result<(usize, usize)> {
+    dims.check()?;
+    let (batch, seq, d_model) = x.dim();
+    if d_model != dims.d_model || batch == 0 || seq == 0 {
+        return Err(Error::shapes(
+            "X is (batch ≥ 1, tokens ≥ 1, d_model)",
+            "X",
+            x.shape(),
+            "expected",
+            &[batch.max(1), seq.max(1), dims.d_model],
+        ));
+    }
+    Ok((batch, seq))
+}
+
+/// X (B, N, d_model) as the (B·N, d_model) matrix a GEMM takes: a view when X is in standard
+/// layout, a copy otherwise.
+fn tokens<'a>(x: &'a ArrayView3<'_, f32>) -> CowArray<'a, f32, Ix2> {
+    let (batch, seq, d_model) = x.dim();
+    x.as_standard_layout().into_shape_with_order((batch * seq, d_model)).expect("standard layout")
+}
+
+/// Q (B, H, N, d), K and V (B, H_kv, N, d) from the three GEMMs.
+#[derive(Clone, Debug)]
+pub struct Qkv {
+    pub q: Array4<f32>,
+    pub k: Array4<f32>,
+    pub v: Array4<f32>,
+}
+
+// ANCHOR: unfused
+/// Three GEMMs, one per weight; each (B·N, heads·d) output is reshaped to (B, N, heads, d) and
+/// its axes permuted to (B, heads, N, d) — strides only, no copy.
+pub fn qkv_unfused(
+    x: ArrayView3<f32>,
+    w_q: ArrayView2<f32>,
+    w_k: ArrayView2<f32>,
+    w_v: ArrayView2<f32>,
+    dims: QkvDims,
+) -> Result<Qkv> {
+    let (batch, seq) = check_x(&x, dims)?;
+    check_weight("W_q", &w_q, dims.q_cols(), dims)?;
+    check_weight("W_k", &w_k, dims.kv_cols(), dims)?;
+    check_weight("W_v", &w_v, dims.kv_cols(), dims)?;
+    let x2 = tokens(&x);
+    let project = |w: ArrayView2<f32>, heads: usize| {
+        x2.dot(&w.t())
+            .into_shape_with_order((batch, seq, heads, dims.head_dim))
+            .expect("a fresh GEMM output is in standard layout")
+            .permuted_axes([0, 2, 1, 3])
+    };
+    Ok(Qkv {
+        q: project(w_q, dims.n_heads),
+        k: project(w_k, dims.n_kv_heads),
+        v: project(w_v, dims.n_kv_heads),
+    })
+}
+// ANCHOR_END: unfused
+
+/// `[W_q; W_k; W_v]`: the three weights stacked row-wise, (H·d + 2·H_kv·d, d_model). Done once,
+/// when the model is loaded.
+pub fn concat_weights(
+    w_q: ArrayView2<f32>,
+    w_k: ArrayView2<f32>,
+    w_v: ArrayView2<f32>,
+    dims: QkvDims,
+) -> Result<Array2<f32>> {
+    dims.check()?;
+    check_weight("W_q", &w_q, dims.q_cols(), dims)?;
+    check_weight("W_k", &w_k, dims.kv_cols(), dims)?;
+    check_weight("W_v", &w_v, dims.kv_cols(), dims)?;
+    Ok(concatenate(Axis(0), &[w_q, w_k, w_v]).expect("shapes checked"))
+}
+
+/// The output of the fused GEMM, (B·N, H·d + 2·H_kv·d), and the views that split it.
+#[derive(Clone, Debug)]
+pub struct FusedQkv {
+    qkv: Array2<f32>,
+    batch: usize,
+    seq: usize,
+    dims: QkvDims,
+}
+
+// ANCHOR: fused
+/// One GEMM against `[W_q; W_k; W_v]`.
+pub fn qkv_fused(x: ArrayView3<f32>, w_qkv: ArrayView2<f32>, dims: QkvDims) -> Result<FusedQkv> {
+    let (batch, seq) = check_x(&x, dims)?;
+    check_weight("W_qkv", &w_qkv, dims.fused_cols(), dims)?;
+    Ok(FusedQkv { qkv: tokens(&x).dot(&w_qkv.t()), batch, seq, dims })
+}
+
+impl FusedQkv {
+    /// The GEMM's output as it is stored: (B·N, C), row = token, Q | K | V column blocks.
+    pub fn output(&self) -> ArrayView2<'_, f32> {
+        self.qkv.view()
+    }
+
+    /// Q as (B, H, N, d): a view into the output.
+    pub fn q(&self) -> ArrayView4<'_, f32> {
+        self.heads(0, self.dims.n_heads)
+    }
+
+    /// K as (B, H_kv, N, d): a view into the output.
+    pub fn k(&self) -> ArrayView4<'_, f32> {
+        self.heads(self.dims.q_cols(), self.dims.n_kv_heads)
+    }
+
+    /// V as (B, H_kv, N, d): a view into the output.
+    pub fn v(&self) -> ArrayView4<'_, f32> {
+        self.heads(self.dims.q_cols() + self.dims.kv_cols(), self.dims.n_kv_heads)
+    }
+
+    /// `heads` heads of d columns starting at column `first`, as (B, heads, N, d) with strides
+    /// (N·C, d, C, 1): batch entries N·C apart, heads d apart within a token's row, tokens C apart.
+    fn heads(&self, first: usize, heads: usize) -> ArrayView4<'_, f32> {
+        let (c, d) = (self.dims.fused_cols(), self.dims.head_dim);
+        let data = self.qkv.as_slice().expect("a fresh GEMM output is in standard layout");
+        let shape = (self.batch, heads, self.seq, d).strides((self.seq * c, d, c, 1));
+        ArrayView4::from_shape(shape, &data[first..]).expect("the block lies inside the output")
+    }
+}
+// ANCHOR_END: fused
