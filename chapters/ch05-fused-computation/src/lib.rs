@@ -13,7 +13,7 @@
 //!   [`MaskSpec`] for the mask and [`SoftmaxPipeline::bytes_moved`] for the byte model;
 //! - [`qkv_projection`]: Q, K, V from three GEMMs against one GEMM over `[W_q; W_k; W_v]`
 //!   (GQA-sized), the fused output split into (B, H, N, d) views without a copy, and the
-//!   shapes of SmolLM2-135M and Llama-3-8B;
+//!   shapes of SmolLM2-135M and Llama-3-8B, and [`QkvPipeline::bytes_moved`] for its byte model;
 //! - [`mod@reference`]: independent f64 versions of both for the tests.
 //!
 //! Still to come for chapter 5: the GPU side — cuBLAS GEMMs for the QKV projection (bf16 with
@@ -28,16 +28,18 @@
 //! Tensors are row-major f32: scores (batch, heads, Nq, Nk), activations (batch, tokens, d_model),
 //! weights (out features, in features) as PyTorch's `nn.Linear` stores them.
 
+pub mod bytes;
 pub mod prelude;
 pub mod qkv_projection;
 pub mod reference;
 pub mod softmax_fusion;
 
 pub use attn_support::{self, ndarray, plotters};
+pub use bytes::BytesMoved;
 pub use ch02_scaled_dot_product::SdpaMask;
 pub use qkv_projection::{
-    FusedQkv, LLAMA3_8B, Qkv, QkvDims, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
+    FusedQkv, LLAMA3_8B, Qkv, QkvDims, QkvPipeline, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
 };
 pub use softmax_fusion::{
-    BytesMoved, MaskSpec, ScoreShape, SoftmaxPipeline, scale_mask_softmax_fused, scale_mask_softmax_unfused,
+    MaskSpec, ScoreShape, SoftmaxPipeline, scale_mask_softmax_fused, scale_mask_softmax_unfused,
 };

@@ -3,11 +3,13 @@
 
 pub use attn_support::prelude::*;
 
+pub use crate::bytes::BytesMoved;
 pub use crate::qkv_projection::{
-    self, FusedQkv, LLAMA3_8B, Qkv, QkvDims, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
+    self, FusedQkv, LLAMA3_8B, Qkv, QkvDims, QkvPipeline, SMOLLM2_135M, concat_weights, qkv_fused,
+    qkv_unfused,
 };
 pub use crate::reference::{qkv_reference, scale_mask_softmax_reference};
 pub use crate::softmax_fusion::{
-    self, BytesMoved, MaskSpec, ScoreShape, SoftmaxPipeline, add_mask_pass, scale_mask_softmax_fused,
+    self, MaskSpec, ScoreShape, SoftmaxPipeline, add_mask_pass, scale_mask_softmax_fused,
     scale_mask_softmax_unfused, scale_pass, softmax_pass,
 };

@@ -36,6 +36,7 @@
 //! single stride expresses (Hugging Face's `repeat_kv` copies; chapter 2's `sdpa` takes equal
 //! head counts, so GQA views go to attention through such a copy or a kernel that divides).
 
+use crate::bytes::BytesMoved;
 use attn_support::ndarray::linalg::general_mat_mul;
 use attn_support::ndarray::{
     Array2, Array4, ArrayView2, ArrayView3, ArrayView4, Axis, CowArray, Ix2, ShapeBuilder, concatenate,
@@ -71,6 +72,12 @@ impl QkvDims {
     /// Columns of the fused output: H·d + 2·H_kv·d.
     pub fn fused_cols(&self) -> usize {
         self.q_cols() + 2 * self.kv_cols()
+    }
+
+    /// Multiply-adds of the projection of `tokens` tokens, counted as 2 flops each:
+    /// `2 · tokens · d_model · (H·d + 2·H_kv·d)`, the same for both versions.
+    pub fn flops(&self, tokens: usize) -> u64 {
+        2 * tokens as u64 * self.d_model as u64 * self.fused_cols() as u64
     }
 
     /// Query heads per KV head.
@@ -239,3 +246,54 @@ impl FusedQkv {
     }
 }
 // ANCHOR_END: fused
+
+/// The two versions of the projection, for the byte model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QkvPipeline {
+    /// Three GEMMs, each reading X.
+    ThreeGemms,
+    /// One GEMM against `[W_q; W_k; W_v]`.
+    OneGemm,
+}
+
+impl QkvPipeline {
+    // ANCHOR: qkv_bytes
+    /// Bytes moved for `tokens` tokens with elements of `dtype_bytes`, each GEMM reading its
+    /// operands once and writing its output once (an ideal GEMM: a real one re-reads tiles,
+    /// mostly from cache). Both read every weight and write every output once: (H·d + 2·H_kv·d)
+    /// · d_model and tokens · (H·d + 2·H_kv·d) elements. They differ only in X, read three
+    /// times or once: the saving is `2 · tokens · d_model` elements, which is small next to the
+    /// weights at decode and small next to the arithmetic at prefill (see [`QkvDims::flops`]).
+    pub fn bytes_moved(self, dims: QkvDims, tokens: usize, dtype_bytes: u64) -> BytesMoved {
+        let (tokens, d_model, cols) = (tokens as u64, dims.d_model as u64, dims.fused_cols() as u64);
+        let x_reads = match self {
+            QkvPipeline::ThreeGemms => 3,
+            QkvPipeline::OneGemm => 1,
+        };
+        BytesMoved {
+            read: (x_reads * tokens * d_model + cols * d_model) * dtype_bytes,
+            written: tokens * cols * dtype_bytes,
+        }
+    }
+    // ANCHOR_END: qkv_bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_model_matches_a_hand_count() {
+        // SmolLM2-135M decode, one token, bf16: X = 576 · 2 = 1152 bytes; weights
+        // 960 · 576 · 2 = 1 105 920 bytes; output 960 · 2 = 1920 bytes.
+        let three = QkvPipeline::ThreeGemms.bytes_moved(SMOLLM2_135M, 1, 2);
+        let one = QkvPipeline::OneGemm.bytes_moved(SMOLLM2_135M, 1, 2);
+        assert_eq!(three, BytesMoved { read: 3 * 1152 + 1_105_920, written: 1920 });
+        assert_eq!(one, BytesMoved { read: 1152 + 1_105_920, written: 1920 });
+        // Llama-3-8B prefill, 4096 tokens, bf16: X 32 MiB, weights 6144 · 4096 · 2 = 48 MiB,
+        // output 48 MiB: 192 MiB against 128 MiB, for 2 · 4096 · 4096 · 6144 ≈ 206 GFLOP either way.
+        assert_eq!(QkvPipeline::ThreeGemms.bytes_moved(LLAMA3_8B, 4096, 2).total(), 192 << 20);
+        assert_eq!(QkvPipeline::OneGemm.bytes_moved(LLAMA3_8B, 4096, 2).total(), 128 << 20);
+        assert_eq!(LLAMA3_8B.flops(4096), 206_158_430_208);
+    }
+}

@@ -28,8 +28,8 @@
 //!
 //! A query whose interval is empty (every key padded, or `Nq > Nk` under the causal rule) has
 //! no weights to normalise; both versions give it a row of **zeros**, never NaN (the formula
-//! would give 0/0). Zeros are what FlashAttention returns. Hugging Face's eager path fills
-//! masked scores with the dtype's most negative finite value instead of −∞, which turns such
+//! would give 0/0). Zeros are what FlashAttention returns. Hugging Face's eager path has filled
+//! masked scores with `torch.finfo(dtype).min`, the most negative finite value, instead of −∞, which turns such
 //! a row into uniform weights `1/Nk`: a third answer to the same question, and one reason to
 //! say which convention a kernel follows.
 //!
@@ -37,6 +37,7 @@
 //! entries in the same order, and a masked entry contributes `exp(−∞) = 0` exactly to the sum
 //! of the unfused softmax (and `x + 0 = x` in the mask pass).
 
+use crate::bytes::BytesMoved;
 use attn_support::ndarray::{Array4, ArrayView4, Zip, s};
 use attn_support::{Error, Result};
 use ch02_scaled_dot_product::{SdpaMask, softmax_row_in_place};
@@ -148,7 +149,7 @@ impl MaskSpec {
     }
     // ANCHOR_END: visible_keys
 
-    /// Chapter 2's [`SdpaMask`] for the same rule, to run [`ch02_scaled_dot_product::sdpa`]
+    /// Chapter 2's [`SdpaMask`] for the same rule, to run [`ch02_scaled_dot_product::sdpa()`]
     /// with it; `None` for a sliding window, which chapter 2 does not have.
     pub fn to_sdpa_mask(&self, nk: usize) -> Option<SdpaMask> {
         if self.window.is_some() {
@@ -252,19 +253,6 @@ pub fn scale_mask_softmax_fused(scores: ArrayView4<f32>, scale: f32, mask: &Mask
     Ok(probs)
 }
 // ANCHOR_END: fused
-
-/// Bytes read and written by one version of the chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BytesMoved {
-    pub read: u64,
-    pub written: u64,
-}
-
-impl BytesMoved {
-    pub fn total(&self) -> u64 {
-        self.read + self.written
-    }
-}
 
 /// The two versions of scale + mask + softmax, for the byte model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
