@@ -16,14 +16,15 @@
 //! token) the GEMM is bound by reading the weights, which both versions read once. The GPU
 //! measurement is still to come.
 //!
-//! **Equal to f32 rounding, not bit for bit.** Every output element is the same dot product
-//! of a row of X with a row of a weight, but the GEMM library (matrixmultiply, behind ndarray's
-//! `dot`) splits the matrices into blocks whose boundaries depend on the whole output width, and
-//! may use a different micro-kernel for edge tiles; the order of the additions, and so the last
-//! bits, is not promised to match. The tests ask only for agreement to f32 rounding (and bound
-//! both against an f64 reference). On the x86-64 machine this was written on, the two agreed
-//! bit for bit on all 189 216 outputs of a one-off check (three shapes including SmolLM2-135M's,
-//! 1 to 64 tokens): the blocking over d_model, which sets the order of the additions, was the same.
+//! **Equal to f32 rounding; bit for bit here, but not by contract.** Every output element is
+//! the same dot product over d_model of a row of X with a row of a weight; its last bits depend
+//! on the order of the additions, which the GEMM chooses. matrixmultiply (behind ndarray's
+//! matrix products) cuts d_model into blocks of a fixed size whatever the output width, and on
+//! the x86-64 machine this was written on the two versions agreed bit for bit on all 189 216
+//! outputs of a one-off check (three shapes including SmolLM2-135M's, 1 to 64 tokens). Nothing
+//! promises it: another BLAS, or cuBLAS picking another algorithm or split-K for the wider
+//! matrix, may add in another order. So the tests ask only for agreement to f32 rounding, and
+//! bound both versions against an f64 reference.
 //!
 //! **The split without a copy.** The fused GEMM writes a (B·N, C) matrix, C = H·d + 2·H_kv·d,
 //! token-major: the d values of one head of one token are contiguous, consecutive tokens are C

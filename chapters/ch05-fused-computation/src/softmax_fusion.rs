@@ -29,13 +29,14 @@
 //! A query whose interval is empty (every key padded, or `Nq > Nk` under the causal rule) has
 //! no weights to normalise; both versions give it a row of **zeros**, never NaN (the formula
 //! would give 0/0). Zeros are what FlashAttention returns. Hugging Face's eager path has filled
-//! masked scores with `torch.finfo(dtype).min`, the most negative finite value, instead of −∞, which turns such
-//! a row into uniform weights `1/Nk`: a third answer to the same question, and one reason to
-//! say which convention a kernel follows.
+//! masked scores with `torch.finfo(dtype).min`, the most negative finite value, instead of
+//! −∞, which turns such a row into uniform weights `1/Nk`: a third answer to the same
+//! question, and one reason to say which convention a kernel follows.
 //!
 //! The two versions are equal bit for bit: they do the same f32 operations on the visible
 //! entries in the same order, and a masked entry contributes `exp(−∞) = 0` exactly to the sum
-//! of the unfused softmax (and `x + 0 = x` in the mask pass).
+//! of the unfused softmax (and `x + 0 = x` in the mask pass, up to the sign of a zero, which
+//! the softmax does not see). The tests check this with `==`.
 
 use crate::bytes::BytesMoved;
 use attn_support::ndarray::{Array4, ArrayView4, Zip, s};
