@@ -12,7 +12,8 @@
 //!   key padding, sliding window) — equal bit for bit, fully masked rows are zeros — with
 //!   [`MaskSpec`] for the mask and [`SoftmaxPipeline::bytes_moved`] for the byte model;
 //! - [`qkv_projection`]: Q, K, V from three GEMMs against one GEMM over `[W_q; W_k; W_v]`
-//!   (GQA-sized), the fused output split into (B, H, N, d) views without a copy, and the
+//!   (GQA-sized), the fused output split into (B, H, N, d) views without a copy ([`repeat_kv`]
+//!   for the one copy GQA needs before an attention that wants equal head counts), and the
 //!   shapes of SmolLM2-135M and Llama-3-8B, and [`QkvPipeline::bytes_moved`] for its byte model;
 //! - [`mod@reference`]: independent f64 versions of both for the tests.
 //!
@@ -39,6 +40,7 @@ pub use bytes::BytesMoved;
 pub use ch02_scaled_dot_product::SdpaMask;
 pub use qkv_projection::{
     FusedQkv, LLAMA3_8B, Qkv, QkvDims, QkvPipeline, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
+    repeat_kv,
 };
 pub use softmax_fusion::{
     MaskSpec, ScoreShape, SoftmaxPipeline, scale_mask_softmax_fused, scale_mask_softmax_unfused,

@@ -6,7 +6,7 @@ pub use attn_support::prelude::*;
 pub use crate::bytes::BytesMoved;
 pub use crate::qkv_projection::{
     self, FusedQkv, LLAMA3_8B, Qkv, QkvDims, QkvPipeline, SMOLLM2_135M, concat_weights, qkv_fused,
-    qkv_unfused,
+    qkv_unfused, repeat_kv,
 };
 pub use crate::reference::{qkv_reference, scale_mask_softmax_reference};
 pub use crate::softmax_fusion::{

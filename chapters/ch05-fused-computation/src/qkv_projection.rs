@@ -248,6 +248,20 @@ impl FusedQkv {
 }
 // ANCHOR_END: fused
 
+// ANCHOR: repeat_kv
+/// K or V, (B, H_kv, N, d), repeated to (B, H_kv · group, N, d): query head h reads KV head
+/// h / group. A copy — no single stride maps h to h / group — as Hugging Face's `repeat_kv`
+/// makes, for attention code that wants equal head counts (chapter 2's `sdpa`); a GQA kernel
+/// indexes KV head h / group instead and reads each K, V head once for its whole group.
+pub fn repeat_kv(kv: ArrayView4<f32>, group: usize) -> Result<Array4<f32>> {
+    if group == 0 {
+        return Err(Error::InvalidArgument("repeat_kv: group = 0; a group holds ≥ 1 query head".into()));
+    }
+    let (batch, kv_heads, seq, d) = kv.dim();
+    Ok(Array4::from_shape_fn((batch, kv_heads * group, seq, d), |(b, h, n, c)| kv[[b, h / group, n, c]]))
+}
+// ANCHOR_END: repeat_kv
+
 /// The two versions of the projection, for the byte model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QkvPipeline {

@@ -2,11 +2,13 @@
 //! split views share the GEMM's output, they feed chapter 2's attention, and bad input.
 
 use ch02_scaled_dot_product::attn_support::data::randn;
-use ch02_scaled_dot_product::attn_support::ndarray::{Array2, Array3, ArrayView4};
+use ch02_scaled_dot_product::attn_support::ndarray::{Array2, Array3, ArrayView4, s};
 use ch02_scaled_dot_product::attn_support::{Error, compare};
 use ch02_scaled_dot_product::{SdpaMask, sdpa};
 use ch05_fused_computation::reference::qkv_reference;
-use ch05_fused_computation::{LLAMA3_8B, QkvDims, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused};
+use ch05_fused_computation::{
+    LLAMA3_8B, QkvDims, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused, repeat_kv,
+};
 use proptest::prelude::*;
 
 /// f32 GEMM against f64: each output is a dot product of d_model ≤ 40 terms of unit-variance
@@ -163,4 +165,33 @@ fn degenerate_widths_and_lengths() {
         }
         assert!(compare(&unfused.v, &reference[2]).unwrap().within(TOL));
     }
+}
+
+/// GQA into chapter 2's attention: K and V repeated to H heads (a copy), then one sdpa call,
+/// equals attention run head by head with query head h against KV head h / group.
+#[test]
+fn gqa_through_repeat_kv_matches_head_by_head_attention() {
+    let dims = QkvDims { d_model: 10, n_heads: 6, n_kv_heads: 2, head_dim: 5 };
+    let Inputs { x, w: [w_q, w_k, w_v] } = inputs(2, 7, dims, 61);
+    let fused =
+        qkv_fused(x.view(), concat_weights(w_q.view(), w_k.view(), w_v.view(), dims).unwrap().view(), dims)
+            .unwrap();
+    let group = dims.group_size();
+    let (k, v) = (repeat_kv(fused.k(), group).unwrap(), repeat_kv(fused.v(), group).unwrap());
+    assert_eq!(k.dim(), (2, 6, 7, 5));
+    let mask = SdpaMask::causal();
+    let all_heads = sdpa(fused.q(), k.view(), v.view(), &mask).unwrap();
+    for h in 0..dims.n_heads {
+        let kv = h / group..h / group + 1;
+        let one = sdpa(
+            fused.q().slice(s![.., h..h + 1, .., ..]),
+            fused.k().slice(s![.., kv.clone(), .., ..]),
+            fused.v().slice(s![.., kv, .., ..]),
+            &mask,
+        )
+        .unwrap();
+        let c = compare(&one, &all_heads.slice(s![.., h..h + 1, .., ..])).unwrap();
+        assert!(c.within(FUSED_TOL), "head {h}: {c}");
+    }
+    assert!(repeat_kv(fused.k(), 0).unwrap_err().to_string().contains("group = 0"));
 }
