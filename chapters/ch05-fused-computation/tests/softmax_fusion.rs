@@ -4,6 +4,7 @@
 use ch02_scaled_dot_product::attn_support::data::randn;
 use ch02_scaled_dot_product::attn_support::ndarray::{Array4, s};
 use ch02_scaled_dot_product::attn_support::{Error, compare};
+use ch02_scaled_dot_product::{SdpaOptions, attention_weights};
 use ch05_fused_computation::reference::scale_mask_softmax_reference;
 use ch05_fused_computation::softmax_fusion::{ScoreShape, add_mask_pass};
 use ch05_fused_computation::{MaskSpec, scale_mask_softmax_fused, scale_mask_softmax_unfused};
@@ -89,6 +90,38 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+/// Scores Q Kᵀ for every (batch, head), (B, H, Nq, Nk).
+fn q_kt(q: &Array4<f32>, k: &Array4<f32>) -> Array4<f32> {
+    let (b, h, nq, _) = q.dim();
+    let nk = k.dim().2;
+    let mut scores = Array4::<f32>::zeros((b, h, nq, nk));
+    for bb in 0..b {
+        for hh in 0..h {
+            let prod = q.slice(s![bb, hh, .., ..]).dot(&k.slice(s![bb, hh, .., ..]).t());
+            scores.slice_mut(s![bb, hh, .., ..]).assign(&prod);
+        }
+    }
+    scores
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Without a window, the fused pass on Q Kᵀ gives chapter 2's attention weights (computed
+    /// there with its own log2-domain softmax) to f32 rounding.
+    #[test]
+    fn fused_gives_chapter_2_attention_weights(((b, h, nq, nk), mask, seed) in shape_and_mask(), d in 1usize..=16) {
+        let mask = MaskSpec { window: None, ..mask };
+        let (q, k): (Array4<f32>, Array4<f32>) = (randn((b, h, nq, d), seed), randn((b, h, nk, d), seed + 1));
+        let scale = 1.0 / (d as f32).sqrt();
+        let fused = scale_mask_softmax_fused(q_kt(&q, &k).view(), scale, &mask).unwrap();
+        let sdpa_mask = mask.to_sdpa_mask(nk).unwrap();
+        let weights = attention_weights(q.view(), k.view(), &sdpa_mask, &SdpaOptions::default()).unwrap();
+        let c = compare(&fused, &weights).unwrap();
+        prop_assert!(c.within(TOL), "fused vs chapter 2 attention_weights: {c}");
     }
 }
 
