@@ -2,7 +2,7 @@
 //! (`plot::save`, PNG + SVG) and the notebook shows it inline (`plot::show`).
 
 use crate::toy::ToyExample;
-use attn_support::plot::{self, Chart, Figure, Heatmap, Line, Scale, plot_err};
+use attn_support::plot::{self, Chart, EqualAxes, Figure, Heatmap, Line, Scale, plot_err};
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::prelude::*;
 use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -62,27 +62,6 @@ impl QueryKeyGeometry {
     }
 }
 
-/// A line from `from` to `to` with a filled triangular head, in data coordinates (the chart
-/// has equal scales on both axes, so the head is not distorted).
-fn arrow<DB: DrawingBackend>(
-    from: (f64, f64),
-    to: (f64, f64),
-    color: RGBColor,
-    width: u32,
-) -> Vec<DynElement<'static, DB, (f64, f64)>> {
-    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
-    let len = (dx * dx + dy * dy).sqrt().max(1e-9);
-    let (ux, uy) = (dx / len, dy / len);
-    let (head, half) = (0.22, 0.09);
-    let base = (to.0 - head * ux, to.1 - head * uy);
-    let left = (base.0 - half * uy, base.1 + half * ux);
-    let right = (base.0 + half * uy, base.1 - half * ux);
-    vec![
-        PathElement::new(vec![from, base], color.stroke_width(width)).into_dyn(),
-        Polygon::new(vec![to, left, right], color.filled()).into_dyn(),
-    ]
-}
-
 impl Figure for QueryKeyGeometry {
     fn size(&self) -> (u32, u32) {
         (820, 760)
@@ -97,28 +76,18 @@ impl Figure for QueryKeyGeometry {
         let area = area
             .titled("A query, its keys, and their similarities q·k", ("sans-serif", 24))
             .map_err(plot_err)?;
-        // Equal scales on both axes: give y the range that matches the plot's pixel aspect.
-        let (margin, x_label, y_label) = (20u32, 45u32, 55u32);
-        let (w, h) = area.dim_in_pixel();
-        let plot_w = f64::from(w.saturating_sub(2 * margin + y_label).max(1));
-        let plot_h = f64::from(h.saturating_sub(2 * margin + x_label).max(1));
         let half_x = extent * 1.6;
-        let half_y = half_x * plot_h / plot_w;
-        let mut chart = ChartBuilder::on(&area)
-            .margin(margin)
-            .x_label_area_size(x_label)
-            .y_label_area_size(y_label)
-            .build_cartesian_2d(-half_x..half_x, -half_y..half_y)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("dimension 1")
-            .y_desc("dimension 2")
-            .label_style(("sans-serif", 15))
-            .axis_desc_style(("sans-serif", 16))
-            .light_line_style(RGBColor(238, 238, 238))
-            .draw()
-            .map_err(plot_err)?;
+        let axes = EqualAxes {
+            margin: 20,
+            x_label_area: 45,
+            y_label_area: 55,
+            x_desc: "dimension 1".into(),
+            y_desc: "dimension 2".into(),
+            label_size: 15,
+            desc_size: 16,
+        };
+        let mut chart = plot::equal_aspect_chart(&area, half_x, &axes)?;
+        let half_y = chart.y_range().end;
 
         // The line q·k = 0: keys on q's side of it score positive, keys beyond it negative.
         let [qx, qy] = self.query;
@@ -143,7 +112,9 @@ impl Figure for QueryKeyGeometry {
             let tip = (k.key[0], k.key[1]);
             // Thicker arrows get more weight.
             let width = 1 + (w * 6.0).round() as u32;
-            chart.draw_series(arrow::<DB>((0.0, 0.0), tip, key_color, width)).map_err(plot_err)?;
+            chart
+                .draw_series(plot::arrow::<DB>((0.0, 0.0), tip, 0.22, 0.09, key_color, width))
+                .map_err(plot_err)?;
             let right_side = tip.0 >= 0.0;
             let (hpos, dx) = if right_side { (HPos::Left, 0.12) } else { (HPos::Right, -0.12) };
             let at = (tip.0 + dx, tip.1);
@@ -165,7 +136,9 @@ impl Figure for QueryKeyGeometry {
             }))
             .map_err(plot_err)?;
         let q_color = plot::SERIES_COLORS[1];
-        chart.draw_series(arrow::<DB>((0.0, 0.0), (qx, qy), q_color, 4)).map_err(plot_err)?;
+        chart
+            .draw_series(plot::arrow::<DB>((0.0, 0.0), (qx, qy), 0.22, 0.09, q_color, 4))
+            .map_err(plot_err)?;
         let q_label = ("sans-serif", 22).into_font().color(&q_color).pos(Pos::new(HPos::Left, VPos::Top));
         chart.draw_series([Text::new("q", (qx + 0.08, qy - 0.02), q_label)]).map_err(plot_err)?;
         Ok(())

@@ -8,7 +8,7 @@ use crate::decay::relative_upper_bound;
 use crate::rope::{RopeConfig, RopeLayout};
 use attn_support::data::randn;
 use attn_support::ndarray::{Array2, ArrayView2};
-use attn_support::plot::{self, Chart, Figure, Line, Panels, Scale, plot_err};
+use attn_support::plot::{self, Chart, EqualAxes, Figure, Line, Panels, Scale, plot_err};
 use attn_support::plotters::coord::Shift;
 use attn_support::plotters::prelude::*;
 use attn_support::plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -35,28 +35,6 @@ impl PairRotation {
     }
 }
 
-/// An arrow from `from` to `to` in data units, its head `head` long.
-fn arrow<DB: DrawingBackend>(
-    from: (f64, f64),
-    to: (f64, f64),
-    head: f64,
-    color: RGBColor,
-) -> Vec<DynElement<'static, DB, (f64, f64)>> {
-    let (dx, dy) = (to.0 - from.0, to.1 - from.1);
-    let len = dx.hypot(dy).max(1e-9);
-    let (ux, uy) = (dx / len, dy / len);
-    let base = (to.0 - head * ux, to.1 - head * uy);
-    let half = 0.4 * head;
-    vec![
-        PathElement::new(vec![from, base], color.stroke_width(2)).into_dyn(),
-        Polygon::new(
-            vec![to, (base.0 - half * uy, base.1 + half * ux), (base.0 + half * uy, base.1 - half * ux)],
-            color.filled(),
-        )
-        .into_dyn(),
-    ]
-}
-
 impl Figure for PairRotation {
     fn size(&self) -> (u32, u32) {
         (560, 600)
@@ -72,28 +50,16 @@ impl Figure for PairRotation {
             )));
         }
         let area = area.titled(&self.title, ("sans-serif", 19)).map_err(plot_err)?;
-        // Equal scales on both axes: give y the range that matches the plot's pixel aspect.
-        let (margin, x_label, y_label) = (15u32, 40u32, 50u32);
-        let (w, h) = area.dim_in_pixel();
-        let plot_w = f64::from(w.saturating_sub(2 * margin + y_label).max(1));
-        let plot_h = f64::from(h.saturating_sub(2 * margin + x_label).max(1));
-        let half_x = radius * 1.4;
-        let half_y = half_x * plot_h / plot_w;
-        let mut chart = ChartBuilder::on(&area)
-            .margin(margin)
-            .x_label_area_size(x_label)
-            .y_label_area_size(y_label)
-            .build_cartesian_2d(-half_x..half_x, -half_y..half_y)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc("q_2i")
-            .y_desc("q_2i+1")
-            .label_style(("sans-serif", 14))
-            .axis_desc_style(("sans-serif", 15))
-            .light_line_style(RGBColor(238, 238, 238))
-            .draw()
-            .map_err(plot_err)?;
+        let axes = EqualAxes {
+            margin: 15,
+            x_label_area: 40,
+            y_label_area: 50,
+            x_desc: "q_2i".into(),
+            y_desc: "q_2i+1".into(),
+            label_size: 14,
+            desc_size: 15,
+        };
+        let mut chart = plot::equal_aspect_chart(&area, radius * 1.4, &axes)?;
         let grey = RGBColor(150, 150, 150);
         let circle: Vec<(f64, f64)> = (0..=180)
             .map(|k| {
@@ -110,7 +76,9 @@ impl Figure for PairRotation {
             let mix = |a: u8, b: u8| (f64::from(a) * (1.0 - t) + f64::from(b) * t).round() as u8;
             let color = RGBColor(mix(first.0, last.0), mix(first.1, last.1), mix(first.2, last.2));
             let tip = self.at(m);
-            chart.draw_series(arrow::<DB>((0.0, 0.0), tip, 0.08 * radius, color)).map_err(plot_err)?;
+            chart
+                .draw_series(plot::arrow::<DB>((0.0, 0.0), tip, 0.08 * radius, 0.4 * 0.08 * radius, color, 2))
+                .map_err(plot_err)?;
             let label = (tip.0 * 1.17, tip.1 * 1.17);
             let style =
                 ("sans-serif", 14).into_font().color(&color).pos(Pos::new(HPos::Center, VPos::Center));

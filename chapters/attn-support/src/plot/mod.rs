@@ -9,19 +9,22 @@
 //! - [`Chart`] of [`Line`]s: solid measured lines or dashed guides, linear / log₁₀ / log₂
 //!   ([`Scale`]) axes, labelled vertical markers, legend in a chosen corner;
 //! - [`Heatmap`]: a matrix as coloured cells, masked (non-finite) cells grey;
-//! - [`Panels`]: several figures of one type side by side.
+//! - [`Panels`]: several figures of one type side by side;
+//! - [`equal_aspect_chart`] and [`arrow`]: 2-D vectors drawn with the same scale on both axes.
 //!
 //! A chapter with a figure of its own implements [`Figure`], calling [`ensure_font`] first.
 
 mod chart;
 mod heatmap;
 mod panels;
+mod vectors;
 
 pub use chart::{Chart, Line, Scale, draw_legend};
 pub use heatmap::{GridPoint, Heatmap, grid_cell, grid_center, grid_row_at};
 pub use panels::Panels;
 /// Where a [`Chart`] puts its legend.
 pub use plotters::prelude::SeriesLabelPosition;
+pub use vectors::{EqualAxes, arrow, equal_aspect_chart};
 
 use crate::error::{Error, Result};
 use image::ImageEncoder;
