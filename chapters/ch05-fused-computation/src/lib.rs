@@ -31,6 +31,7 @@
 
 pub mod bytes;
 pub mod prelude;
+pub mod qkv_epilogue;
 pub mod qkv_projection;
 pub mod reference;
 pub mod softmax_fusion;
@@ -38,6 +39,10 @@ pub mod softmax_fusion;
 pub use attn_support::{self, ndarray, plotters};
 pub use bytes::BytesMoved;
 pub use ch02_scaled_dot_product::SdpaMask;
+pub use qkv_epilogue::{
+    EpiloguePipeline, EpilogueShape, KvCache, epilogue_fused, epilogue_unfused, llama_rope_tables,
+    rotate_half_with_table,
+};
 pub use qkv_projection::{
     FusedQkv, LLAMA3_8B, Qkv, QkvDims, QkvPipeline, SMOLLM2_135M, concat_weights, qkv_fused, qkv_unfused,
     repeat_kv,

@@ -1,11 +1,12 @@
 //! Independent f64 references for the tests: plain loops, written differently from the f32
 //! code on purpose. The softmax reference decides visibility key by key with its own formula
 //! (not [`MaskSpec::visible_keys`]'s interval) and takes the weights as `exp(s_j − lse)`; the
-//! projection reference multiplies element by element instead of calling a GEMM.
+//! projection reference multiplies element by element instead of calling a GEMM; the epilogue
+//! reference builds `rotate_half(x)` element by element from the formula.
 
 use crate::qkv_projection::QkvDims;
 use crate::softmax_fusion::{MaskSpec, check_scores};
-use attn_support::ndarray::{Array4, ArrayView2, ArrayView3, ArrayView4, s};
+use attn_support::ndarray::{Array3, Array4, ArrayView2, ArrayView3, ArrayView4, s};
 use attn_support::{Error, Result};
 
 /// `softmax(S · scale + M)` in f64, row by row; a query that sees no key gets zeros.
@@ -65,4 +66,30 @@ pub fn qkv_reference(
         })
     };
     Ok([project(w_q, dims.n_heads), project(w_k, dims.n_kv_heads), project(w_v, dims.n_kv_heads)])
+}
+
+/// The QKV epilogue in f64: q (H, n, d), rotated k and plain v (H_kv, n, d) for the n tokens of
+/// `qkv` (n, C) at positions `start …`. Written from the formula `x·cos + rotate_half(x)·sin`
+/// with `rotate_half` built as a vector, element by element from the fused output's column
+/// index `slot·d + c`, not through [`crate::rotate_half_with_table`].
+pub fn qkv_epilogue_reference(
+    qkv: ArrayView2<f32>,
+    dims: QkvDims,
+    cos: ArrayView2<f32>,
+    sin: ArrayView2<f32>,
+    start: usize,
+) -> [Array3<f64>; 3] {
+    let (n, d) = (qkv.nrows(), dims.head_dim);
+    let half = d / 2;
+    let rope = |slot: usize, t: usize, c: usize| {
+        let x = |j: usize| qkv[[t, slot * d + j]] as f64;
+        let rotated_half = if c < half { -x(c + half) } else { x(c - half) };
+        x(c) * cos[[start + t, c]] as f64 + rotated_half * sin[[start + t, c]] as f64
+    };
+    let (h_q, hkv) = (dims.n_heads, dims.n_kv_heads);
+    [
+        Array3::from_shape_fn((h_q, n, d), |(h, t, c)| rope(h, t, c)),
+        Array3::from_shape_fn((hkv, n, d), |(h, t, c)| rope(h_q + h, t, c)),
+        Array3::from_shape_fn((hkv, n, d), |(h, t, c)| qkv[[t, (h_q + hkv + h) * d + c]] as f64),
+    ]
 }
