@@ -191,6 +191,7 @@ impl Figure for RooflineFigure {
             .into_font()
             .color(&RGBColor(40, 40, 40))
             .pos(Pos::new(HPos::Right, VPos::Bottom));
+        let roof_label_font = label_font.clone().pos(Pos::new(HPos::Left, VPos::Bottom));
         if slope_start < slope_end {
             chart
                 .draw_series(LineSeries::new(
@@ -210,8 +211,10 @@ impl Figure for RooflineFigure {
             chart
                 .draw_series(DashedLineSeries::new([(ridge, peak), (x1, peak)], 8, 4, roof_style))
                 .map_err(plot_err)?;
-            let label = Text::new(roof.label.clone(), (-4, -4), label_font.clone());
-            chart.draw_series([EmptyElement::at((x1, peak)) + label]).map_err(plot_err)?;
+            // At the ridge, above the roof and to its right: kernels sit below the roofs, and the
+            // ones right of the ridge (most of them, by measured bytes) stay clear of the text.
+            let label = Text::new(roof.label.clone(), (6, -4), roof_label_font.clone());
+            chart.draw_series([EmptyElement::at((ridge, peak)) + label]).map_err(plot_err)?;
         }
 
         // The modelled placements first, under the measured points: a hollow circle each, and a
@@ -239,14 +242,14 @@ impl Figure for RooflineFigure {
                 .legend(move |(x, y)| Circle::new((x + 10, y), 4, grey));
         }
 
-        // The kernels: a dot per call, coloured by group, its label to the upper right — or, for
+        // The kernels: a dot per call, coloured by group, its label to the right — or, for
         // every second point of a column of points at (nearly) the same intensity, to the left,
         // so that the ladder's rungs 1–4 (one intensity, close rates) stay readable.
         let side = |p: &KernelPoint| {
             let column = self.points.iter().take_while(|q| !std::ptr::eq(*q, p));
             let rank = column.filter(|q| (q.intensity() / p.intensity()).ln().abs() < 0.05).count();
             let width = 7 * p.label.chars().count() as i32;
-            if rank % 2 == 0 { (7, -14) } else { (-10 - width, -14) }
+            if rank % 2 == 0 { (8, -7) } else { (-10 - width, -7) }
         };
         for (k, group) in self.groups().into_iter().enumerate() {
             let color = SERIES_COLORS[k % SERIES_COLORS.len()];
