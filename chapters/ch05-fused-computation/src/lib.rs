@@ -30,6 +30,7 @@
 //! weights (out features, in features) as PyTorch's `nn.Linear` stores them.
 
 pub mod bytes;
+pub mod gpu;
 pub mod prelude;
 pub mod qkv_epilogue;
 pub mod qkv_projection;

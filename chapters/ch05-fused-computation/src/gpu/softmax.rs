@@ -1,0 +1,478 @@
+//! Scale + mask + softmax on the GPU (`kernels/ch05_softmax_fusion.cu`): the fused one-pass
+//! kernel, in two launch shapes, and the unfused three-kernel chain it replaces.
+//!
+//! **Fused.** [`launch_fused`] reads each row of scores once and writes its probabilities once;
+//! the mask ([`MaskSpec`]: causal, key padding, sliding window) is computed from the row and
+//! column indices, never read. The row stays in registers between the max, the sum and the
+//! normalisation, spread over
+//!
+//! - **a warp per row** for short rows: 32 lanes × V values, reductions by warp shuffles alone,
+//!   no shared memory and no barrier; up to [`WARP_MAX_KEYS`] = 2048 keys (V = 64);
+//! - **a block per row** for long rows: up to 512 threads × V values, warp shuffles then one
+//!   float per warp through shared memory; up to [`BLOCK_MAX_KEYS`] = 32768 keys.
+//!
+//! [`RowLaunch::Auto`] takes a warp per row up to [`AUTO_WARP_MAX_KEYS`] = 1024 keys. There a
+//! lane already holds 32 values (56 registers for f32 with 128-bit access, ptxas); at 2048 keys
+//! it holds 64 (78 registers), fewer warps fit on an SM to hide memory latency, and a block that
+//! spreads the row over more threads keeps each thread at 16–32 values instead. PyTorch's own
+//! softmax switches from its warp-per-row kernel at the same 1024. The `ch05 --bench-softmax`
+//! run times both shapes on either side of the switch, which is what the choice should rest on.
+//!
+//! **128-bit access.** When Nk is a multiple of 4 (f32) or 8 (bf16) and both buffers start on a
+//! 16-byte boundary, every row starts on one too, and the kernels move 16 bytes per load and
+//! store (`float4`, or 8 bf16 in a `uint4`); otherwise they move one element at a time (a
+//! slower but always-correct "scalar" build of the same code). [`plan_fused`] decides.
+//!
+//! **Unfused.** [`UnfusedChain`] is what three framework operations do: `S₁ = S · scale`
+//! (a kernel), `S₂ = S₁ + M` with `M` a stored (B, 1, Nq, Nk) tensor of 0 / −∞ in the scores'
+//! dtype (a kernel), `P = softmax(S₂)` (a kernel), each a round trip through device memory.
+//! The softmax step is the fused kernel with no mask and scale 1 — a plain row softmax — so
+//! that the two versions differ by the fusion alone, not by the quality of their softmax.
+//! Chapter 4's `ch04_masked_softmax_rows` is not reused for it: it takes f32 only (this chapter
+//! needs bf16 too), expects scores already in log₂ units (its GEMM folds in log₂e), computes
+//! in place with a log-sum-exp output, and reads the row three times from memory, which would
+//! charge the unfused chain for a weaker softmax rather than for being unfused.
+
+use crate::softmax_fusion::{MaskSpec, ScoreShape};
+use attn_support::cudarc::driver::{
+    CudaSlice, CudaView, CudaViewMut, DevicePtr, DeviceRepr, PushKernelArg, ValidAsZeroBits,
+};
+use attn_support::error::DriverContext;
+use attn_support::gpu::{Gpu, KernelSource, cdiv, launch_config};
+use attn_support::ndarray::{Array4, ArrayView4};
+use attn_support::{Error, Result, kernel_source};
+use half::bf16;
+
+/// The kernel file.
+pub const SOFTMAX_FUSION_SOURCE: KernelSource = kernel_source!("ch05_softmax_fusion.cu");
+
+/// Rows per 128-thread block in the warp-per-row kernels (`WARP_ROWS_PER_BLOCK` in the .cu file).
+pub const WARP_ROWS_PER_BLOCK: usize = 4;
+/// Values per lane the warp-per-row kernels are built for (`WARP_ENTRY` in the .cu file).
+pub const WARP_VALUES_PER_LANE: [usize; 5] = [4, 8, 16, 32, 64];
+/// The longest row a warp can hold: 32 lanes × 64 values.
+pub const WARP_MAX_KEYS: usize = 32 * 64;
+/// The longest row [`RowLaunch::Auto`] gives to a warp (see the module docs).
+pub const AUTO_WARP_MAX_KEYS: usize = 1024;
+/// Threads per block at most in the block-per-row kernels (`BLOCK_MAX_THREADS`, also their
+/// `__launch_bounds__`: 512 threads leave each up to 128 registers, enough for 64 values).
+pub const BLOCK_MAX_THREADS: usize = 512;
+/// Values per thread the block-per-row kernels are built for (`BLOCK_ENTRY` in the .cu file).
+pub const BLOCK_VALUES_PER_THREAD: [usize; 3] = [16, 32, 64];
+/// The longest row a block can hold in registers: 512 threads × 64 values.
+pub const BLOCK_MAX_KEYS: usize = BLOCK_MAX_THREADS * 64;
+/// Threads per block of the element-wise kernels of the unfused chain (`ELEMENTWISE_THREADS`).
+pub const ELEMENTWISE_THREADS: usize = 256;
+/// Bytes of one vectorised access.
+pub const VECTOR_BYTES: usize = 16;
+
+/// An element type the kernels store scores in; the arithmetic is f32 either way.
+pub trait ScoreElement: DeviceRepr + ValidAsZeroBits + Copy + Default + Send + Sync + 'static {
+    /// The name in kernel entry points and tables: "f32" or "bf16".
+    const NAME: &'static str;
+    /// Bytes per element.
+    const BYTES: usize;
+    /// Round an f32 to this type (to nearest even for bf16).
+    fn from_f32(x: f32) -> Self;
+    /// Widen to f32 (exact).
+    fn to_f32(self) -> f32;
+}
+
+impl ScoreElement for f32 {
+    const NAME: &'static str = "f32";
+    const BYTES: usize = 4;
+    fn from_f32(x: f32) -> f32 {
+        x
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+}
+
+impl ScoreElement for bf16 {
+    const NAME: &'static str = "bf16";
+    const BYTES: usize = 2;
+    fn from_f32(x: f32) -> bf16 {
+        bf16::from_f32(x)
+    }
+    fn to_f32(self) -> f32 {
+        bf16::to_f32(self)
+    }
+}
+
+/// Which launch shape the fused kernel uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowLaunch {
+    /// A warp per row up to [`AUTO_WARP_MAX_KEYS`] keys, a block per row beyond.
+    Auto,
+    /// Force a warp per row (an error above [`WARP_MAX_KEYS`]).
+    WarpPerRow,
+    /// Force a block per row (an error above [`BLOCK_MAX_KEYS`]).
+    BlockPerRow,
+}
+
+/// How a row is read and written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// 16 bytes per load and store.
+    Vector,
+    /// One element per load and store.
+    Scalar,
+}
+
+/// The kernel [`plan_fused`] chose and its launch shape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FusedPlan {
+    /// [`RowLaunch::WarpPerRow`] or [`RowLaunch::BlockPerRow`], never `Auto`.
+    pub shape: RowLaunch,
+    pub access: Access,
+    /// Values of the row each lane (warp) or thread (block) holds in registers.
+    pub values_per_thread: usize,
+    /// Threads working on one row: 32 for a warp, a multiple of 32 up to 512 for a block.
+    pub threads_per_row: usize,
+    /// The kernel's entry point, `ch05_softmax_{warp|block}_{f32|bf16}_{vec|scalar}_v{V}`.
+    pub kernel: String,
+}
+
+/// Elements per 16-byte vector of a type of `elem_bytes`.
+pub fn vector_width(elem_bytes: usize) -> usize {
+    VECTOR_BYTES / elem_bytes
+}
+
+/// Choose the kernel for rows of `nk` elements of `elem_bytes` (4 or 2), with `aligned` saying
+/// whether both buffers start on a 16-byte boundary. An error names the limit a row exceeds.
+pub fn plan_fused(
+    nk: usize,
+    dtype: &str,
+    elem_bytes: usize,
+    aligned: bool,
+    launch: RowLaunch,
+) -> Result<FusedPlan> {
+    if nk == 0 {
+        return Err(Error::InvalidArgument("rows of 0 keys: nothing to normalise".into()));
+    }
+    let width = vector_width(elem_bytes);
+    let access = if aligned && nk.is_multiple_of(width) { Access::Vector } else { Access::Scalar };
+    // A vector kernel holds whole vectors: V a multiple of the vector width.
+    let fits_access = |v: usize| access == Access::Scalar || v.is_multiple_of(width);
+    let shape = match launch {
+        RowLaunch::Auto if nk <= AUTO_WARP_MAX_KEYS => RowLaunch::WarpPerRow,
+        RowLaunch::Auto => RowLaunch::BlockPerRow,
+        other => other,
+    };
+    let (values_per_thread, threads_per_row) = match shape {
+        RowLaunch::WarpPerRow => {
+            let v = WARP_VALUES_PER_LANE.into_iter().find(|&v| fits_access(v) && 32 * v >= nk).ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "a warp per row holds at most {WARP_MAX_KEYS} keys (32 lanes × 64 values in registers); \
+                     Nk = {nk}: use a block per row"
+                ))
+            })?;
+            (v, 32)
+        }
+        _ => {
+            // The fewest values per thread whose thread count stays within a block.
+            let threads = |v: usize| cdiv(nk, v).next_multiple_of(32);
+            let v = BLOCK_VALUES_PER_THREAD
+                .into_iter()
+                .find(|&v| threads(v) <= BLOCK_MAX_THREADS)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "a block per row keeps the row in registers and holds at most {BLOCK_MAX_KEYS} keys \
+                         ({BLOCK_MAX_THREADS} threads × 64 values); Nk = {nk} is longer"
+                    ))
+                })?;
+            (v, threads(v))
+        }
+    };
+    let kernel = format!(
+        "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}",
+        if shape == RowLaunch::WarpPerRow { "warp" } else { "block" },
+        if access == Access::Vector { "vec" } else { "scalar" }
+    );
+    Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, kernel })
+}
+
+/// A [`MaskSpec`] as the kernels take it: the key lengths on the device as i32, the window as
+/// an i32 (0 = none). Made once per mask and shape by [`DeviceMask::upload`].
+pub struct DeviceMask {
+    pub spec: MaskSpec,
+    pub shape: ScoreShape,
+    key_lengths: Option<CudaSlice<i32>>,
+    causal: i32,
+    window: i32,
+}
+
+impl DeviceMask {
+    /// Check `spec` against `shape` (one length per batch entry, none above Nk, window ≥ 1 and
+    /// causal) and copy the key lengths to the device.
+    pub fn upload(gpu: &Gpu, spec: &MaskSpec, shape: ScoreShape) -> Result<DeviceMask> {
+        spec.check(shape)?;
+        check_kernel_sizes(shape)?;
+        let key_lengths = match &spec.key_lengths {
+            Some(lengths) => {
+                // Every length is ≤ Nk ≤ i32::MAX (checked above), so the casts are exact.
+                let ints: Vec<i32> = lengths.iter().map(|&l| l as i32).collect();
+                Some(gpu.stream.clone_htod(&ints).ctx("copying key lengths to the device")?)
+            }
+            None => None,
+        };
+        let window = match spec.window {
+            Some(w) => i32::try_from(w.min(shape.nk + shape.nq)).expect("Nq + Nk ≤ 2·i32::MAX is checked"),
+            None => 0,
+        };
+        Ok(DeviceMask { spec: spec.clone(), shape, key_lengths, causal: spec.causal as i32, window })
+    }
+}
+
+/// Every size the kernels take as a 32-bit `int` must fit in one (Nk, Nq, heads), and the window
+/// clamp above must not overflow.
+fn check_kernel_sizes(shape: ScoreShape) -> Result<()> {
+    let limit = i32::MAX as usize / 2;
+    for (name, size) in [("Nk", shape.nk), ("Nq", shape.nq), ("heads", shape.heads), ("batch", shape.batch)] {
+        if size == 0 || size > limit {
+            return Err(Error::InvalidArgument(format!("{name} = {size} must be between 1 and {limit}")));
+        }
+    }
+    Ok(())
+}
+
+fn check_len(name: &str, len: usize, shape: ScoreShape) -> Result<()> {
+    if len as u64 != shape.elements() {
+        return Err(Error::InvalidArgument(format!(
+            "device buffer {name} holds {len} elements but {shape:?} needs {}",
+            shape.elements()
+        )));
+    }
+    Ok(())
+}
+
+/// True when a view starts on a 16-byte boundary (cudarc's allocations do; a sub-view may not).
+fn aligned<T>(gpu: &Gpu, view: &impl DevicePtr<T>) -> bool {
+    let (ptr, _record) = view.device_ptr(&gpu.stream);
+    ptr.is_multiple_of(VECTOR_BYTES as u64)
+}
+
+// ANCHOR: launch_fused
+/// Enqueue the fused scale + mask + softmax: `probs = softmax(scores · scale + mask)` row by
+/// row, both (B, H, Nq, Nk) of `mask.shape`. Returns the plan it launched.
+pub fn launch_fused<T: ScoreElement>(
+    gpu: &Gpu,
+    scores: &CudaView<T>,
+    probs: &mut CudaViewMut<T>,
+    scale: f32,
+    mask: &DeviceMask,
+    launch: RowLaunch,
+) -> Result<FusedPlan> {
+    let shape = mask.shape;
+    check_len("scores", scores.len(), shape)?;
+    check_len("probs", probs.len(), shape)?;
+    if !scale.is_finite() {
+        return Err(Error::InvalidArgument(format!("scale = {scale} is not finite")));
+    }
+    let both_aligned = aligned(gpu, scores) && aligned(gpu, probs);
+    let plan = plan_fused(shape.nk, T::NAME, T::BYTES, both_aligned, launch)?;
+    let rows = shape.elements() / shape.nk as u64;
+    let cfg = match plan.shape {
+        RowLaunch::WarpPerRow => {
+            launch_config((cdiv(rows as usize, WARP_ROWS_PER_BLOCK), 1, 1), 32 * WARP_ROWS_PER_BLOCK, 0)?
+        }
+        _ => launch_config((rows as usize, 1, 1), plan.threads_per_row, 0)?,
+    };
+    let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
+    let (rows_i, heads, nq, nk) = (rows as i64, shape.heads as i32, shape.nq as i32, shape.nk as i32);
+    let no_lengths = 0u64; // a null pointer: no key padding
+    let mut builder = gpu.stream.launch_builder(&function);
+    builder.arg(scores).arg(probs).arg(&rows_i).arg(&heads).arg(&nq).arg(&nk).arg(&scale).arg(&mask.causal);
+    match &mask.key_lengths {
+        Some(lengths) => builder.arg(lengths),
+        None => builder.arg(&no_lengths),
+    };
+    builder.arg(&mask.window);
+    // SAFETY: the arguments match the kernel's signature; both buffers hold rows·Nk elements
+    // (checked), the kernel touches rows < `rows` and columns < Nk only, key_lengths holds B
+    // ints (checked by MaskSpec::check), and 128-bit access was chosen only for 16-byte-aligned
+    // buffers whose rows are whole vectors.
+    unsafe { builder.launch(cfg) }.ctx(&format!("launching {}", plan.kernel))?;
+    Ok(plan)
+}
+// ANCHOR_END: launch_fused
+
+/// The fused kernel from host arrays: upload, launch, download (for tests and examples).
+pub fn scale_mask_softmax_gpu<T: ScoreElement>(
+    gpu: &Gpu,
+    scores: ArrayView4<T>,
+    scale: f32,
+    mask: &MaskSpec,
+    launch: RowLaunch,
+) -> Result<Array4<T>> {
+    let (batch, heads, nq, nk) = scores.dim();
+    let shape = ScoreShape { batch, heads, nq, nk };
+    let device_mask = DeviceMask::upload(gpu, mask, shape)?;
+    let input = gpu.upload(&scores)?;
+    let mut output = gpu.zeros::<T>(input.len())?;
+    launch_fused(gpu, &input.as_view(), &mut output.as_view_mut(), scale, &device_mask, launch)?;
+    gpu.download(&output, scores.raw_dim())
+}
+
+// ANCHOR: unfused_chain
+/// The unfused chain's mask tensor and two intermediate tensors, allocated once per shape.
+pub struct UnfusedChain<T> {
+    pub shape: ScoreShape,
+    /// (B, 1, Nq, Nk): 0 where visible, −∞ where masked, in the scores' dtype.
+    mask: CudaSlice<T>,
+    scaled: CudaSlice<T>,
+    masked: CudaSlice<T>,
+    /// The softmax pass: no mask, over the whole row.
+    no_mask: DeviceMask,
+}
+
+impl<T: ScoreElement> UnfusedChain<T> {
+    /// Build the stored mask tensor of `mask` on the host (as a framework would), copy it to the
+    /// device and allocate the intermediates S₁ and S₂.
+    pub fn new(gpu: &Gpu, shape: ScoreShape, mask: &MaskSpec) -> Result<UnfusedChain<T>> {
+        check_kernel_sizes(shape)?;
+        let tensor = mask.mask_tensor(shape)?.mapv(T::from_f32);
+        let elements = shape.elements() as usize;
+        Ok(UnfusedChain {
+            shape,
+            mask: gpu.upload(&tensor)?,
+            scaled: gpu.zeros::<T>(elements)?,
+            masked: gpu.zeros::<T>(elements)?,
+            no_mask: DeviceMask::upload(gpu, &MaskSpec::none(), shape)?,
+        })
+    }
+
+    /// Enqueue the three kernels: S₁ = S · scale, S₂ = S₁ + M, P = softmax(S₂).
+    pub fn launch(
+        &mut self,
+        gpu: &Gpu,
+        scores: &CudaView<T>,
+        probs: &mut CudaViewMut<T>,
+        scale: f32,
+        launch: RowLaunch,
+    ) -> Result<()> {
+        let shape = self.shape;
+        check_len("scores", scores.len(), shape)?;
+        check_len("probs", probs.len(), shape)?;
+        if !scale.is_finite() {
+            return Err(Error::InvalidArgument(format!("scale = {scale} is not finite")));
+        }
+        let n = shape.elements() as usize;
+        let plane_len = shape.nq * shape.nk;
+        // S₁ and S₂ are whole allocations (aligned); the scores may be a sub-view.
+        let vector = aligned(gpu, scores) && plane_len.is_multiple_of(vector_width(T::BYTES));
+        let (width, access) = if vector { (vector_width(T::BYTES), "vec") } else { (1, "scalar") };
+
+        // Pass 1: S₁ = S · scale, one W-element access per thread.
+        let scale_kernel =
+            gpu.function(&SOFTMAX_FUSION_SOURCE, &format!("ch05_scale_{}_{access}", T::NAME))?;
+        let cfg = launch_config((cdiv(n / width, ELEMENTWISE_THREADS), 1, 1), ELEMENTWISE_THREADS, 0)?;
+        let n_i = n as i64;
+        let mut builder = gpu.stream.launch_builder(&scale_kernel);
+        builder.arg(scores).arg(&mut self.scaled).arg(&n_i).arg(&scale);
+        // SAFETY: both buffers hold n elements (checked), n is a multiple of W (W divides Nq·Nk,
+        // which divides n) and vector access only for aligned buffers; threads past n/W return.
+        unsafe { builder.launch(cfg) }.ctx("launching ch05_scale")?;
+
+        // Pass 2: S₂ = S₁ + M, M broadcast over the heads; a block covers one chunk of a plane.
+        let add_kernel =
+            gpu.function(&SOFTMAX_FUSION_SOURCE, &format!("ch05_add_mask_{}_{access}", T::NAME))?;
+        let chunks = cdiv(plane_len / width, ELEMENTWISE_THREADS);
+        let planes = shape.batch * shape.heads;
+        let cfg = launch_config((planes * chunks, 1, 1), ELEMENTWISE_THREADS, 0)?;
+        let (plane_i, heads_i, chunks_i) = (plane_len as i64, shape.heads as i32, chunks as i32);
+        let mut builder = gpu.stream.launch_builder(&add_kernel);
+        builder
+            .arg(&self.scaled)
+            .arg(&self.mask)
+            .arg(&mut self.masked)
+            .arg(&plane_i)
+            .arg(&heads_i)
+            .arg(&chunks_i);
+        // SAFETY: scaled and masked hold B·H·Nq·Nk elements, mask B·Nq·Nk; block k reads plane
+        // k / chunks < B·H and offsets < Nq·Nk within it (threads past the plane return).
+        unsafe { builder.launch(cfg) }.ctx("launching ch05_add_mask")?;
+
+        // Pass 3: P = softmax(S₂), the fused kernel with no mask and scale 1.
+        launch_fused(gpu, &self.masked.as_view(), probs, 1.0, &self.no_mask, launch)?;
+        Ok(())
+    }
+}
+// ANCHOR_END: unfused_chain
+
+/// The unfused chain from host arrays: upload, three launches, download.
+pub fn scale_mask_softmax_unfused_gpu<T: ScoreElement>(
+    gpu: &Gpu,
+    scores: ArrayView4<T>,
+    scale: f32,
+    mask: &MaskSpec,
+    launch: RowLaunch,
+) -> Result<Array4<T>> {
+    let (batch, heads, nq, nk) = scores.dim();
+    let shape = ScoreShape { batch, heads, nq, nk };
+    let mut chain = UnfusedChain::<T>::new(gpu, shape, mask)?;
+    let input = gpu.upload(&scores)?;
+    let mut output = gpu.zeros::<T>(input.len())?;
+    chain.launch(gpu, &input.as_view(), &mut output.as_view_mut(), scale, launch)?;
+    gpu.download(&output, scores.raw_dim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_pick_the_smallest_register_array_that_holds_the_row() {
+        let p = plan_fused(128, "f32", 4, true, RowLaunch::Auto).unwrap();
+        assert_eq!((p.shape, p.access, p.values_per_thread), (RowLaunch::WarpPerRow, Access::Vector, 4));
+        assert_eq!(p.kernel, "ch05_softmax_warp_f32_vec_v4");
+        // bf16 vectors hold 8 elements, so the smallest warp kernel holds 8 per lane.
+        let p = plan_fused(128, "bf16", 2, true, RowLaunch::Auto).unwrap();
+        assert_eq!((p.values_per_thread, p.kernel.as_str()), (8, "ch05_softmax_warp_bf16_vec_v8"));
+        // Nk = 1000 is a multiple of 4 and 8; 1023 of neither: scalar.
+        assert_eq!(plan_fused(1023, "f32", 4, true, RowLaunch::Auto).unwrap().access, Access::Scalar);
+        assert_eq!(plan_fused(1000, "bf16", 2, true, RowLaunch::Auto).unwrap().access, Access::Vector);
+        // A misaligned buffer forces scalar access.
+        assert_eq!(plan_fused(1024, "f32", 4, false, RowLaunch::Auto).unwrap().access, Access::Scalar);
+        // Auto switches at 1024 keys.
+        assert_eq!(plan_fused(1024, "f32", 4, true, RowLaunch::Auto).unwrap().shape, RowLaunch::WarpPerRow);
+        let p = plan_fused(1025, "f32", 4, true, RowLaunch::Auto).unwrap();
+        assert_eq!((p.shape, p.threads_per_row, p.values_per_thread), (RowLaunch::BlockPerRow, 96, 16));
+        // 16384 keys: 16 per thread would need 1024 threads, so 32 per thread × 512.
+        let p = plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap();
+        assert_eq!((p.threads_per_row, p.values_per_thread), (512, 32));
+        // A forced block on a tiny row still launches one warp.
+        assert_eq!(plan_fused(1, "f32", 4, true, RowLaunch::BlockPerRow).unwrap().threads_per_row, 32);
+    }
+
+    #[test]
+    fn rows_beyond_the_registers_are_refused_with_the_limit() {
+        let e = plan_fused(2049, "f32", 4, true, RowLaunch::WarpPerRow).unwrap_err().to_string();
+        assert!(e.contains("2048") && e.contains("2049"), "{e}");
+        assert!(plan_fused(32768, "f32", 4, true, RowLaunch::BlockPerRow).is_ok());
+        let e = plan_fused(32769, "f32", 4, true, RowLaunch::Auto).unwrap_err().to_string();
+        assert!(e.contains("32768") && e.contains("32769"), "{e}");
+        assert!(plan_fused(0, "f32", 4, true, RowLaunch::Auto).is_err());
+    }
+
+    #[test]
+    fn every_planned_kernel_exists_in_the_file() {
+        for (dtype, bytes) in [("f32", 4), ("bf16", 2)] {
+            for nk in [1, 3, 8, 100, 128, 1000, 1023, 1024, 2048, 4097, 16384, 32768] {
+                for aligned in [true, false] {
+                    for launch in [RowLaunch::Auto, RowLaunch::WarpPerRow, RowLaunch::BlockPerRow] {
+                        if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
+                            let name = format!("{}, ", plan.kernel);
+                            assert!(
+                                SOFTMAX_FUSION_SOURCE.code.contains(&format!("ENTRY({name}")),
+                                "no entry {} in the kernel file",
+                                plan.kernel
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+// ch05_softmax_fusion.cu — scale + mask + softmax over a (B, H, Nq, Nk) score tensor (chapter 5).
+//
+// What: for every row r = (b·H + h)·Nq + i of Nk scores s_j (f32 or bf16 in memory, f32 math)
+//     x_j = s_j · scale                 where key j is visible, −∞ elsewhere,
+//     m = max_j x_j,  e_j = exp(x_j − m),  P_j = e_j / Σ_j e_j,
+// with the mask computed from indices, never read from memory (the CPU MaskSpec, exactly): query
+// i sits at position p = i + Nk − Nq and sees the interval lo ≤ j < hi with
+//     hi = clamp(p + 1, 0, Nk) if causal else Nk,   hi = min(hi, key_lengths[b]) with padding,
+//     lo = clamp(p + 1 − W, 0, Nk) for a sliding window of W keys (p − W < j ≤ p), else 0.
+// A row with an empty interval is written as zeros (m = −∞: no weights to normalise), never NaN.
+//
+// Two launch shapes, both holding the row in registers so that HBM sees it once each way:
+//  - a warp per row (ch05_softmax_warp_*): WARP_ROWS_PER_BLOCK = 4 warps of a 128-thread block,
+//    each lane holding V values of its row; the max and the sum are reduced with warp shuffles
+//    only (no shared memory, no __syncthreads). Grid ⌈rows / 4⌉. For short rows: V ≤ 64 values
+//    per lane, Nk ≤ 32·V ≤ 2048 keys.
+//  - a block per row (ch05_softmax_block_*): one block of T ≤ 512 threads (a multiple of 32, set by
+//    the host) per row, each thread holding V ∈ {16, 32, 64} values; warp shuffles, then the
+//    warps' partial results through 32 floats of shared memory. Grid (rows, 1, 1). For long rows
+//    up to 512·64 = 32768 keys.
+// Values are read and written as 128-bit vectors (float4, or 8 bf16 in a uint4) when the host has
+// checked that Nk is a multiple of 4 (f32) / 8 (bf16) and both pointers are 16-byte aligned (the
+// "vec" kernels); otherwise one element at a time (the "scalar" kernels). Lane t of a warp (thread
+// t of a block) owns vectors t, t + 32 (t + T), ... : consecutive lanes touch consecutive 16-byte
+// chunks, so every warp-wide access is coalesced. Vectors that lie wholly outside the visible
+// interval are not read at all (about half of a causal tensor), only written as zeros.
+//
+// The unfused chain for comparison, three launches, each a full round trip through HBM:
+//  - ch05_scale_*:    y = x · scale (flat, 256 threads, one vector per thread);
+//  - ch05_add_mask_*: y = x + mask, mask a stored (B, 1, Nq, Nk) tensor of 0 / −∞ in the same
+//    dtype, broadcast over the heads (a block covers one chunk of one (b, h) plane);
+//  - the softmax: the fused kernels above with no mask and scale = 1 (the third pass of the chain
+//    is a plain row softmax; reusing the same kernel makes the comparison about fusion alone).
+//
+// Bytes moved (e = 4 for f32, 2 for bf16; T = B·H·Nq·Nk·e): fused 2T (read S, write P; fewer
+// reads when whole vectors are masked); unfused T + T (scale) + 2T + mask (add) + 2T (softmax) =
+// 6T + the mask reads — SoftmaxPipeline::bytes_moved in src/softmax_fusion.rs.
+//
+// bf16 is handled as raw 16-bit patterns (unsigned short), so no CUDA header is needed under
+// NVRTC: bf16 → f32 is exact (the bits shifted into the top half of an f32), f32 → bf16 rounds to
+// nearest even with cvt.rn.bf16x2.f32 (sm_80+), which also keeps NaN a NaN.
+
+typedef unsigned short bf16_t;
+
+#define WARP 32
+#define WARP_ROWS_PER_BLOCK 4
+#define WARP_BLOCK_THREADS (WARP * WARP_ROWS_PER_BLOCK)
+#define BLOCK_MAX_THREADS 512
+#define ELEMENTWISE_THREADS 256
+
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
+// ---- element access: W elements from/to memory as f32 -----------------------------------------
+
+__device__ __forceinline__ float bf16_to_f32(bf16_t h) { return __uint_as_float((unsigned)h << 16); }
+
+// Two f32 → two bf16 in one 32-bit word (round to nearest even), `lo` in the lower half.
+__device__ __forceinline__ unsigned pack_bf16x2(float lo, float hi) {
+    unsigned r;
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+}
+
+__device__ __forceinline__ bf16_t f32_to_bf16(float x) { return (bf16_t)(pack_bf16x2(x, 0.0f) & 0xffffu); }
+
+// W = 4 f32 as one float4 / W = 8 bf16 as one uint4 (128-bit access), or W = 1 element.
+template <typename T, int W> __device__ __forceinline__ void load(const T* p, float v[W]);
+template <typename T, int W> __device__ __forceinline__ void store(T* p, const float v[W]);
+
+template <> __device__ __forceinline__ void load<float, 1>(const float* p, float v[1]) { v[0] = p[0]; }
+template <> __device__ __forceinline__ void load<float, 4>(const float* p, float v[4]) {
+    const float4 f = *reinterpret_cast<const float4*>(p);
+    v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
+}
+template <> __device__ __forceinline__ void load<bf16_t, 1>(const bf16_t* p, float v[1]) { v[0] = bf16_to_f32(p[0]); }
+template <> __device__ __forceinline__ void load<bf16_t, 8>(const bf16_t* p, float v[8]) {
+    const uint4 u = *reinterpret_cast<const uint4*>(p);
+    const unsigned words[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int k = 0; k < 4; ++k) {
+        v[2 * k] = __uint_as_float(words[k] << 16);              // lower half: the earlier element
+        v[2 * k + 1] = __uint_as_float(words[k] & 0xffff0000u);
+    }
+}
+
+template <> __device__ __forceinline__ void store<float, 1>(float* p, const float v[1]) { p[0] = v[0]; }
+template <> __device__ __forceinline__ void store<float, 4>(float* p, const float v[4]) {
+    *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+}
+template <> __device__ __forceinline__ void store<bf16_t, 1>(bf16_t* p, const float v[1]) { p[0] = f32_to_bf16(v[0]); }
+template <> __device__ __forceinline__ void store<bf16_t, 8>(bf16_t* p, const float v[8]) {
+    *reinterpret_cast<uint4*>(p) = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]),
+                                              pack_bf16x2(v[4], v[5]), pack_bf16x2(v[6], v[7]));
+}
+
+// ---- reductions ---------------------------------------------------------------------------------
+
+// Butterfly reductions: after log2(32) = 5 exchanges every lane holds the warp's result.
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int offset = WARP / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int offset = WARP / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    return v;
+}
+
+// The block's max (is_max) or sum in every thread: each warp reduces with shuffles, lane 0 puts
+// its warp's result in `partial` (one float per warp), warp-level again over those. The trailing
+// __syncthreads lets the next call reuse `partial`.
+__device__ __forceinline__ float block_reduce(float v, bool is_max, float* partial) {
+    const int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP, warps = blockDim.x / WARP;
+    v = is_max ? warp_max(v) : warp_sum(v);
+    if (lane == 0) partial[warp] = v;
+    __syncthreads();
+    v = lane < warps ? partial[lane] : (is_max ? neg_inf() : 0.0f);
+    v = is_max ? warp_max(v) : warp_sum(v);
+    __syncthreads();
+    return v;
+}
+
+// ---- the mask, from indices ---------------------------------------------------------------------
+
+struct Interval { int lo, hi; };
+
+// The keys row `row` may see (see the header). key_lengths: B ints or null; window 0 = none.
+__device__ __forceinline__ Interval visible_keys(long long row, int heads, int nq, int nk, int causal,
+                                                 const int* key_lengths, int window) {
+    const long long bh = row / nq;
+    const long long i = row - bh * nq;
+    const long long b = bh / heads;
+    const long long end = i + 1 + nk - nq;  // one past the query's position p
+    long long hi = causal ? (end < 0 ? 0 : (end > nk ? nk : end)) : nk;
+    if (key_lengths) hi = min(hi, (long long)key_lengths[b]);
+    long long lo = 0;
+    if (window > 0) {
+        const long long start = end - window;
+        lo = start < 0 ? 0 : (start > nk ? nk : start);
+    }
+    if (hi < lo) hi = lo;  // empty: the row becomes zeros
+    return Interval{(int)lo, (int)hi};
+}
+
+// ---- the fused row softmax ----------------------------------------------------------------------
+
+// The row softmax shared by both launch shapes. A participant (a lane, or a thread of a block)
+// with index `t` among `stride` participants owns the W-element vectors t, t + stride, ...
+// (N of them, N·W = V values) and keeps them in registers between the three steps; `reduce_max`
+// and `reduce_sum` combine one float across all participants.
+template <typename T, int W, int N, typename MaxFn, typename SumFn>
+__device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restrict__ y, int nk, float scale,
+                                            Interval keys, int t, int stride, MaxFn reduce_max, SumFn reduce_sum) {
+    float v[N][W];
+    // Step 1: read the visible scores once (skipping vectors with no visible key), scale them,
+    // −∞ everywhere else, and the local max.
+    float m = neg_inf();
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+        const int j0 = (n * stride + t) * W;
+        const bool any_visible = j0 < nk && j0 < keys.hi && j0 + W > keys.lo;
+        if (any_visible) {
+            load<T, W>(x + j0, v[n]);
+        } else {
+#pragma unroll
+            for (int w = 0; w < W; ++w) v[n][w] = 0.0f;
+        }
+#pragma unroll
+        for (int w = 0; w < W; ++w) {
+            const int j = j0 + w;
+            v[n][w] = (any_visible && j >= keys.lo && j < keys.hi) ? v[n][w] * scale : neg_inf();
+            m = fmaxf(m, v[n][w]);
+        }
+    }
+    m = reduce_max(m);
+    // Step 2: e_j = exp(x_j − m) and their sum. With no visible key m = −∞ and every e_j is
+    // set to 0 (exp(−∞ − (−∞)) would be NaN); a masked key gives exp(−∞) = 0 exactly.
+    float sum = 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+#pragma unroll
+        for (int w = 0; w < W; ++w) {
+            v[n][w] = m == neg_inf() ? 0.0f : expf(v[n][w] - m);
+            sum += v[n][w];
+        }
+    }
+    sum = reduce_sum(sum);
+    // Step 3: normalise and write every element of the row once (zeros where masked).
+    const float inv_sum = sum > 0.0f ? 1.0f / sum : 0.0f;
+#pragma unroll
+    for (int n = 0; n < N; ++n) {
+        const int j0 = (n * stride + t) * W;
+        if (j0 < nk) {
+#pragma unroll
+            for (int w = 0; w < W; ++w) v[n][w] *= inv_sum;
+            store<T, W>(y + j0, v[n]);
+        }
+    }
+}
+
+template <typename T, int W, int N>
+__device__ __forceinline__ void softmax_warp_per_row(const T* __restrict__ x, T* __restrict__ y, long long rows,
+                                                     int heads, int nq, int nk, float scale, int causal,
+                                                     const int* __restrict__ key_lengths, int window) {
+    const long long row = (long long)blockIdx.x * WARP_ROWS_PER_BLOCK + threadIdx.x / WARP;
+    if (row >= rows) return;  // the whole warp leaves together: no block-wide barrier follows
+    const Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
+    const long long offset = row * nk;
+    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, threadIdx.x % WARP, WARP,
+                         [](float v) { return warp_max(v); }, [](float v) { return warp_sum(v); });
+}
+
+template <typename T, int W, int N>
+__device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T* __restrict__ y, int heads,
+                                                      int nq, int nk, float scale, int causal,
+                                                      const int* __restrict__ key_lengths, int window) {
+    __shared__ float partial[BLOCK_MAX_THREADS / WARP];
+    const long long row = blockIdx.x;
+    const Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
+    const long long offset = row * nk;
+    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, threadIdx.x, blockDim.x,
+                         [&](float v) { return block_reduce(v, true, partial); },
+                         [&](float v) { return block_reduce(v, false, partial); });
+}
+
+// One extern "C" entry per (shape, dtype, access width W, values per thread V = N·W), named
+// ch05_softmax_{warp|block}_{f32|bf16}_{vec|scalar}_v{V}; the host picks the smallest V that
+// covers the row.
+#define WARP_ENTRY(NAME, TYPE, W, V)                                                                      \
+    extern "C" __global__ void __launch_bounds__(WARP_BLOCK_THREADS)                                      \
+        NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
+             float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
+        softmax_warp_per_row<TYPE, W, (V) / (W)>(x, y, rows, heads, nq, nk, scale, causal, key_lengths,   \
+                                                 window);                                                 \
+    }
+
+#define BLOCK_ENTRY(NAME, TYPE, W, V)                                                                     \
+    extern "C" __global__ void __launch_bounds__(BLOCK_MAX_THREADS)                                       \
+        NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
+             float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
+        softmax_block_per_row<TYPE, W, (V) / (W)>(x, y, heads, nq, nk, scale, causal, key_lengths,        \
+                                                  window);                                                \
+    }
+
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v4, float, 4, 4)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v8, float, 4, 8)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v16, float, 4, 16)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v32, float, 4, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v64, float, 4, 64)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v4, float, 1, 4)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v8, float, 1, 8)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v16, float, 1, 16)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v32, float, 1, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v64, float, 1, 64)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v8, bf16_t, 8, 8)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v16, bf16_t, 8, 16)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v32, bf16_t, 8, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v64, bf16_t, 8, 64)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4, bf16_t, 1, 4)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v8, bf16_t, 1, 8)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v16, bf16_t, 1, 16)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v32, bf16_t, 1, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v64, bf16_t, 1, 64)
+
+BLOCK_ENTRY(ch05_softmax_block_f32_vec_v16, float, 4, 16)
+BLOCK_ENTRY(ch05_softmax_block_f32_vec_v32, float, 4, 32)
+BLOCK_ENTRY(ch05_softmax_block_f32_vec_v64, float, 4, 64)
+BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v16, float, 1, 16)
+BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v32, float, 1, 32)
+BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v64, float, 1, 64)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v16, bf16_t, 8, 16)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v32, bf16_t, 8, 32)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v64, bf16_t, 8, 64)
+BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v16, bf16_t, 1, 16)
+BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v32, bf16_t, 1, 32)
+BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64)
+
+// ---- the unfused chain's first two passes ------------------------------------------------------
+
+// y = x · scale over n elements, W per thread (n a multiple of W, checked by the host).
+template <typename T, int W>
+__device__ __forceinline__ void scale_pass(const T* __restrict__ x, T* __restrict__ y, long long n, float scale) {
+    const long long j0 = ((long long)blockIdx.x * blockDim.x + threadIdx.x) * W;
+    if (j0 >= n) return;
+    float v[W];
+    load<T, W>(x + j0, v);
+#pragma unroll
+    for (int w = 0; w < W; ++w) v[w] *= scale;
+    store<T, W>(y + j0, v);
+}
+
+// y = x + mask with x, y (B, H, Nq·Nk) and mask (B, Nq·Nk): block k covers chunk k % chunks of
+// plane k / chunks (plane = b·H + h), so the mask offset needs one division per block, not per
+// element. plane_len = Nq·Nk is a multiple of W (checked by the host).
+template <typename T, int W>
+__device__ __forceinline__ void add_mask_pass(const T* __restrict__ x, const T* __restrict__ mask,
+                                              T* __restrict__ y, long long plane_len, int heads, int chunks) {
+    const long long plane = blockIdx.x / chunks;
+    const long long chunk = blockIdx.x - plane * chunks;
+    const long long j0 = (chunk * blockDim.x + threadIdx.x) * W;
+    if (j0 >= plane_len) return;
+    const long long b = plane / heads;
+    float v[W], mk[W];
+    load<T, W>(x + plane * plane_len + j0, v);
+    load<T, W>(mask + b * plane_len + j0, mk);
+#pragma unroll
+    for (int w = 0; w < W; ++w) v[w] += mk[w];
+    store<T, W>(y + plane * plane_len + j0, v);
+}
+
+#define ELEMENTWISE_ENTRIES(SUFFIX, TYPE, W)                                                              \
+    extern "C" __global__ void __launch_bounds__(ELEMENTWISE_THREADS)                                     \
+        ch05_scale_##SUFFIX(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long n, float scale) { \
+        scale_pass<TYPE, W>(x, y, n, scale);                                                              \
+    }                                                                                                     \
+    extern "C" __global__ void __launch_bounds__(ELEMENTWISE_THREADS)                                     \
+        ch05_add_mask_##SUFFIX(const TYPE* __restrict__ x, const TYPE* __restrict__ mask,                 \
+                               TYPE* __restrict__ y, long long plane_len, int heads, int chunks) {        \
+        add_mask_pass<TYPE, W>(x, mask, y, plane_len, heads, chunks);                                     \
+    }
+
+ELEMENTWISE_ENTRIES(f32_vec, float, 4)
+ELEMENTWISE_ENTRIES(f32_scalar, float, 1)
+ELEMENTWISE_ENTRIES(bf16_vec, bf16_t, 8)
+ELEMENTWISE_ENTRIES(bf16_scalar, bf16_t, 1)
