@@ -37,6 +37,8 @@ pub mod layout;
 pub mod prelude;
 pub mod reference;
 pub mod rope;
+pub mod scaling;
 
 pub use attn_support::{self, ndarray, plotters};
 pub use rope::{MAX_EXACT_POSITION, RopeCache, RopeConfig, RopeLayout, apply_rope};
+pub use scaling::{HfRopeParameters, RopeScaling};

@@ -11,3 +11,4 @@ pub use crate::figures::{PairRotation, decay_figure, frequency_figure, rotation_
 pub use crate::layout::{half_to_interleaved_rows, interleaved_to_half_rows};
 pub use crate::reference::rope_reference;
 pub use crate::rope::{MAX_EXACT_POSITION, RopeCache, RopeConfig, RopeLayout, apply_rope};
+pub use crate::scaling::{HfRopeParameters, RopeScaling};

@@ -3,9 +3,11 @@
 //! `z_i = x_a + i·x_b`, and RoPE at position `m` is `z_i · e^{i·m·θ_i}` with
 //! `θ_i = base^(−2i/d_rot)` computed in f64 from the exact position. Its only rounding is f64's
 //! (relative 2⁻⁵³ per step), so against it the f32 code shows its own error, angle rounding
-//! included.
+//! included. For a scaled config ([`crate::scaling`]) it takes the config's f32 frequencies and
+//! multiplies by its attention factor, so it checks the rotation, not the scaling.
 
 use crate::rope::{RopeConfig, RopeLayout};
+use crate::scaling::RopeScaling;
 use attn_support::ndarray::{Array4, ArrayView4};
 use attn_support::{Error, Result};
 
@@ -45,18 +47,25 @@ pub fn rope_reference(config: &RopeConfig, x: ArrayView4<f32>, offset: usize) ->
     }
     let d_rot = config.rotary_dim();
     let base = config.base() as f64;
+    // A scaled config's frequencies are taken as the config computed them (they are checked
+    // against transformers' own in tests/hf_fixtures.rs); the rotation is still this file's.
+    let scaled_theta = config.inv_freq();
+    let attention_factor = f64::from(config.attention_factor());
     let mut out = x.mapv(f64::from);
     for ((b, h, s, i), _) in x.slice(attn_support::ndarray::s![.., .., .., ..d_rot / 2]).indexed_iter() {
         let (ia, ib) = match config.layout() {
             RopeLayout::HalfRotation => (i, d_rot / 2 + i),
             RopeLayout::Interleaved => (2 * i, 2 * i + 1),
         };
-        let theta = base.powf(-2.0 * i as f64 / d_rot as f64);
+        let theta = match config.scaling() {
+            RopeScaling::Default => base.powf(-2.0 * i as f64 / d_rot as f64),
+            _ => f64::from(scaled_theta[i]),
+        };
         let phi = (offset + s) as f64 * theta;
         let z = Complex { re: out[[b, h, s, ia]], im: out[[b, h, s, ib]] };
         let rotated = z * Complex::from_polar_unit(phi);
-        out[[b, h, s, ia]] = rotated.re;
-        out[[b, h, s, ib]] = rotated.im;
+        out[[b, h, s, ia]] = rotated.re * attention_factor;
+        out[[b, h, s, ib]] = rotated.im * attention_factor;
     }
     Ok(out)
 }

@@ -52,6 +52,7 @@
 //! Inputs are `(batch, heads, seq, head_dim)` f32 arrays rotated in place; token `s` sits at
 //! position `offset + s`, as in a decoder whose KV cache already holds `offset` tokens.
 
+use crate::scaling::RopeScaling;
 use attn_support::ndarray::{Array2, ArrayView2, ArrayViewMut4};
 use attn_support::{Error, Result};
 
@@ -77,15 +78,20 @@ impl RopeLayout {
     }
 }
 
-/// What a model's config says about its RoPE: head dim, rotary dims, base, layout. Built through
-/// [`RopeConfig::new`], [`RopeConfig::partial`] and
-/// [`RopeConfig::from_partial_rotary_factor`], which reject what cannot rotate.
+/// What a model's config says about its RoPE: head dim, rotary dims, base, layout and scaling.
+/// Built through [`RopeConfig::new`], [`RopeConfig::partial`] and
+/// [`RopeConfig::from_partial_rotary_factor`], which reject what cannot rotate; a scaling is
+/// added with [`RopeConfig::with_scaling`]. The frequencies and the attention factor are
+/// computed once, when the config is built.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RopeConfig {
     head_dim: usize,
     rotary_dim: usize,
     base: f32,
     layout: RopeLayout,
+    scaling: RopeScaling,
+    inv_freq: Vec<f32>,
+    attention_factor: f32,
 }
 
 impl RopeConfig {
@@ -108,7 +114,17 @@ impl RopeConfig {
                 "rotary dims {rotary_dim} must be even, > 0 and at most head_dim {head_dim}"
             )));
         }
-        Ok(Self { head_dim, rotary_dim, base, layout })
+        let scaling = RopeScaling::Default;
+        let (inv_freq, attention_factor) = scaling.inv_freq_and_attention_factor(base, rotary_dim)?;
+        Ok(Self { head_dim, rotary_dim, base, layout, scaling, inv_freq, attention_factor })
+    }
+
+    /// The same RoPE with a scaling ([`crate::scaling`]): its frequencies and attention factor
+    /// replace the unscaled ones. Errors name a bad factor or parameter.
+    pub fn with_scaling(self, scaling: RopeScaling) -> Result<Self> {
+        let (inv_freq, attention_factor) =
+            scaling.inv_freq_and_attention_factor(self.base, self.rotary_dim)?;
+        Ok(Self { scaling, inv_freq, attention_factor, ..self })
     }
 
     /// `rotary_pct` / `partial_rotary_factor`: `d_rot = int(head_dim · factor)` as Hugging Face
@@ -139,29 +155,39 @@ impl RopeConfig {
     pub fn layout(&self) -> RopeLayout {
         self.layout
     }
+    pub fn scaling(&self) -> &RopeScaling {
+        &self.scaling
+    }
+    /// What multiplies cos and sin (Hugging Face's `attention_scaling`): 1 except for YaRN.
+    pub fn attention_factor(&self) -> f32 {
+        self.attention_factor
+    }
     /// Number of rotation pairs, `d_rot / 2`.
     pub fn pairs(&self) -> usize {
         self.rotary_dim / 2
     }
 
-    // ANCHOR: inv_freq
+    /// The frequencies `θ_i` of the pairs, scaled if the config has a scaling. Unscaled,
     /// `θ_i = 1 / base^(2i/d_rot)` in f32, step by step as transformers'
-    /// `_compute_default_rope_parameters`: integer `2i` to f32, divide by `d_rot` in f32,
-    /// `base ** exponent` in f32, reciprocal in f32.
+    /// `compute_default_rope_parameters`: integer `2i` to f32, divided by `d_rot` in f32,
+    /// `base ** exponent` in f32, reciprocal in f32 (`crate::scaling`'s `default_inv_freq`).
     pub fn inv_freq(&self) -> Vec<f32> {
-        (0..self.pairs())
-            .map(|i| {
-                let exponent = (2 * i) as f32 / self.rotary_dim as f32;
-                1.0 / self.base.powf(exponent)
-            })
-            .collect()
+        self.inv_freq.clone()
     }
-    // ANCHOR_END: inv_freq
 
     /// The angle `m·θ_i` as `LlamaRotaryEmbedding.forward` forms it: the integer position
     /// converted to f32 (exact up to [`MAX_EXACT_POSITION`]) times the f32 `θ_i`, one rounding.
     pub fn angle(inv_freq: f32, position: usize) -> f32 {
         inv_freq * position as f32
+    }
+
+    /// `(cos mθ_i, sin mθ_i)` times the attention factor, as `LlamaRotaryEmbedding.forward`:
+    /// `emb.cos() * attention_scaling` in f32 (the Python float factor converted to f32, one
+    /// more rounding; none when the factor is 1). The table and the on-the-fly path both call
+    /// this, so they agree bit for bit.
+    pub fn cos_sin(&self, pair: usize, position: usize) -> (f32, f32) {
+        let angle = Self::angle(self.inv_freq[pair], position);
+        (angle.cos() * self.attention_factor, angle.sin() * self.attention_factor)
     }
 
     /// The positions `offset … offset + seq − 1` must be integers f32 holds exactly.
@@ -222,16 +248,13 @@ fn rotate_rows(
 /// reading a table): `x` is `(batch, heads, seq, head_dim)`, token `s` at `offset + s`.
 pub fn apply_rope(config: &RopeConfig, x: ArrayViewMut4<f32>, offset: usize) -> Result<()> {
     config.check_input(&x, offset)?;
-    let inv_freq = config.inv_freq();
-    rotate_rows(x, offset, config, |position, i| {
-        let angle = RopeConfig::angle(inv_freq[i], position);
-        (angle.cos(), angle.sin())
-    });
+    rotate_rows(x, offset, config, |position, i| config.cos_sin(i, position));
     Ok(())
 }
 
-/// `cos mθ_i` and `sin mθ_i` tabulated for positions `0 … max_positions − 1`, one entry per
-/// pair: `(max_positions, d_rot/2)` each. A decoder builds it once for its context length.
+/// `cos mθ_i` and `sin mθ_i` (times the attention factor) tabulated for positions
+/// `0 … max_positions − 1`, one entry per pair: `(max_positions, d_rot/2)` each. A decoder
+/// builds it once for its context length.
 #[derive(Clone, Debug)]
 pub struct RopeCache {
     config: RopeConfig,
@@ -245,11 +268,8 @@ impl RopeCache {
             return Err(Error::InvalidArgument("a RoPE cache of 0 positions holds nothing".into()));
         }
         config.check_positions(0, max_positions)?;
-        let inv_freq = config.inv_freq();
-        let angles = Array2::from_shape_fn((max_positions, config.pairs()), |(m, i)| {
-            RopeConfig::angle(inv_freq[i], m)
-        });
-        Ok(Self { config: config.clone(), cos: angles.mapv(f32::cos), sin: angles.mapv(f32::sin) })
+        let cos_sin = Array2::from_shape_fn((max_positions, config.pairs()), |(m, i)| config.cos_sin(i, m));
+        Ok(Self { config: config.clone(), cos: cos_sin.mapv(|(c, _)| c), sin: cos_sin.mapv(|(_, s)| s) })
     }
 
     pub fn config(&self) -> &RopeConfig {
