@@ -35,6 +35,7 @@ pub mod prelude;
 pub mod qkv_epilogue;
 pub mod qkv_projection;
 pub mod reference;
+pub mod softmax_bench;
 pub mod softmax_fusion;
 
 pub use attn_support::{self, ndarray, plotters};

@@ -1,0 +1,261 @@
+//! The softmax benchmark of `ch05 --bench-softmax`: for each score shape and dtype (f32, bf16),
+//! the device's copy bandwidth and the fused and unfused scale + mask + softmax, timed in one
+//! run on the same tensors.
+//!
+//! Rows of the CSV ([`SOFTMAX_BENCH_HEADER`]), per shape and dtype:
+//!
+//! - `copy`: `cuMemcpyDtoDAsync` of the score tensor, T bytes read and T written: the ceiling a
+//!   kernel that reads and writes the tensor once can reach;
+//! - `fused_warp`, `fused_block`, `fused_auto` with mask `none` and scale 1: a plain row softmax,
+//!   the same computation as `torch.softmax(x, -1)` (the PyTorch peer in
+//!   `xtask/baselines/torch_softmax.py`); `fused_warp` only where a warp holds the row
+//!   (Nk ≤ 2048);
+//! - the same three with mask `causal` and scale 1/√128: the whole fused operation;
+//! - `unfused_chain` with mask `causal`: scale, add a stored mask tensor, softmax — three
+//!   kernels (peer: PyTorch eager `(x * scale).masked_fill(mask, −∞).softmax(−1)`).
+//!
+//! `modelled_bytes` is [`SoftmaxPipeline::bytes_moved`] (2T fused and copy, 7T unfused), `gbps`
+//! is that over the median time, and `copy_fraction` is `gbps` over the copy's in the same run.
+//! The causal fused kernel skips reading wholly masked vectors, so its modelled rate can exceed
+//! what it moves; the `none` rows are the ones to hold against the copy.
+
+use crate::gpu::softmax::{DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, launch_fused};
+use crate::softmax_fusion::{MaskSpec, ScoreShape, SoftmaxPipeline};
+use attn_support::data::randn;
+use attn_support::error::DriverContext;
+use attn_support::gpu::Gpu;
+use attn_support::report::{TextTable, write_lines};
+use attn_support::timing::gpu_time;
+use attn_support::{Error, Result};
+use half::bf16;
+use std::path::Path;
+
+/// The shapes of the recorded runs, `xtask/baselines/ch05_softmax_shapes.txt`, built into the
+/// binary so that it carries them to the GPU machine.
+pub const DEFAULT_SHAPES: &str = include_str!("../../../xtask/baselines/ch05_softmax_shapes.txt");
+
+/// The CSV columns.
+pub const SOFTMAX_BENCH_HEADER: &str =
+    "impl,dtype,batch,heads,nq,nk,mask,median_ms,modelled_bytes,gbps,copy_fraction";
+
+/// The scale of the masked runs: 1/√d for a head dimension of 128.
+pub const BENCH_SCALE: f32 = 0.088_388_35;
+
+/// Parse a shape list: one `batch heads nq nk` per line, `#` comments and blank lines skipped.
+pub fn parse_shapes(text: &str, source: &str) -> Result<Vec<ScoreShape>> {
+    let mut shapes = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<usize> =
+            line.split_whitespace().map(str::parse).collect::<Result<_, _>>().map_err(|e| {
+                Error::InvalidArgument(format!(
+                    "{source} line {}: {e} in {line:?} (want: batch heads nq nk)",
+                    n + 1
+                ))
+            })?;
+        let [batch, heads, nq, nk] = fields[..] else {
+            return Err(Error::InvalidArgument(format!(
+                "{source} line {}: {} numbers in {line:?}, want 4: batch heads nq nk",
+                n + 1,
+                fields.len()
+            )));
+        };
+        if fields.contains(&0) {
+            return Err(Error::InvalidArgument(format!("{source} line {}: a size of 0 in {line:?}", n + 1)));
+        }
+        shapes.push(ScoreShape { batch, heads, nq, nk });
+    }
+    Ok(shapes)
+}
+
+/// Untimed and timed calls per measurement.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    pub warmup: usize,
+    pub repeats: usize,
+}
+
+/// One measurement.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SoftmaxBenchRow {
+    pub implementation: &'static str,
+    pub dtype: &'static str,
+    pub shape: ScoreShape,
+    pub mask: &'static str,
+    pub median_ms: f64,
+    pub modelled_bytes: u64,
+    /// Modelled bytes per second over the median, in GB/s.
+    pub gbps: f64,
+    /// `gbps` over the copy's in the same run.
+    pub copy_fraction: f64,
+}
+
+impl SoftmaxBenchRow {
+    /// The row as a CSV line in [`SOFTMAX_BENCH_HEADER`]'s order.
+    pub fn csv(&self) -> String {
+        let ScoreShape { batch, heads, nq, nk } = self.shape;
+        format!(
+            "{},{},{batch},{heads},{nq},{nk},{},{:.5},{},{:.1},{:.4}",
+            self.implementation,
+            self.dtype,
+            self.mask,
+            self.median_ms,
+            self.modelled_bytes,
+            self.gbps,
+            self.copy_fraction
+        )
+    }
+}
+
+/// Every variant on every shape, in f32 then bf16, printing each row as it is measured.
+pub fn run_softmax_bench(
+    gpu: &Gpu,
+    shapes: &[ScoreShape],
+    options: BenchOptions,
+) -> Result<Vec<SoftmaxBenchRow>> {
+    let table = TextTable::new(&[
+        ("impl", 14),
+        ("dtype", 5),
+        ("B×H×Nq × Nk", 20),
+        ("mask", 6),
+        ("median ms", 10),
+        ("GB/s", 8),
+        ("× copy", 7),
+    ])
+    .left_aligned(0)
+    .left_aligned(2)
+    .left_aligned(3);
+    println!("{}", table.header());
+    let mut rows = Vec::new();
+    for (k, &shape) in shapes.iter().enumerate() {
+        let seed = 5000 + k as u64;
+        rows.extend(bench_shape::<f32>(gpu, shape, seed, options, &table)?);
+        rows.extend(bench_shape::<bf16>(gpu, shape, seed, options, &table)?);
+    }
+    Ok(rows)
+}
+
+/// The measurements of one shape in storage type T.
+fn bench_shape<T: ScoreElement>(
+    gpu: &Gpu,
+    shape: ScoreShape,
+    seed: u64,
+    options: BenchOptions,
+    table: &TextTable,
+) -> Result<Vec<SoftmaxBenchRow>> {
+    let n = shape.elements() as usize;
+    let free = gpu.memory()?.0;
+    // Scores, probabilities and the chain's two intermediates, plus its mask (B·Nq·Nk).
+    let need = (4 * n + shape.batch * shape.nq * shape.nk) * T::BYTES;
+    if need > free {
+        return Err(Error::InvalidArgument(format!(
+            "{shape:?} in {} needs {need} bytes of device memory, {free} are free",
+            T::NAME
+        )));
+    }
+    let host = randn((shape.batch, shape.heads, shape.nq, shape.nk), seed).mapv(T::from_f32);
+    let scores = gpu.upload(&host)?;
+    let mut probs = gpu.zeros::<T>(n)?;
+    let (warmup, repeats) = (options.warmup, options.repeats);
+    let fused_bytes = SoftmaxPipeline::Fused.bytes_moved(shape, T::BYTES as u64).total();
+    let mut rows = Vec::new();
+    let mut record =
+        |implementation: &'static str, mask: &'static str, median_ms: f64, bytes: u64, copy: f64| {
+            let gbps = bytes as f64 / (median_ms * 1e-3) / 1e9;
+            let row = SoftmaxBenchRow {
+                implementation,
+                dtype: T::NAME,
+                shape,
+                mask,
+                median_ms,
+                modelled_bytes: bytes,
+                gbps,
+                copy_fraction: if copy > 0.0 { gbps / copy } else { 1.0 },
+            };
+            let dims = format!("{}×{}×{} × {}", shape.batch, shape.heads, shape.nq, shape.nk);
+            println!(
+                "{}",
+                table.line(&[
+                    implementation.to_string(),
+                    T::NAME.to_string(),
+                    dims,
+                    mask.to_string(),
+                    format!("{median_ms:.4}"),
+                    format!("{gbps:.0}"),
+                    format!("{:.3}", row.copy_fraction),
+                ])
+            );
+            rows.push(row);
+            gbps
+        };
+
+    // The ceiling: a device-to-device copy of the same T bytes (read T + write T).
+    let copy = gpu_time(gpu, warmup, repeats, || {
+        gpu.stream.memcpy_dtod(&scores, &mut probs).ctx("copying device to device")
+    })?;
+    let copy_gbps = record("copy", "none", copy.median_ms, fused_bytes, 0.0);
+
+    let launches = [
+        ("fused_warp", RowLaunch::WarpPerRow),
+        ("fused_block", RowLaunch::BlockPerRow),
+        ("fused_auto", RowLaunch::Auto),
+    ];
+    for (mask_name, spec, scale) in
+        [("none", MaskSpec::none(), 1.0), ("causal", MaskSpec::causal(), BENCH_SCALE)]
+    {
+        let mask = DeviceMask::upload(gpu, &spec, shape)?;
+        for (name, launch) in launches {
+            if launch == RowLaunch::WarpPerRow && shape.nk > WARP_MAX_KEYS {
+                continue; // a warp cannot hold the row
+            }
+            let t = gpu_time(gpu, warmup, repeats, || {
+                launch_fused(gpu, &scores.as_view(), &mut probs.as_view_mut(), scale, &mask, launch)
+                    .map(|_| ())
+            })?;
+            record(name, mask_name, t.median_ms, fused_bytes, copy_gbps);
+        }
+    }
+
+    let mut chain = UnfusedChain::<T>::new(gpu, shape, &MaskSpec::causal())?;
+    let t = gpu_time(gpu, warmup, repeats, || {
+        chain.launch(gpu, &scores.as_view(), &mut probs.as_view_mut(), BENCH_SCALE, RowLaunch::Auto)
+    })?;
+    let unfused_bytes = SoftmaxPipeline::Unfused.bytes_moved(shape, T::BYTES as u64).total();
+    record("unfused_chain", "causal", t.median_ms, unfused_bytes, copy_gbps);
+    Ok(rows)
+}
+
+/// Write the rows to `path` with [`SOFTMAX_BENCH_HEADER`].
+pub fn write_softmax_csv(path: &Path, rows: &[SoftmaxBenchRow]) -> Result<()> {
+    write_lines(path, SOFTMAX_BENCH_HEADER, rows.iter().map(SoftmaxBenchRow::csv))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_shapes_hold_about_64_mi_elements_each() {
+        let shapes = parse_shapes(DEFAULT_SHAPES, "default").unwrap();
+        assert_eq!(
+            shapes.iter().map(|s| s.nk).collect::<Vec<_>>(),
+            [128, 512, 1000, 1024, 2048, 4096, 8192, 16384]
+        );
+        for s in shapes {
+            let mib = s.elements() as f64 * 4.0 / (1 << 20) as f64;
+            assert!((240.0..=256.0).contains(&mib), "{s:?}: {mib} MiB in f32");
+            assert!(s.nq <= s.nk, "{s:?}: causal rows would be fully masked");
+        }
+    }
+
+    #[test]
+    fn bad_shape_lines_name_the_line() {
+        let e = parse_shapes("# c\n1 2 3\n", "f").unwrap_err().to_string();
+        assert!(e.contains("f line 2") && e.contains("3 numbers"), "{e}");
+        assert!(parse_shapes("1 2 x 4", "f").unwrap_err().to_string().contains("line 1"));
+        assert!(parse_shapes("1 0 3 4", "f").is_err());
+    }
+}
