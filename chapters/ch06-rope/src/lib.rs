@@ -18,22 +18,31 @@
 //!
 //! - [`comparison`]: the encodings side by side — where the position enters, parameters, cost,
 //!   extrapolation as the literature reports it (sources named), models that use each.
+//! - [`gpu`]: RoPE on the GPU (`kernels/ch06_rope.cu`), in place on `(tokens, heads, head_dim)`
+//!   with a position per token, both layouts, partial rotary, f32 or bf16 storage, angles from
+//!   the cache or on the fly (`sincosf` or `__sincosf`), every bound checked on the host;
+//!   [`agreement`] compares it with the CPU, [`precision`] measures each angle source against f64
+//!   at positions up to 131 072, and [`bench`] times it against the device's copy bandwidth
+//!   (`ch06 --bench-gpu`; PyTorch's peer is `xtask/baselines/torch_rope.py`).
 //!
 //! Still to come for chapter 6 (issue 10): T5's buckets checked against a PyTorch fixture
 //! (the f32 logarithm decides ties); the scalings exactly as transformers computes them
 //! (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures and the script that made them;
-//! the GPU kernels (both layouts, standalone and fused into chapter 5's QKV epilogue) and their
-//! benchmark; the figure of scaled against unscaled frequencies; the notebook and the book
-//! chapter.
+//! RoPE fused into chapter 5's QKV epilogue; the GPU benchmark's recorded results; the figure
+//! of scaled against unscaled frequencies; the notebook and the book chapter.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
+pub mod agreement;
+pub mod bench;
 pub mod comparison;
 pub mod curves;
 pub mod decay;
 pub mod encodings;
 pub mod figures;
+pub mod gpu;
 pub mod layout;
+pub mod precision;
 pub mod prelude;
 pub mod reference;
 pub mod rope;
