@@ -47,6 +47,7 @@ pub mod prelude;
 pub mod reference;
 pub mod rope;
 pub mod scaling;
+pub mod scaling_figure;
 
 pub use attn_support::{self, ndarray, plotters};
 pub use rope::{MAX_EXACT_POSITION, RopeCache, RopeConfig, RopeLayout, apply_rope};

@@ -111,6 +111,17 @@ impl RopeScaling {
         }
     }
 
+    /// The scaling factor `s` (1 for [`RopeScaling::Default`]).
+    pub fn factor(&self) -> f64 {
+        match *self {
+            RopeScaling::Default => 1.0,
+            RopeScaling::Linear { factor }
+            | RopeScaling::DynamicNtk { factor, .. }
+            | RopeScaling::Yarn { factor, .. }
+            | RopeScaling::Llama3 { factor, .. } => factor,
+        }
+    }
+
     /// Rejects what transformers would divide by zero, take the logarithm of zero of, or what
     /// makes no sense as a scaling (a factor ≤ 0), naming the value. transformers only warns
     /// for a factor below 1 (it shrinks the context instead of stretching it), so we accept it.

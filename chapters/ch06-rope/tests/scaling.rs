@@ -287,3 +287,25 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_scaled_frequency_figure_renders_and_its_table_counts() {
+    use ch06_rope::attn_support::plot::png_bytes;
+    use ch06_rope::scaling_figure::{llama3_like_scalings, scaled_frequency_figure, scalings_table};
+    let scalings = llama3_like_scalings(8.0, 8192);
+    let fig = scaled_frequency_figure(128, 500_000.0, &scalings, 8192, 65_536).unwrap();
+    assert!(png_bytes(&fig).unwrap().starts_with(b"\x89PNG"));
+    assert!(scaled_frequency_figure(128, 500_000.0, &[], 8192, 65_536).is_err());
+    // Llama 3 keeps 29 pairs and divides 29 (the 6 between are smoothed); YaRN keeps the 19
+    // pairs up to its ramp start, dim ⌊18.08⌋ = 18; and every scaling leaves as many
+    // pairs turning within 65 536 tokens as the unscaled model had within 8192.
+    let rendered = scalings_table().unwrap().render();
+    let row = |name: &str| rendered.lines().find(|l| l.starts_with(name)).unwrap().to_string();
+    assert!(row("Llama 3").contains("29 of 64"), "{rendered}");
+    assert!(row("YaRN").contains("19 of 64") && row("YaRN").contains("1.2079"), "{rendered}");
+    let unscaled = RopeConfig::new(128, 500_000.0, RopeLayout::HalfRotation).unwrap();
+    let within_trained = ch06_rope::curves::pairs_with_full_turn(&unscaled, 8192);
+    for (name, _) in &scalings {
+        assert!(row(name).trim_end().ends_with(&within_trained.to_string()), "{name}: {rendered}");
+    }
+}
