@@ -25,11 +25,16 @@
 //!   at positions up to 131 072, and [`bench`] times it against the device's copy bandwidth
 //!   (`ch06 --bench-gpu`; PyTorch's peer is `xtask/baselines/torch_rope.py`).
 //!
-//! Still to come for chapter 6 (issue 10): T5's buckets checked against a PyTorch fixture
-//! (the f32 logarithm decides ties); the scalings exactly as transformers computes them
-//! (linear, dynamic NTK, YaRN, Llama 3) with committed fixtures and the script that made them;
-//! RoPE fused into chapter 5's QKV epilogue; the GPU benchmark's recorded results; the figure
-//! of scaled against unscaled frequencies; the notebook and the book chapter.
+//! - [`scaling`]: the scalings exactly as transformers 5.17 computes them (default, linear,
+//!   dynamic NTK, YaRN, Llama 3), parsed from a config's `rope_parameters`, carried by
+//!   [`RopeConfig::with_scaling`] into the cache and the on-the-fly path (cos/sin times YaRN's
+//!   attention factor); `tests/hf_fixtures.rs` compares them, and T5's buckets, with values
+//!   transformers produced (`fixtures/make_hf_fixtures.py`); [`scaling_figure`] draws scaled
+//!   against unscaled wavelengths.
+//!
+//! Still to come for chapter 6 (issue 10): the fixtures recorded on the GPU machine and
+//! committed; RoPE fused into chapter 5's QKV epilogue; the GPU benchmark's recorded results;
+//! the notebook and the book chapter.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
