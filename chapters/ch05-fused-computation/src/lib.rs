@@ -32,6 +32,7 @@
 pub mod bytes;
 pub mod gpu;
 pub mod prelude;
+pub mod qkv_bench;
 pub mod qkv_epilogue;
 pub mod qkv_projection;
 pub mod reference;

@@ -1,16 +1,23 @@
 //! `ch05`: chapter 5's experiments. Without options, prints the byte model of scale + mask +
-//! softmax, unfused against fused; with `--bench-softmax`, times both on the GPU against the
-//! device's copy bandwidth.
+//! softmax, of the QKV projection and of its epilogue, unfused against fused; with
+//! `--bench-softmax`, times softmax on the GPU against the device's copy bandwidth; with
+//! `--bench-qkv`, three cuBLAS GEMMs against one; with `--bench-epilogue`, RoPE + KV-cache
+//! write as three passes against one kernel. One benchmark per run, each with its own CSV.
 //!
 //! ```text
 //! cargo run --release --bin ch05
 //! cargo run --release --bin ch05 -- --bench-softmax --csv target/bench/ch05_softmax.csv
+//! cargo run --release --bin ch05 -- --bench-qkv --csv target/bench/ch05_qkv.csv
+//! cargo run --release --bin ch05 -- --bench-epilogue --csv target/bench/ch05_epilogue.csv
 //! ```
 
 use anyhow::Context;
 use ch05_fused_computation::attn_support::report::heading;
 use ch05_fused_computation::attn_support::units::format_bytes;
 use ch05_fused_computation::attn_support::with_gpu;
+use ch05_fused_computation::qkv_bench::{
+    QkvBenchOptions, print_byte_models, run_epilogue_bench, run_qkv_bench, write_epilogue_csv, write_qkv_csv,
+};
 use ch05_fused_computation::softmax_bench::{
     BenchOptions, DEFAULT_SHAPES, parse_shapes, run_softmax_bench, write_softmax_csv,
 };
@@ -24,12 +31,22 @@ use std::path::PathBuf;
 struct Args {
     /// Time scale + mask + softmax (fused: a warp or a block per row; the unfused three-kernel
     /// chain) and a device copy on every shape of --softmax-shapes, in f32 and bf16 (needs a GPU).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["bench_qkv", "bench_epilogue"])]
     bench_softmax: bool,
-    /// The softmax benchmark's CSV
-    /// (`impl,dtype,batch,heads,nq,nk,mask,median_ms,modelled_bytes,gbps,copy_fraction`).
-    #[arg(long, default_value = "target/bench/ch05_softmax.csv")]
-    csv: PathBuf,
+    /// Time the QKV projection: three cuBLAS GEMMs against one over [W_q; W_k; W_v], on
+    /// SmolLM2-135M and Llama-3-8B shapes, 1 and 4096 tokens, f32 and bf16 (needs a GPU).
+    #[arg(long, conflicts_with = "bench_epilogue")]
+    bench_qkv: bool,
+    /// Time the QKV epilogue (RoPE on q and k, k and v into the cache): three passes against
+    /// one kernel, and a device copy of the GEMM output, on the same shapes (needs a GPU).
+    #[arg(long)]
+    bench_epilogue: bool,
+    /// The benchmark's CSV; by default target/bench/ch05_softmax.csv
+    /// (`impl,dtype,batch,heads,nq,nk,mask,median_ms,modelled_bytes,gbps,copy_fraction`),
+    /// target/bench/ch05_qkv.csv or target/bench/ch05_epilogue.csv (columns in
+    /// `ch05_fused_computation::qkv_bench`).
+    #[arg(long)]
+    csv: Option<PathBuf>,
     /// Shapes for --bench-softmax, `batch heads nq nk` per line; by default the list built into
     /// the binary (xtask/baselines/ch05_softmax_shapes.txt).
     #[arg(long)]
@@ -57,7 +74,22 @@ fn main() -> anyhow::Result<()> {
         let options = BenchOptions { warmup: args.warmup, repeats: args.repeats };
         if let Some(rows) = with_gpu("the softmax benchmark", |gpu| run_softmax_bench(gpu, &shapes, options))?
         {
-            write_softmax_csv(&args.csv, &rows)?;
+            write_softmax_csv(&csv_or(&args.csv, "ch05_softmax.csv"), &rows)?;
+        }
+        return Ok(());
+    }
+    let qkv_options = QkvBenchOptions { warmup: args.warmup, repeats: args.repeats };
+    if args.bench_qkv {
+        heading("QKV projection: three cuBLAS GEMMs against one over [W_q; W_k; W_v]");
+        if let Some(rows) = with_gpu("the QKV benchmark", |gpu| run_qkv_bench(gpu, qkv_options))? {
+            write_qkv_csv(&csv_or(&args.csv, "ch05_qkv.csv"), &rows)?;
+        }
+        return Ok(());
+    }
+    if args.bench_epilogue {
+        heading("QKV epilogue (RoPE + KV-cache write): three passes against one kernel");
+        if let Some(rows) = with_gpu("the epilogue benchmark", |gpu| run_epilogue_bench(gpu, qkv_options))? {
+            write_epilogue_csv(&csv_or(&args.csv, "ch05_epilogue.csv"), &rows)?;
         }
         return Ok(());
     }
@@ -73,5 +105,11 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("(run with --bench-softmax on a GPU to time both)");
+    print_byte_models();
     Ok(())
+}
+
+/// `--csv` when given, else `target/bench/<default>`.
+fn csv_or(csv: &Option<PathBuf>, default: &str) -> PathBuf {
+    csv.clone().unwrap_or_else(|| PathBuf::from("target/bench").join(default))
 }
