@@ -1,6 +1,7 @@
 //! The GPU RoPE (`kernels/ch06_rope.cu`) against the CPU's, token by token: both layouts, full
 //! and partial rotary (odd head dims too), token counts that fill no block evenly, positions up
-//! to 131 072, f32 and bf16 storage, the cache and the two on-the-fly angle sources. Skips
+//! to 131 072, f32 and bf16 storage, the cache and the two on-the-fly angle sources; and each
+//! angle source's cos/sin against f64 (`ch06_rope::precision`). Skips
 //! (printing why) without a GPU; fails under ATTN_REQUIRE_GPU=1. The launch checks run without
 //! a GPU.
 //!
@@ -29,6 +30,7 @@ use ch06_rope::gpu::{
     AngleSource, DevicePositions, RopeElement, RopeKernel, bf16, check_launch, cpu_rope_at_positions,
     largest_position, rope_gpu,
 };
+use ch06_rope::precision::{WINDOW_LEN, angle_errors};
 use ch06_rope::{MAX_EXACT_POSITION, RopeCache, RopeConfig, RopeLayout};
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -209,4 +211,34 @@ fn launch_checks_name_the_bad_value_without_a_gpu() {
     assert!(matches!(e, Error::InvalidArgument(_)) && e.to_string().contains("127"), "{e}");
     let e = RopeConfig::partial(64, 96, 10_000.0, RopeLayout::Interleaved).unwrap_err().to_string();
     assert!(e.contains("96") && e.contains("64"), "{e}");
+}
+
+#[test]
+fn each_angle_source_within_its_error_budget_against_f64() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch06 GPU angle precision")? else { return Ok(()) };
+    let count = if under_sanitizer() { 4 } else { WINDOW_LEN };
+    for base in [10_000.0f32, 500_000.0] {
+        for first in [0usize, 32_768, 131_072] {
+            let rows = angle_errors(&gpu, 128, base, first, count)?;
+            let last = (first + count - 1) as f64;
+            for r in &rows {
+                let what = format!("base {base}, positions {first}.., {}: {r:?}", r.source_name());
+                // The whole error: the f32 angle's rounding (< 5·m·u, tests/rope.rs) plus the
+                // evaluation's below.
+                let evaluation = match r.source {
+                    None => 0.0,
+                    Some(AngleSource::Cache | AngleSource::Sincosf) => 4.0 * U,
+                    // θ_0 = 1, so the largest angle is the last position.
+                    Some(AngleSource::FastSincosf) => 4.0 * last * U + 2f64.powi(-20),
+                };
+                assert!(
+                    r.vs_f32_angle <= evaluation.max(1e-300),
+                    "{what}: evaluation budget {evaluation:.2e}"
+                );
+                let whole = 5.0 * last * U + evaluation + 2.0 * U;
+                assert!(r.vs_exact_angle <= whole, "{what}: budget {whole:.2e}");
+            }
+        }
+    }
+    Ok(())
 }
