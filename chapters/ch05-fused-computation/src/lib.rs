@@ -15,13 +15,20 @@
 //!   (GQA-sized), the fused output split into (B, H, N, d) views without a copy ([`repeat_kv`]
 //!   for the one copy GQA needs before an attention that wants equal head counts), and the
 //!   shapes of SmolLM2-135M and Llama-3-8B, and [`QkvPipeline::bytes_moved`] for its byte model;
-//! - [`mod@reference`]: independent f64 versions of both for the tests.
+//! - [`qkv_epilogue`]: the QKV GEMM's epilogue — RoPE on q and k in the half-rotation layout
+//!   from cos/sin tables given as input ([`rotate_half_with_table`]), q laid out (H, n, d), k and
+//!   v written into a (H_kv, max_len, d) [`KvCache`] — as three passes and as one, equal bit for
+//!   bit, with [`EpiloguePipeline::bytes_moved`];
+//! - [`mod@reference`]: independent f64 versions of all three for the tests.
 //!
-//! Still to come for chapter 5: the GPU side — cuBLAS GEMMs for the QKV projection (bf16 with
-//! f32 accumulation, and f32) at decode and prefill token counts; the fused softmax kernel with
+//! On the GPU ([`gpu`]): the QKV projection through cuBLAS, three GEMMs or one (f32 SGEMM
+//! without TF32, bf16 GemmEx with f32 accumulation); the epilogue as one kernel or three passes
+//! (`kernels/ch05_qkv_epilogue.cu`, f32 and bf16, equal to the CPU bit for bit); scale + mask +
+//! softmax. [`qkv_bench`] times fusions 1 and 3 for `ch05 --bench-qkv` / `--bench-epilogue`.
+//!
+//! Still to come for chapter 5: the GPU side — the fused softmax kernel with
 //! 128-bit vectorised loads and warp- against block-per-row variants chosen by row length; the
-//! unfused kernel chain; the RoPE + KV-cache-write epilogue of the QKV GEMM against three
-//! passes (with chapter 6); bytes measured with Nsight Compute (`dram__bytes_read.sum`,
+//! unfused kernel chain; bytes measured with Nsight Compute (`dram__bytes_read.sum`,
 //! `dram__bytes_write.sum`) against the model here; benchmarks against `torch.softmax`, PyTorch
 //! eager `masked_fill` + `softmax` and the device's copy bandwidth; the `ch05` binary and its
 //! figures (bytes and time, unfused against fused); the notebook and the book chapter.

@@ -59,6 +59,9 @@ pub const EPILOGUE_BENCH_HEADER: &str =
 pub struct QkvBenchOptions {
     pub warmup: usize,
     pub repeats: usize,
+    /// Calls per timing instead of [`inner_calls`]'s (1 under a profiler, so that its report
+    /// holds one launch per version and point).
+    pub calls: Option<usize>,
 }
 
 /// Calls between one pair of events: 50 at decode (a few microseconds each), 1 at prefill.
@@ -155,7 +158,7 @@ fn qkv_point<T: DeviceElement>(
         gpu.zeros::<T>(tokens * kv_cols)?,
     );
     let mut qkv = gpu.zeros::<T>(tokens * dims.fused_cols())?;
-    let calls = inner_calls(tokens);
+    let calls = options.calls.unwrap_or_else(|| inner_calls(tokens)).max(1);
 
     let mut i = 0;
     let three = time_per_call(gpu, options, calls, || {
@@ -291,7 +294,7 @@ fn epilogue_point<T: DeviceElement>(
         EpilogueShape { dims, tokens, start, table_positions: BENCH_CACHE_LEN, cache_len: BENCH_CACHE_LEN };
     let kernels = QkvEpilogue::<T>::load(gpu)?;
     let mut buffers = EpilogueBuffers::<T>::zeros(gpu, shape)?;
-    let calls = inner_calls(tokens);
+    let calls = options.calls.unwrap_or_else(|| inner_calls(tokens)).max(1);
     let mut copy_dst = gpu.zeros::<T>(buffers.qkv.len())?;
     let copy = time_per_call(gpu, options, calls, || {
         gpu.stream.memcpy_dtod(&buffers.qkv, &mut copy_dst).ctx("copying device to device")

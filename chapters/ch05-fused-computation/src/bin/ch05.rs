@@ -57,6 +57,10 @@ struct Args {
     /// Timed calls per measurement (the median is reported).
     #[arg(long, default_value_t = 30)]
     repeats: usize,
+    /// --bench-qkv and --bench-epilogue: calls between one pair of timing events (by default
+    /// 50 at decode, 1 at prefill); 1 under a profiler, with --warmup 0 --repeats 1.
+    #[arg(long)]
+    calls_per_timing: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,7 +82,8 @@ fn main() -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let qkv_options = QkvBenchOptions { warmup: args.warmup, repeats: args.repeats };
+    let qkv_options =
+        QkvBenchOptions { warmup: args.warmup, repeats: args.repeats, calls: args.calls_per_timing };
     if args.bench_qkv {
         heading("QKV projection: three cuBLAS GEMMs against one over [W_q; W_k; W_v]");
         if let Some(rows) = with_gpu("the QKV benchmark", |gpu| run_qkv_bench(gpu, qkv_options))? {
