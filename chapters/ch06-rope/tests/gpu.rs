@@ -184,6 +184,12 @@ fn a_position_past_the_cache_is_refused_before_launch() -> Result<()> {
     let mut buf = gpu.zeros::<f32>(3 * 2 * 8 - 1)?;
     let e = kernel.launch(&gpu, &mut buf, 2, &positions).unwrap_err().to_string();
     assert!(e.contains("47") && e.contains("48"), "{e}");
+    // x's head dim must be the config's, and there must be one position per token.
+    let e =
+        rope_gpu(&gpu, &kernel, Array3::<f32>::zeros((3, 2, 6)).view(), &[0, 1, 2]).unwrap_err().to_string();
+    assert!(e.contains("[3, 2, 6]") && e.contains("[3, 2, 8]"), "{e}");
+    let e = rope_gpu(&gpu, &kernel, x.view(), &[0, 1]).unwrap_err().to_string();
+    assert!(e.contains("[3, 2, 8]") && e.contains("[2, 2, 8]"), "{e}");
     // The cache is not an on-the-fly source.
     assert!(RopeKernel::<f32>::on_the_fly(&gpu, &config, AngleSource::Cache).is_err());
     Ok(())
