@@ -34,9 +34,9 @@
 //   slot s takes heads s, s + slots, s + 2·slots, …. A warp thus touches whole rows of
 //   neighbouring heads of one token: for d = 128 bf16, 8 threads cover one head's 256 bytes.
 // Launch (chapters/ch06-rope/src/gpu.rs): 1-D grid of ceil(tokens · slots · P/C / 256) blocks
-//   of ROPE_THREADS = 256 threads. The host checks every size and every position (below the
-//   cache's max_positions, at most 2^24 so that f32 holds it) before launching, and that x
-//   starts 16-byte aligned for the vector variants.
+//   of ROPE_THREADS = 256 threads, fewer than 2^32 threads in all. The host checks every size
+//   and every position (below the cache's max_positions, at most 2^24 so that f32 holds it)
+//   before launching, and that x starts 16-byte aligned for the vector variants.
 // Bytes moved: tokens·heads·rotary_dim·size read and as many written (2·tokens·heads·d·size at
 //   full rotary, the same as copying x), plus positions (4·tokens) and, from the cache,
 //   2·tokens·P·4 bytes of cos/sin (3 % of x's traffic for bf16, d = 128; heads reuse them).
@@ -104,12 +104,14 @@ __device__ __forceinline__ void rope_inplace(T *__restrict__ x, const unsigned *
                                              const float *__restrict__ inv_freq, float attention_factor,
                                              long long tokens, int heads,
                                              int head_dim, int pairs, int head_slots) {
-    const int chunks = pairs / C;
-    const long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    // 32-bit index arithmetic (64-bit division is a long subroutine): the host checks that the
+    // grid has fewer than 2^32 threads.
+    const unsigned chunks = pairs / C;
+    const unsigned idx = blockIdx.x * blockDim.x + threadIdx.x;
     const int chunk = (int)(idx % chunks);
-    const long long rest = idx / chunks;
-    const int slot = (int)(rest % head_slots);
-    const long long token = rest / head_slots;
+    const unsigned rest = idx / chunks;
+    const int slot = (int)(rest % (unsigned)head_slots);
+    const long long token = rest / (unsigned)head_slots;
     if (token >= tokens) return;
     const int i0 = chunk * C;  // this thread's first pair
     const unsigned m = positions[token];

@@ -314,7 +314,14 @@ impl<T: RopeElement> RopeKernel<T> {
         let pairs_per_thread = if vector { Self::vector_pairs() } else { 1 };
         let head_slots = heads.div_ceil(HEADS_PER_THREAD);
         let threads = tokens * head_slots * (self.config.pairs() / pairs_per_thread);
-        let launch = launch_config((cdiv(threads, ROPE_THREADS), 1, 1), ROPE_THREADS, 0)?;
+        let blocks = cdiv(threads, ROPE_THREADS);
+        // The kernel's index arithmetic is 32-bit (2^32 threads would be hundreds of GB of x).
+        if blocks * ROPE_THREADS > u32::MAX as usize {
+            return Err(Error::InvalidArgument(format!(
+                "{threads} threads for {tokens} tokens × {heads} heads: over the kernel's 2^32"
+            )));
+        }
+        let launch = launch_config((blocks, 1, 1), ROPE_THREADS, 0)?;
         Ok(Shape { launch, head_slots: head_slots as i32 })
     }
 
