@@ -50,11 +50,18 @@ enum Layout { HALF_ROTATION = 0, INTERLEAVED = 1 };
 
 __device__ __forceinline__ float bf16_bits_to_f32(unsigned bits16) { return __uint_as_float(bits16 << 16); }
 
-// Round to nearest even, as `half::bf16::from_f32` does on the host; a NaN stays a (quiet) NaN.
+// Round to nearest even, as `half::bf16::from_f32` does on the host (a NaN stays a NaN, though
+// not necessarily the same one): one cvt instruction from sm_80 on, the bit trick before.
 __device__ __forceinline__ unsigned f32_to_bf16_bits(float f) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    unsigned short r;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(f));
+    return r;
+#else
     const unsigned u = __float_as_uint(f);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (u >> 16) | 0x40u;
     return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+#endif
 }
 
 __device__ __forceinline__ float to_f32(float v) { return v; }
