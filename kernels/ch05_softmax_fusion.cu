@@ -10,10 +10,12 @@
 // A row with an empty interval is written as zeros (m = −∞: no weights to normalise), never NaN.
 //
 // Two launch shapes, both holding the row in registers so that HBM sees it once each way:
-//  - a warp per row (ch05_softmax_warp_*): WARP_ROWS_PER_BLOCK = 4 warps of a 128-thread block,
-//    each lane holding V values of its row; the max and the sum are reduced with warp shuffles
-//    only (no shared memory, no __syncthreads). Grid ⌈rows / 4⌉. For short rows: V ≤ 64 values
-//    per lane, Nk ≤ 32·V ≤ 2048 keys.
+//  - a warp per row (ch05_softmax_warp_*): 4 warps of a 128-thread block (WARPS_PER_BLOCK), each
+//    lane holding V values of its row; the max and the sum are reduced with warp shuffles only (no
+//    shared memory, no __syncthreads). For short rows: V ≤ 64 values per lane, Nk ≤ 32·V ≤ 2048
+//    keys. A row too short to give every lane a vector (Nk ≤ 16·V at the smallest V) goes to a
+//    group of 16 or 8 lanes instead (the "_lanes16" / "_lanes8" kernels, 2 or 4 rows per warp).
+//    Grid ⌈rows / (4 · 32 / lanes per row)⌉.
 //  - a block per row (ch05_softmax_block_*): one block of T ≤ 512 threads (a multiple of 32, set by
 //    the host) per row, each thread holding V ∈ {16, 32, 64} values; warp shuffles, then the
 //    warps' partial results through 32 floats of shared memory. Grid (rows, 1, 1). For long rows
@@ -43,8 +45,8 @@
 typedef unsigned short bf16_t;
 
 #define WARP 32
-#define WARP_ROWS_PER_BLOCK 4
-#define WARP_BLOCK_THREADS (WARP * WARP_ROWS_PER_BLOCK)
+#define WARPS_PER_BLOCK 4
+#define WARP_BLOCK_THREADS (WARP * WARPS_PER_BLOCK)
 #define BLOCK_MAX_THREADS 512
 #define ELEMENTWISE_THREADS 256
 
@@ -95,16 +97,18 @@ template <> __device__ __forceinline__ void store<bf16_t, 8>(bf16_t* p, const fl
 
 // ---- reductions ---------------------------------------------------------------------------------
 
-// Butterfly reductions: after log2(32) = 5 exchanges every lane holds the warp's result.
-__device__ __forceinline__ float warp_max(float v) {
+// Butterfly reductions over groups of LANES consecutive lanes (32: the whole warp): after
+// log2(LANES) exchanges every lane of a group holds its group's result; xor offsets below LANES
+// never leave the group.
+template <int LANES = WARP> __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
-    for (int offset = WARP / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+    for (int offset = LANES / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
     return v;
 }
 
-__device__ __forceinline__ float warp_sum(float v) {
+template <int LANES = WARP> __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-    for (int offset = WARP / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+    for (int offset = LANES / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
     return v;
 }
 
@@ -150,9 +154,12 @@ __device__ __forceinline__ Interval visible_keys(long long row, int heads, int n
 // with index `t` among `stride` participants owns the W-element vectors t, t + stride, ...
 // (N of them, N·W = V values) and keeps them in registers between the three steps; `reduce_max`
 // and `reduce_sum` combine one float across all participants.
+// `write` is false for the lanes of a group past the last row: they take part in the shuffles
+// (every lane of the warp must) with an empty interval, and store nothing.
 template <typename T, int W, int N, typename MaxFn, typename SumFn>
 __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restrict__ y, int nk, float scale,
-                                            Interval keys, int t, int stride, MaxFn reduce_max, SumFn reduce_sum) {
+                                            Interval keys, int t, int stride, bool write, MaxFn reduce_max,
+                                            SumFn reduce_sum) {
     float v[N][W];
     // Step 1: read the visible scores once (skipping vectors with no visible key), scale them,
     // −∞ everywhere else, and the local max.
@@ -192,7 +199,7 @@ __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restri
 #pragma unroll
     for (int n = 0; n < N; ++n) {
         const int j0 = (n * stride + t) * W;
-        if (j0 < nk) {
+        if (write && j0 < nk) {
 #pragma unroll
             for (int w = 0; w < W; ++w) v[n][w] *= inv_sum;
             store<T, W>(y + j0, v[n]);
@@ -200,16 +207,21 @@ __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restri
     }
 }
 
-template <typename T, int W, int N>
+// A group of LANES lanes per row: the whole warp (32) for rows of more than 16·V keys, or 16 or 8
+// lanes so that a short row (128 bf16 keys are 16 vectors of 8) still keeps every lane busy, with
+// 32 / LANES rows per warp.
+template <typename T, int W, int N, int LANES>
 __device__ __forceinline__ void softmax_warp_per_row(const T* __restrict__ x, T* __restrict__ y, long long rows,
                                                      int heads, int nq, int nk, float scale, int causal,
                                                      const int* __restrict__ key_lengths, int window) {
-    const long long row = (long long)blockIdx.x * WARP_ROWS_PER_BLOCK + threadIdx.x / WARP;
-    if (row >= rows) return;  // the whole warp leaves together: no block-wide barrier follows
-    const Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
-    const long long offset = row * nk;
-    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, threadIdx.x % WARP, WARP,
-                         [](float v) { return warp_max(v); }, [](float v) { return warp_sum(v); });
+    const int lane = threadIdx.x % WARP;
+    const long long warp = (long long)blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP;
+    const long long row = warp * (WARP / LANES) + lane / LANES;
+    const bool valid = row < rows;
+    const Interval keys = valid ? visible_keys(row, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
+    const long long offset = valid ? row * nk : 0;
+    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, lane % LANES, LANES, valid,
+                         [](float v) { return warp_max<LANES>(v); }, [](float v) { return warp_sum<LANES>(v); });
 }
 
 template <typename T, int W, int N>
@@ -220,7 +232,7 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
     const long long row = blockIdx.x;
     const Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
     const long long offset = row * nk;
-    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, threadIdx.x, blockDim.x,
+    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, threadIdx.x, blockDim.x, true,
                          [&](float v) { return block_reduce(v, true, partial); },
                          [&](float v) { return block_reduce(v, false, partial); });
 }
@@ -228,12 +240,12 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
 // One extern "C" entry per (shape, dtype, access width W, values per thread V = N·W), named
 // ch05_softmax_{warp|block}_{f32|bf16}_{vec|scalar}_v{V}; the host picks the smallest V that
 // covers the row.
-#define WARP_ENTRY(NAME, TYPE, W, V)                                                                      \
+#define WARP_ENTRY(NAME, TYPE, W, V, LANES)                                                               \
     extern "C" __global__ void __launch_bounds__(WARP_BLOCK_THREADS)                                      \
         NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
              float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
-        softmax_warp_per_row<TYPE, W, (V) / (W)>(x, y, rows, heads, nq, nk, scale, causal, key_lengths,   \
-                                                 window);                                                 \
+        softmax_warp_per_row<TYPE, W, (V) / (W), LANES>(x, y, rows, heads, nq, nk, scale, causal,         \
+                                                        key_lengths, window);                             \
     }
 
 #define BLOCK_ENTRY(NAME, TYPE, W, V)                                                                     \
@@ -244,25 +256,34 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
                                                   window);                                                \
     }
 
-WARP_ENTRY(ch05_softmax_warp_f32_vec_v4, float, 4, 4)
-WARP_ENTRY(ch05_softmax_warp_f32_vec_v8, float, 4, 8)
-WARP_ENTRY(ch05_softmax_warp_f32_vec_v16, float, 4, 16)
-WARP_ENTRY(ch05_softmax_warp_f32_vec_v32, float, 4, 32)
-WARP_ENTRY(ch05_softmax_warp_f32_vec_v64, float, 4, 64)
-WARP_ENTRY(ch05_softmax_warp_f32_scalar_v4, float, 1, 4)
-WARP_ENTRY(ch05_softmax_warp_f32_scalar_v8, float, 1, 8)
-WARP_ENTRY(ch05_softmax_warp_f32_scalar_v16, float, 1, 16)
-WARP_ENTRY(ch05_softmax_warp_f32_scalar_v32, float, 1, 32)
-WARP_ENTRY(ch05_softmax_warp_f32_scalar_v64, float, 1, 64)
-WARP_ENTRY(ch05_softmax_warp_bf16_vec_v8, bf16_t, 8, 8)
-WARP_ENTRY(ch05_softmax_warp_bf16_vec_v16, bf16_t, 8, 16)
-WARP_ENTRY(ch05_softmax_warp_bf16_vec_v32, bf16_t, 8, 32)
-WARP_ENTRY(ch05_softmax_warp_bf16_vec_v64, bf16_t, 8, 64)
-WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4, bf16_t, 1, 4)
-WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v8, bf16_t, 1, 8)
-WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v16, bf16_t, 1, 16)
-WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v32, bf16_t, 1, 32)
-WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v64, bf16_t, 1, 64)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v4, float, 4, 4, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v8, float, 4, 8, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v16, float, 4, 16, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v32, float, 4, 32, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v64, float, 4, 64, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v4, float, 1, 4, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v8, float, 1, 8, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v16, float, 1, 16, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v32, float, 1, 32, 32)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v64, float, 1, 64, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v8, bf16_t, 8, 8, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v16, bf16_t, 8, 16, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v32, bf16_t, 8, 32, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v64, bf16_t, 8, 64, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4, bf16_t, 1, 4, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v8, bf16_t, 1, 8, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v16, bf16_t, 1, 16, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v32, bf16_t, 1, 32, 32)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v64, bf16_t, 1, 64, 32)
+
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v4_lanes16, float, 4, 4, 16)
+WARP_ENTRY(ch05_softmax_warp_f32_vec_v4_lanes8, float, 4, 4, 8)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v4_lanes16, float, 1, 4, 16)
+WARP_ENTRY(ch05_softmax_warp_f32_scalar_v4_lanes8, float, 1, 4, 8)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v8_lanes16, bf16_t, 8, 8, 16)
+WARP_ENTRY(ch05_softmax_warp_bf16_vec_v8_lanes8, bf16_t, 8, 8, 8)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4_lanes16, bf16_t, 1, 4, 16)
+WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4_lanes8, bf16_t, 1, 4, 8)
 
 BLOCK_ENTRY(ch05_softmax_block_f32_vec_v16, float, 4, 16)
 BLOCK_ENTRY(ch05_softmax_block_f32_vec_v32, float, 4, 32)

@@ -7,7 +7,8 @@
 //! normalisation, spread over
 //!
 //! - **a warp per row** for short rows: 32 lanes × V values, reductions by warp shuffles alone,
-//!   no shared memory and no barrier; up to [`WARP_MAX_KEYS`] = 2048 keys (V = 64);
+//!   no shared memory and no barrier; up to [`WARP_MAX_KEYS`] = 2048 keys (V = 64). Rows too
+//!   short to give each of 32 lanes a vector go to groups of 16 or 8 lanes, 2 or 4 rows a warp;
 //! - **a block per row** for long rows: up to 512 threads × V values, warp shuffles then one
 //!   float per warp through shared memory; up to [`BLOCK_MAX_KEYS`] = 32768 keys.
 //!
@@ -46,8 +47,11 @@ use half::bf16;
 /// The kernel file.
 pub const SOFTMAX_FUSION_SOURCE: KernelSource = kernel_source!("ch05_softmax_fusion.cu");
 
-/// Rows per 128-thread block in the warp-per-row kernels (`WARP_ROWS_PER_BLOCK` in the .cu file).
-pub const WARP_ROWS_PER_BLOCK: usize = 4;
+/// Warps per 128-thread block in the warp-per-row kernels (`WARPS_PER_BLOCK` in the .cu file).
+pub const WARPS_PER_BLOCK: usize = 4;
+/// Lanes per row the warp-per-row kernels are built for at their smallest V: the whole warp,
+/// or half or a quarter of it for rows too short to give every lane of a warp a vector.
+pub const WARP_LANES_PER_ROW: [usize; 3] = [32, 16, 8];
 /// Values per lane the warp-per-row kernels are built for (`WARP_ENTRY` in the .cu file).
 pub const WARP_VALUES_PER_LANE: [usize; 5] = [4, 8, 16, 32, 64];
 /// The longest row a warp can hold: 32 lanes × 64 values.
@@ -128,7 +132,8 @@ pub struct FusedPlan {
     pub access: Access,
     /// Values of the row each lane (warp) or thread (block) holds in registers.
     pub values_per_thread: usize,
-    /// Threads working on one row: 32 for a warp, a multiple of 32 up to 512 for a block.
+    /// Threads working on one row: 32, 16 or 8 lanes of a warp, or a multiple of 32 up to 512
+    /// threads of a block.
     pub threads_per_row: usize,
     /// The kernel's entry point, `ch05_softmax_{warp|block}_{f32|bf16}_{vec|scalar}_v{V}`.
     pub kernel: String,
@@ -168,7 +173,15 @@ pub fn plan_fused(
                      Nk = {nk}: use a block per row"
                 ))
             })?;
-            (v, 32)
+            // At the smallest V, a row that fits in half the lanes goes to a group of 16 or 8
+            // (2 or 4 rows per warp), so that no lane idles: 128 bf16 keys are 16 vectors of 8.
+            let smallest = WARP_VALUES_PER_LANE.into_iter().find(|&v| fits_access(v)).expect("V = 64 fits");
+            let lanes = if v == smallest {
+                WARP_LANES_PER_ROW.into_iter().rev().find(|&lanes| lanes * v >= nk).unwrap_or(32)
+            } else {
+                32
+            };
+            (v, lanes)
         }
         _ => {
             // The fewest values per thread whose thread count stays within a block.
@@ -186,9 +199,10 @@ pub fn plan_fused(
         }
     };
     let kernel = format!(
-        "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}",
+        "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
         if shape == RowLaunch::WarpPerRow { "warp" } else { "block" },
-        if access == Access::Vector { "vec" } else { "scalar" }
+        if access == Access::Vector { "vec" } else { "scalar" },
+        if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() }
     );
     Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, kernel })
 }
@@ -275,7 +289,8 @@ pub fn launch_fused<T: ScoreElement>(
     let rows = shape.elements() / shape.nk as u64;
     let cfg = match plan.shape {
         RowLaunch::WarpPerRow => {
-            launch_config((cdiv(rows as usize, WARP_ROWS_PER_BLOCK), 1, 1), 32 * WARP_ROWS_PER_BLOCK, 0)?
+            let rows_per_block = WARPS_PER_BLOCK * 32 / plan.threads_per_row;
+            launch_config((cdiv(rows as usize, rows_per_block), 1, 1), 32 * WARPS_PER_BLOCK, 0)?
         }
         _ => launch_config((rows as usize, 1, 1), plan.threads_per_row, 0)?,
     };
@@ -427,9 +442,21 @@ mod tests {
         let p = plan_fused(128, "f32", 4, true, RowLaunch::Auto).unwrap();
         assert_eq!((p.shape, p.access, p.values_per_thread), (RowLaunch::WarpPerRow, Access::Vector, 4));
         assert_eq!(p.kernel, "ch05_softmax_warp_f32_vec_v4");
-        // bf16 vectors hold 8 elements, so the smallest warp kernel holds 8 per lane.
+        // bf16 vectors hold 8 elements, so the smallest warp kernel holds 8 per lane, and 128
+        // keys fill 16 lanes: two rows per warp.
         let p = plan_fused(128, "bf16", 2, true, RowLaunch::Auto).unwrap();
-        assert_eq!((p.values_per_thread, p.kernel.as_str()), (8, "ch05_softmax_warp_bf16_vec_v8"));
+        assert_eq!((p.values_per_thread, p.threads_per_row), (8, 16));
+        assert_eq!(p.kernel, "ch05_softmax_warp_bf16_vec_v8_lanes16");
+        assert_eq!(plan_fused(129, "bf16", 2, true, RowLaunch::Auto).unwrap().threads_per_row, 32);
+        // Tiny rows: 8 lanes, 4 rows per warp.
+        assert_eq!(
+            plan_fused(3, "f32", 4, true, RowLaunch::Auto).unwrap().kernel,
+            "ch05_softmax_warp_f32_scalar_v4_lanes8"
+        );
+        assert_eq!(
+            plan_fused(256, "bf16", 2, true, RowLaunch::Auto).unwrap().kernel,
+            "ch05_softmax_warp_bf16_vec_v8"
+        );
         // Nk = 1000 is a multiple of 4 and 8; 1023 of neither: scalar.
         assert_eq!(plan_fused(1023, "f32", 4, true, RowLaunch::Auto).unwrap().access, Access::Scalar);
         assert_eq!(plan_fused(1000, "bf16", 2, true, RowLaunch::Auto).unwrap().access, Access::Vector);
