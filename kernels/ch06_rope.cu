@@ -24,12 +24,14 @@
 //                 multiplication by 1/2π in f32): a few instructions, but its absolute error grows
 //                 with the angle, so long contexts pay for it — the ch06 binary measures by how much.
 //
-// Work split: one thread takes C consecutive pairs of one token (C = 16 bytes / element size: 4
-// f32 or 8 bf16, one 128-bit load per half of the pairs; C = 1 in the scalar variant, used when
-// the host finds P or d not a multiple of C) and HEADS_PER_THREAD heads of that token, so that
-// its C cos/sin values (read or computed once) serve all of them. It loads every head's data
-// before rotating any (in place, the compiler may not move a load above an earlier store), so
-// 2·HEADS_PER_THREAD independent 16-byte loads are in flight per thread.
+// Work split: one thread takes C pairs of one token in two chunks of C elements (C = 16 bytes /
+// element size: 4 f32 or 8 bf16, one 128-bit load per chunk; C = 1 in the scalar variant, used
+// when the host finds P or d not a multiple of C) — the C pairs' two halves in the half-rotation
+// layout, two runs of C/2 adjacent pairs, P/2 pairs apart, in the interleaved one, so that in
+// both a warp's load instruction reads contiguous bytes — and HEADS_PER_THREAD heads of that
+// token, so that its C cos/sin values (read or computed once) serve all of them. It loads every
+// head's data before rotating any (in place, the compiler may not move a load above an earlier
+// store), so 2·HEADS_PER_THREAD independent 16-byte loads are in flight per thread.
 //   Thread index, fastest first: chunk (P/C), head slot (ceil(heads / HEADS_PER_THREAD)), token;
 //   slot s takes heads s, s + slots, s + 2·slots, …. A warp thus touches whole rows of
 //   neighbouring heads of one token: for d = 128 bf16, 8 threads cover one head's 256 bytes.
@@ -93,15 +95,19 @@ __device__ __forceinline__ void store_chunk(T *p, const Chunk<T, C> &c) {
     }
 }
 
-// C consecutive floats of a table row; two or one float4 when the host made them aligned.
-template <int C>
+// N consecutive floats of a table row, as float4 or float2 loads where N allows (the host makes
+// the rows and the chunks aligned).
+template <int N>
 __device__ __forceinline__ void load_floats(const float *__restrict__ p, float *out) {
-    if constexpr (C % 4 == 0) {
+    if constexpr (N % 4 == 0) {
 #pragma unroll
-        for (int j = 0; j < C; j += 4) *reinterpret_cast<float4 *>(out + j) = *reinterpret_cast<const float4 *>(p + j);
+        for (int j = 0; j < N; j += 4) *reinterpret_cast<float4 *>(out + j) = *reinterpret_cast<const float4 *>(p + j);
+    } else if constexpr (N % 2 == 0) {
+#pragma unroll
+        for (int j = 0; j < N; j += 2) *reinterpret_cast<float2 *>(out + j) = *reinterpret_cast<const float2 *>(p + j);
     } else {
 #pragma unroll
-        for (int j = 0; j < C; ++j) out[j] = p[j];
+        for (int j = 0; j < N; ++j) out[j] = p[j];
     }
 }
 
@@ -120,20 +126,41 @@ __device__ __forceinline__ void rope_inplace(T *__restrict__ x, const unsigned *
     const int slot = (int)(rest % (unsigned)head_slots);
     const long long token = rest / (unsigned)head_slots;
     if (token >= tokens) return;
-    const int i0 = chunk * C;  // this thread's first pair
     const unsigned m = positions[token];
+
+    // The thread's two chunks of C elements (lo and hi, concatenated as e[0 … 2C−1] below) and
+    // the C pairs they hold, pair j of the thread being (e[j], e[C+j]) or (e[2j], e[2j+1]):
+    //  half-rotation: lo = dims i0 …, hi = dims P + i0 …, with i0 = chunk·C; pair j is i0 + j.
+    //  interleaved, vector (SPLIT): lo = dims chunk·C …, hi = dims (chunk + chunks)·C …, C/2
+    //    adjacent pairs each, so that neighbouring threads read neighbouring 16 bytes in both
+    //    loads; pair j is chunk·C/2 + j for j < C/2, then (chunk + chunks)·C/2 + j − C/2.
+    //  interleaved, scalar (C = 1): lo = dim 2·chunk, hi = dim 2·chunk + 1; pair chunk.
+    constexpr bool SPLIT = LAYOUT == INTERLEAVED && C > 1;
+    const int lo_pair = LAYOUT == HALF_ROTATION ? chunk * C : (SPLIT ? chunk * (C / 2) : chunk);
+    const int hi_pair = SPLIT ? (chunk + (int)chunks) * (C / 2) : lo_pair;
+    const int lo_dim = LAYOUT == HALF_ROTATION ? lo_pair : (SPLIT ? chunk * C : 2 * chunk);
+    const int hi_dim = LAYOUT == HALF_ROTATION ? pairs + lo_pair : (SPLIT ? (chunk + (int)chunks) * C : 2 * chunk + 1);
 
     // cos and sin of m·θ_i for the thread's C pairs, once for all its heads.
     alignas(16) float c[C], s[C];
     if constexpr (SOURCE == FROM_CACHE) {
-        load_floats<C>(cos_table + (long long)m * pairs + i0, c);
-        load_floats<C>(sin_table + (long long)m * pairs + i0, s);
+        const long long row = (long long)m * pairs;
+        if constexpr (SPLIT) {
+            load_floats<C / 2>(cos_table + row + lo_pair, c);
+            load_floats<C / 2>(cos_table + row + hi_pair, c + C / 2);
+            load_floats<C / 2>(sin_table + row + lo_pair, s);
+            load_floats<C / 2>(sin_table + row + hi_pair, s + C / 2);
+        } else {
+            load_floats<C>(cos_table + row + lo_pair, c);
+            load_floats<C>(sin_table + row + lo_pair, s);
+        }
     } else {
 #pragma unroll
         for (int j = 0; j < C; ++j) {
+            const int pair = SPLIT && j >= C / 2 ? hi_pair + j - C / 2 : lo_pair + j;
             // The angle exactly as on the host: the integer position to f32 (exact up to 2^24),
             // one rounded product with the f32 θ_i.
-            const float angle = __fmul_rn((float)m, inv_freq[i0 + j]);
+            const float angle = __fmul_rn((float)m, inv_freq[pair]);
             if constexpr (SOURCE == SINCOSF) {
                 sincosf(angle, &s[j], &c[j]);
             } else {
@@ -146,10 +173,6 @@ __device__ __forceinline__ void rope_inplace(T *__restrict__ x, const unsigned *
         }
     }
 
-    // The chunk's two halves: pairs (lo[j], hi[j]) in the half-rotation layout; 2C consecutive
-    // dims holding C adjacent pairs in the interleaved one.
-    const int lo_dim = LAYOUT == HALF_ROTATION ? i0 : 2 * i0;
-    const int hi_dim = LAYOUT == HALF_ROTATION ? pairs + i0 : 2 * i0 + C;
     T *token_row = x + token * (long long)heads * head_dim;
 
     Chunk<T, C> lo[HEADS_PER_THREAD], hi[HEADS_PER_THREAD];
