@@ -6,7 +6,8 @@ use ch05_fused_computation::attn_support::data::randn;
 use ch05_fused_computation::ndarray::{Array2, Array3, Axis, s};
 use ch05_fused_computation::reference::qkv_epilogue_reference;
 use ch05_fused_computation::{
-    KvCache, LLAMA3_8B, QkvDims, SMOLLM2_135M, epilogue_fused, epilogue_unfused, llama_rope_tables,
+    KvCache, LLAMA3_8B, QkvDims, SMOLLM2_135M, concat_weights, epilogue_fused, epilogue_unfused,
+    llama_rope_tables, qkv_fused, qkv_unfused, rotate_half_with_table,
 };
 use proptest::prelude::*;
 
@@ -158,4 +159,44 @@ fn bad_input_names_the_value() {
         &mut cache,
     ));
     assert!(e.contains("head_dim = 3"), "{e}");
+}
+
+#[test]
+fn the_fused_gemm_output_through_the_epilogue_is_three_gemms_then_rope() {
+    // What a decoder does unfused: three projections, then RoPE head by head on Q and K (as
+    // (B, H, N, d) tensors), then the cache update. The fused path starts from the one GEMM's
+    // (n, C) output. The GEMMs may add in another order (see qkv_projection's docs), so the
+    // two agree to f32 rounding of a dot product of d_model terms, not bit for bit.
+    let dims = SMOLLM2_135M;
+    let (tokens, start) = (7, 5);
+    let scale = 1.0 / (dims.d_model as f32).sqrt();
+    let x = randn((1, tokens, dims.d_model), 21);
+    let w = |rows, seed| randn((rows, dims.d_model), seed).mapv(|v: f32| v * scale);
+    let (w_q, w_k, w_v) = (w(dims.q_cols(), 22), w(dims.kv_cols(), 23), w(dims.kv_cols(), 24));
+    let w_qkv = concat_weights(w_q.view(), w_k.view(), w_v.view(), dims).unwrap();
+    let (cos, sin) = llama_rope_tables(start + tokens, dims.head_dim, 100_000.0).unwrap();
+
+    let fused = qkv_fused(x.view(), w_qkv.view(), dims).unwrap();
+    let mut cache = KvCache::zeros(dims, start + tokens);
+    let q = epilogue_fused(fused.output(), dims, cos.view(), sin.view(), start, &mut cache).unwrap();
+
+    let three = qkv_unfused(x.view(), w_q.view(), w_k.view(), w_v.view(), dims).unwrap();
+    // RoPE head by head on the three GEMMs' Q and K.
+    let mut q_want = Array3::<f32>::zeros((dims.n_heads, tokens, dims.head_dim));
+    let mut k_want = Array3::<f32>::zeros((dims.n_kv_heads, tokens, dims.head_dim));
+    for t in 0..tokens {
+        let (c, sn) = (cos.row(start + t).to_vec(), sin.row(start + t).to_vec());
+        for h in 0..dims.n_heads {
+            let x = three.q.slice(s![0, h, t, ..]).to_vec();
+            rotate_half_with_table(&x, &c, &sn, q_want.slice_mut(s![h, t, ..]).as_slice_mut().unwrap());
+        }
+        for h in 0..dims.n_kv_heads {
+            let x = three.k.slice(s![0, h, t, ..]).to_vec();
+            rotate_half_with_table(&x, &c, &sn, k_want.slice_mut(s![h, t, ..]).as_slice_mut().unwrap());
+        }
+    }
+    let v_want = three.v.index_axis(Axis(0), 0);
+    assert!(q.abs_diff_eq(&q_want, 1e-5));
+    assert!(cache.k.slice(s![.., start.., ..]).abs_diff_eq(&k_want, 1e-5));
+    assert!(cache.v.slice(s![.., start.., ..]).abs_diff_eq(&v_want, 1e-5));
 }
