@@ -16,11 +16,12 @@ Shapes, as the Rust benchmark (chapters/ch06-rope/src/bench.rs, BENCH_SHAPES): 1
 Timing: CUDA events around each call, 3 warm-up calls, the median of --repeats calls.
 
 The CSV has the Rust benchmark's columns, so the two can be joined on (dtype, shape):
-  variant,dtype,tokens,heads,head_dim,rotary_dim,median_ms,bytes,gb_per_s,fraction_of_copy
-with variant `copy` (y.copy_(x), the ceiling), `hf_apply_rotary_pos_emb_bshd` and
+  impl,dtype,tokens,heads,head_dim,rotary_dim,median_ms,modelled_bytes,gbps,copy_fraction
+with impl `copy` (y.copy_(x), the ceiling), `hf_apply_rotary_pos_emb_bshd` and
 `hf_apply_rotary_pos_emb_bhsd`. Their median_ms is one call, which rotates q AND k, so their
-`bytes` are those of the least possible traffic for two tensors, 2 x (read + write) = 4*|q|, and
-gb_per_s = bytes / time is comparable with the Rust rows (one tensor, 2*|q|).
+`modelled_bytes` are the least possible traffic for two tensors, 2 x (read + write) = 4*|q|, and
+gbps = modelled_bytes / time is comparable with the Rust rows (one tensor, 2*|q|); copy_fraction
+is gbps over the copy's.
 
 What HF's function really moves (eager, per tensor, N = |q| bytes; cos and sin are
 (tokens, head_dim), 1/heads of N, and are broadcast):
@@ -50,8 +51,8 @@ SHAPES = [(16384, 32, 128), (16384, 9, 64)]  # (tokens, heads, head_dim)
 DTYPES = {"bf16": torch.bfloat16, "f32": torch.float32}
 ROPE_THETA = 500000.0
 WARMUP = 3
-HEADER = ["variant", "dtype", "tokens", "heads", "head_dim", "rotary_dim", "median_ms", "bytes", "gb_per_s",
-          "fraction_of_copy"]
+HEADER = ["impl", "dtype", "tokens", "heads", "head_dim", "rotary_dim", "median_ms", "modelled_bytes", "gbps",
+          "copy_fraction"]
 
 
 def median_ms(fn, repeats):
@@ -100,9 +101,9 @@ def bench(tokens, heads, head_dim, dtype_name, repeats):
     copy_ms = median_ms(lambda: y.copy_(q), repeats)
     copy_gbps = 2 * n_bytes / (copy_ms * 1e-3) * 1e-9
 
-    def row(variant, ms, moved):
+    def row(impl, ms, moved):
         gbps = moved / (ms * 1e-3) * 1e-9
-        rows.append([variant, dtype_name, tokens, heads, head_dim, head_dim, f"{ms:.6f}", moved, f"{gbps:.1f}",
+        rows.append([impl, dtype_name, tokens, heads, head_dim, head_dim, f"{ms:.6f}", moved, f"{gbps:.1f}",
                      f"{gbps / copy_gbps:.4f}"])
 
     row("copy", copy_ms, 2 * n_bytes)
@@ -138,7 +139,7 @@ def main():
         writer.writerow(HEADER)
         writer.writerows(rows)
     width = max(len(r[0]) for r in rows)
-    print(f"{'variant':<{width}} dtype tokens x heads x d   median ms    GB/s  of copy")
+    print(f"{'impl':<{width}} dtype tokens x heads x d   median ms    GB/s  of copy")
     for r in rows:
         print(f"{r[0]:<{width}} {r[1]:>5} {r[2]:>6} x {r[3]:>2} x {r[4]:>3} {float(r[6]):>11.4f} {float(r[8]):>7.0f} "
               f"{100 * float(r[9]):>7.1f} %")

@@ -2,7 +2,7 @@
 //! copy bandwidth, measured in the same run on buffers of the same size.
 //!
 //! RoPE in place at full rotary reads every byte of `x` once and writes it once — the traffic
-//! of copying `x` to another buffer — so a copy is its ceiling, and "fraction of copy" (copy
+//! of copying `x` to another buffer — so a copy is its ceiling, and `copy_fraction` (copy
 //! time ÷ RoPE time, both moving `2·|x|` bytes) says how close it gets. The copy is cudarc's
 //! device-to-device memcpy (`cuMemcpyAsync`, what PyTorch's `y.copy_(x)` calls for a contiguous
 //! copy). Bytes count `x` alone: the cos/sin table (3 % more for bf16 at d = 128) and the
@@ -22,9 +22,11 @@ use attn_support::error::DriverContext;
 use attn_support::gpu::Gpu;
 use attn_support::timing::{Timing, gpu_time};
 
-/// Header of the benchmark CSV (`xtask/baselines/torch_rope.py` writes the same columns).
+/// Header of the benchmark CSV (`xtask/baselines/torch_rope.py` writes the same columns; the
+/// names of chapter 5's softmax benchmark): `modelled_bytes` is the least traffic of the work
+/// (below), `gbps` that over the median time, `copy_fraction` that over the copy's `gbps`.
 pub const BENCH_CSV_HEADER: &str =
-    "variant,dtype,tokens,heads,head_dim,rotary_dim,median_ms,bytes,gb_per_s,fraction_of_copy";
+    "impl,dtype,tokens,heads,head_dim,rotary_dim,median_ms,modelled_bytes,gbps,copy_fraction";
 
 /// Warm-up launches before timing.
 pub const WARMUP: usize = 3;
@@ -55,45 +57,45 @@ impl BenchShape {
 #[derive(Clone, Debug)]
 pub struct BenchRow {
     /// `copy` or `rope_<half|interleaved>_<cache|sincosf|fast>`.
-    pub variant: String,
+    pub impl_name: String,
     pub dtype: &'static str,
     pub shape: BenchShape,
     pub timing: Timing,
     /// Bytes read + written of `x`: `2·tokens·heads·rotary_dim·size` (the copy: `2·|x|`).
-    pub bytes: f64,
+    pub modelled_bytes: f64,
     /// The copy's bandwidth in the same run and shape, GB/s.
-    pub copy_gb_per_s: f64,
+    pub copy_gbps: f64,
 }
 
 impl BenchRow {
-    pub fn gb_per_s(&self) -> f64 {
-        self.timing.rate(self.bytes) * 1e-9
+    pub fn gbps(&self) -> f64 {
+        self.timing.rate(self.modelled_bytes) * 1e-9
     }
 
-    pub fn fraction_of_copy(&self) -> f64 {
-        self.gb_per_s() / self.copy_gb_per_s
+    pub fn copy_fraction(&self) -> f64 {
+        self.gbps() / self.copy_gbps
     }
 
     pub fn csv(&self) -> String {
         let s = self.shape;
         format!(
             "{},{},{},{},{},{},{:.6},{},{:.1},{:.4}",
-            self.variant,
+            self.impl_name,
             self.dtype,
             s.tokens,
             s.heads,
             s.head_dim,
             s.head_dim,
             self.timing.median_ms,
-            self.bytes,
-            self.gb_per_s(),
-            self.fraction_of_copy()
+            self.modelled_bytes,
+            self.gbps(),
+            self.copy_fraction()
         )
     }
 }
 
-/// The variant name of a layout and angle source.
-pub fn variant_name(layout: RopeLayout, source: AngleSource) -> String {
+/// The `impl` name of a layout and angle source.
+pub fn impl_name(layout: RopeLayout, source: AngleSource) -> String {
     let layout = match layout {
         RopeLayout::HalfRotation => "half",
         RopeLayout::Interleaved => "interleaved",
@@ -122,13 +124,19 @@ pub fn bench_shape<T: RopeElement>(gpu: &Gpu, shape: BenchShape, repeats: usize)
     let n = shape.elements();
     let mut x: CudaSlice<T> = gpu.stream.clone_htod(&bench_values::<T>(n, 1)).ctx("uploading x")?;
     let mut copy_dst = gpu.zeros::<T>(n)?;
-    let bytes = 2.0 * (n * size_of::<T>()) as f64;
+    let modelled_bytes = 2.0 * (n * size_of::<T>()) as f64;
     let copy = gpu_time(gpu, WARMUP, repeats, || {
         gpu.stream.memcpy_dtod(&x, &mut copy_dst).ctx("copying x on the device")
     })?;
-    let copy_gb_per_s = copy.rate(bytes) * 1e-9;
-    let row =
-        |variant: String, timing| BenchRow { variant, dtype: T::NAME, shape, timing, bytes, copy_gb_per_s };
+    let copy_gbps = copy.rate(modelled_bytes) * 1e-9;
+    let row = |impl_name: String, timing| BenchRow {
+        impl_name,
+        dtype: T::NAME,
+        shape,
+        timing,
+        modelled_bytes,
+        copy_gbps,
+    };
     let mut rows = vec![row("copy".into(), copy)];
     drop(copy_dst);
 
@@ -145,7 +153,7 @@ pub fn bench_shape<T: RopeElement>(gpu: &Gpu, shape: BenchShape, repeats: usize)
             // norm (values stay bounded) and its traffic.
             let timing =
                 gpu_time(gpu, WARMUP, repeats, || kernel.launch(gpu, &mut x, shape.heads, &positions))?;
-            rows.push(row(variant_name(layout, source), timing));
+            rows.push(row(impl_name(layout, source), timing));
         }
     }
     Ok(rows)

@@ -205,7 +205,7 @@ fn bench(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     heading("RoPE in place against the device copy (median of CUDA-event timings)");
     let rows = run_rope_benchmark(gpu, &BENCH_SHAPES, args.repeats)?;
     let mut table = TextTable::new(&[
-        ("variant", 26),
+        ("impl", 26),
         ("dtype", 0),
         ("tokens×heads×d", 16),
         ("median ms", 0),
@@ -216,12 +216,12 @@ fn bench(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     for r in &rows {
         let s = r.shape;
         table.push([
-            r.variant.clone(),
+            r.impl_name.clone(),
             r.dtype.to_string(),
             format!("{}×{}×{}", s.tokens, s.heads, s.head_dim),
             format!("{:.4}", r.timing.median_ms),
-            format!("{:.0}", r.gb_per_s()),
-            format!("{:.1} %", 100.0 * r.fraction_of_copy()),
+            format!("{:.0}", r.gbps()),
+            format!("{:.1} %", 100.0 * r.copy_fraction()),
         ]);
     }
     println!("{}", table.render());
