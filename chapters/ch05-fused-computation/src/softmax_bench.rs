@@ -10,7 +10,10 @@
 //!   the same computation as `torch.softmax(x, -1)` (the PyTorch peer in
 //!   `xtask/baselines/torch_softmax.py`); `fused_warp` only where a warp holds the row
 //!   (Nk ≤ 2048);
-//! - the same three with mask `causal` and scale 1/√128: the whole fused operation;
+//! - `fused_auto_scalar`, mask `none`: the same kernel choice built for one element per load and
+//!   store instead of 128-bit vectors, to measure what the vectors are worth;
+//! - `fused_warp`, `fused_block`, `fused_auto` with mask `causal` and scale 1/√128: the whole
+//!   fused operation;
 //! - `unfused_chain` with mask `causal`: scale, add a stored mask tensor, softmax — three
 //!   kernels (peer: PyTorch eager `(x * scale).masked_fill(mask, −∞).softmax(−1)`).
 //!
@@ -19,7 +22,9 @@
 //! The causal fused kernel skips reading wholly masked vectors, so its modelled rate can exceed
 //! what it moves; the `none` rows are the ones to hold against the copy.
 
-use crate::gpu::softmax::{DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, launch_fused};
+use crate::gpu::softmax::{
+    DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, launch_fused, launch_fused_with_access,
+};
 use crate::softmax_fusion::{MaskSpec, ScoreShape, SoftmaxPipeline};
 use attn_support::data::randn;
 use attn_support::error::DriverContext;
@@ -216,6 +221,13 @@ fn bench_shape<T: ScoreElement>(
                     .map(|_| ())
             })?;
             record(name, mask_name, t.median_ms, fused_bytes, copy_gbps);
+        }
+        if mask_name == "none" {
+            let t = gpu_time(gpu, warmup, repeats, || {
+                let (x, mut y) = (scores.as_view(), probs.as_view_mut());
+                launch_fused_with_access(gpu, &x, &mut y, scale, &mask, RowLaunch::Auto, false).map(|_| ())
+            })?;
+            record("fused_auto_scalar", mask_name, t.median_ms, fused_bytes, copy_gbps);
         }
     }
 

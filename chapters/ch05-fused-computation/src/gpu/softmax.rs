@@ -278,6 +278,20 @@ pub fn launch_fused<T: ScoreElement>(
     mask: &DeviceMask,
     launch: RowLaunch,
 ) -> Result<FusedPlan> {
+    launch_fused_with_access(gpu, scores, probs, scale, mask, launch, true)
+}
+
+/// [`launch_fused`] with 128-bit access allowed or not (`allow_vector = false` runs the scalar
+/// build even where vectors would do: the benchmark's measure of what the vectors are worth).
+pub fn launch_fused_with_access<T: ScoreElement>(
+    gpu: &Gpu,
+    scores: &CudaView<T>,
+    probs: &mut CudaViewMut<T>,
+    scale: f32,
+    mask: &DeviceMask,
+    launch: RowLaunch,
+    allow_vector: bool,
+) -> Result<FusedPlan> {
     let shape = mask.shape;
     check_len("scores", scores.len(), shape)?;
     check_len("probs", probs.len(), shape)?;
@@ -285,7 +299,7 @@ pub fn launch_fused<T: ScoreElement>(
         return Err(Error::InvalidArgument(format!("scale = {scale} is not finite")));
     }
     let both_aligned = aligned(gpu, scores) && aligned(gpu, probs);
-    let plan = plan_fused(shape.nk, T::NAME, T::BYTES, both_aligned, launch)?;
+    let plan = plan_fused(shape.nk, T::NAME, T::BYTES, allow_vector && both_aligned, launch)?;
     let rows = shape.elements() / shape.nk as u64;
     let cfg = match plan.shape {
         RowLaunch::WarpPerRow => {
