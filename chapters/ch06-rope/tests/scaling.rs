@@ -119,6 +119,22 @@ fn hf_parameters_parse_with_transformers_defaults() {
     .unwrap();
     let RopeScaling::Yarn { factor, beta_fast, beta_slow, truncate, .. } = p.scaling else { panic!() };
     assert_eq!((factor, beta_fast, beta_slow, truncate), (8.0, 32.0, 1.0, false));
+    // No original context: transformers' standardize_rope_params takes max_position_embeddings.
+    let p = HfRopeParameters::from_json(
+        &json!({"rope_type": "llama3", "factor": 8, "low_freq_factor": 1, "high_freq_factor": 4}),
+        8192,
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        p.scaling,
+        RopeScaling::Llama3 {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 8192
+        }
+    );
     // Older configs: `type`; no type at all: default.
     let old = HfRopeParameters::from_json(&json!({"type": "linear", "factor": 2}), 2048, None).unwrap();
     assert_eq!(old.scaling, RopeScaling::Linear { factor: 2.0 });

@@ -3,8 +3,10 @@
 //! `{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
 //! "original_max_position_embeddings": 8192, "rope_theta": 500000.0}`.
 //! Defaults are transformers': no `rope_type` means `default`, YaRN's `beta_fast`/`beta_slow`
-//! are 32 and 1 when absent, null or 0 (`get("beta_fast") or 32`), `truncate` is true, and a
-//! YaRN `factor` of null is `max_position_embeddings / original_max_position_embeddings`.
+//! are 32 and 1 when absent, null or 0 (`get("beta_fast") or 32`), `truncate` is true, a
+//! YaRN `factor` of null is `max_position_embeddings / original_max_position_embeddings`, and a
+//! missing `original_max_position_embeddings` of YaRN or Llama 3 is `max_position_embeddings`
+//! (`standardize_rope_params`). A missing `factor` is an error, as transformers' `KeyError`.
 
 use super::{RopeScaling, YARN_BETA_FAST, YARN_BETA_SLOW};
 use attn_support::{Error, Result};
@@ -48,7 +50,7 @@ impl HfRopeParameters {
                 seq_len: seq_len.unwrap_or(max_position_embeddings),
             },
             "yarn" => {
-                let original = field.length("original_max_position_embeddings")?;
+                let original = field.original_context(max_position_embeddings)?;
                 let factor = match field.optional_number("factor")? {
                     Some(f) => f,
                     None if original > 0 => max_position_embeddings as f64 / original as f64,
@@ -75,7 +77,7 @@ impl HfRopeParameters {
                 factor: field.number("factor")?,
                 low_freq_factor: field.number("low_freq_factor")?,
                 high_freq_factor: field.number("high_freq_factor")?,
-                original_max_position_embeddings: field.length("original_max_position_embeddings")?,
+                original_max_position_embeddings: field.original_context(max_position_embeddings)?,
             },
             unknown => {
                 return Err(Error::InvalidArgument(format!(
@@ -108,9 +110,17 @@ impl Fields<'_> {
         self.optional_number(key)?.ok_or_else(|| self.missing(key))
     }
 
+    /// `original_max_position_embeddings`, `max_position_embeddings` when absent.
+    fn original_context(&self, max_position_embeddings: usize) -> Result<usize> {
+        const KEY: &str = "original_max_position_embeddings";
+        match self.object.get(KEY) {
+            None | Some(Value::Null) => Ok(max_position_embeddings),
+            Some(value) => self.length(KEY, value),
+        }
+    }
+
     /// A count of positions: a non-negative integer (a float with an integer value is accepted).
-    fn length(&self, key: &str) -> Result<usize> {
-        let value = self.object.get(key).ok_or_else(|| self.missing(key))?;
+    fn length(&self, key: &str, value: &Value) -> Result<usize> {
         let as_integer = value
             .as_u64()
             .or_else(|| value.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
