@@ -56,7 +56,10 @@ pub enum RopeScaling {
     Linear { factor: f64 },
     /// Dynamic NTK: the base grows with the current length `seq_len` once it passes
     /// `max_position_embeddings` (transformers passes `seq_len = None`, i.e. the maximum, at
-    /// initialisation; the model's forward recomputes it as the sequence grows).
+    /// initialisation). We compute the new base as Python floats, the path of an `int` or
+    /// `None` `seq_len`. The model's forward (`dynamic_rope_update`) passes
+    /// `torch.max(position_ids) + 1`, a tensor, which moves that arithmetic into f32 tensor
+    /// operations; that path is neither reproduced nor checked here.
     DynamicNtk { factor: f64, max_position_embeddings: usize, seq_len: usize },
     /// YaRN ("NTK-by-parts" interpolation plus an attention temperature).
     Yarn {
