@@ -21,6 +21,22 @@
 //! calls between one pair of events, divided by `inner` ([`inner_calls`]): one call is near
 //! the events' resolution, and back-to-back calls are what a decoder issues, launch overheads
 //! overlapping as they do there.
+//!
+//! **Measured bytes.** Under Nsight Compute, with `--warmup 0 --repeats 1 --calls-per-timing 1`,
+//! each point launches each version once, in the order of the table (f32 then bf16;
+//! SmolLM2-135M then Llama-3-8B; 1 then 4096 tokens): for the epilogue `ch05_rope_heads_*`
+//! (q), `ch05_rope_heads_*` (k), `ch05_cache_write_*`, then `ch05_epilogue_fused_*` (the copy is
+//! a memcpy, not a kernel); for the projection the three GEMMs' kernels, then the one GEMM's
+//! (cuBLAS may add a split-K reduction kernel after a GEMM). ncu flushes the caches before each
+//! kernel by default (`--cache-control all`), so `dram__bytes_read.sum` and
+//! `dram__bytes_write.sum` are the cold-cache traffic the byte model counts:
+//!
+//! ```text
+//! ncu --kernel-name regex:ch05_ --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
+//!     --csv ch05 --bench-epilogue --warmup 0 --repeats 1 --calls-per-timing 1 --csv /tmp/e.csv > ncu_epilogue.csv
+//! ncu --metrics dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum \
+//!     --csv ch05 --bench-qkv --warmup 0 --repeats 1 --calls-per-timing 1 --csv /tmp/q.csv > ncu_qkv.csv
+//! ```
 
 use crate::bytes::BytesMoved;
 use crate::gpu::qkv::{DeviceElement, QkvGemm};
