@@ -37,6 +37,7 @@
 //! weights (out features, in features) as PyTorch's `nn.Linear` stores them.
 
 pub mod bytes;
+pub mod figures;
 pub mod gpu;
 pub mod prelude;
 pub mod qkv_bench;

@@ -9,6 +9,7 @@
 //! cargo run --release --bin ch05 -- --bench-softmax --csv target/bench/ch05_softmax.csv
 //! cargo run --release --bin ch05 -- --bench-qkv --csv target/bench/ch05_qkv.csv
 //! cargo run --release --bin ch05 -- --bench-epilogue --csv target/bench/ch05_epilogue.csv
+//! cargo run --release --bin ch05 -- --out docs/src/figures/ch05    # the figures, on the CPU
 //! ```
 
 use anyhow::Context;
@@ -61,10 +62,19 @@ struct Args {
     /// 50 at decode, 1 at prefill); 1 under a profiler, with --warmup 0 --repeats 1.
     #[arg(long)]
     calls_per_timing: Option<usize>,
+    /// Also write the chapter's figures (byte models and masks, drawn on the CPU) to this
+    /// folder, as PNG and SVG.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.out {
+        for file in ch05_fused_computation::figures::write_figures(dir)? {
+            println!("wrote {}", file.display());
+        }
+    }
     if args.bench_softmax {
         let shapes = match &args.softmax_shapes {
             Some(path) => {
