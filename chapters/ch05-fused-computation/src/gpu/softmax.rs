@@ -504,6 +504,11 @@ mod tests {
                 for aligned in [true, false] {
                     for launch in [RowLaunch::Auto, RowLaunch::WarpPerRow, RowLaunch::BlockPerRow] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
+                            // The threads of a row hold all of it.
+                            assert!(
+                                plan.threads_per_row * plan.values_per_thread >= nk,
+                                "{plan:?} for Nk = {nk}"
+                            );
                             let name = format!("{}, ", plan.kernel);
                             assert!(
                                 SOFTMAX_FUSION_SOURCE.code.contains(&format!("ENTRY({name}")),
