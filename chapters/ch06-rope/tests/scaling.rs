@@ -325,3 +325,114 @@ fn the_scaled_frequency_figure_renders_and_its_table_counts() {
         assert!(row(name).trim_end().ends_with(&within_trained.to_string()), "{name}: {rendered}");
     }
 }
+
+/// The scalings in f64 from their definitions (the papers' formulas in transformers' form), on
+/// the same f32 exponent `2i/d` the code uses: the exponent's own rounding is magnified by
+/// `ln base` in `base^e` (up to 13 ulp at base 5·10⁵), and it is the same in both, so what is
+/// left to compare is the arithmetic after it.
+fn scaled_theta_f64(scaling: &RopeScaling, base: f64, d: usize, i: usize) -> f64 {
+    let e = f64::from((2 * i) as f32 / d as f32);
+    let theta = base.powf(-e);
+    match *scaling {
+        RopeScaling::Default => theta,
+        RopeScaling::Linear { factor } => theta / factor,
+        RopeScaling::DynamicNtk { factor, max_position_embeddings: l, seq_len } => {
+            let n = seq_len.max(l) as f64;
+            let new_base = base * (factor * n / l as f64 - (factor - 1.0)).powf(d as f64 / (d as f64 - 2.0));
+            f64::from(new_base as f32).powf(-e)
+        }
+        RopeScaling::Yarn {
+            factor,
+            original_max_position_embeddings: l0,
+            beta_fast,
+            beta_slow,
+            truncate,
+            ..
+        } => {
+            // The dim at which a pair turns n times over l0: θ_j·l0 = 2πn with θ_j = base^(−2j/d).
+            let dim_for =
+                |n: f64| d as f64 * (l0 as f64 / (2.0 * std::f64::consts::PI * n)).ln() / (2.0 * base.ln());
+            let (mut low, mut high) = (dim_for(beta_fast), dim_for(beta_slow));
+            if truncate {
+                (low, high) = (low.floor(), high.ceil());
+            }
+            let (low, high) = (low.max(0.0), high.min(d as f64 - 1.0));
+            let high = if low == high { high + 0.001 } else { high };
+            let ramp = ((i as f64 - low) / (high - low)).clamp(0.0, 1.0);
+            theta / factor * ramp + theta * (1.0 - ramp)
+        }
+        RopeScaling::Llama3 {
+            factor,
+            low_freq_factor,
+            high_freq_factor,
+            original_max_position_embeddings: l0,
+        } => {
+            let wavelength = std::f64::consts::TAU / theta;
+            let l0 = l0 as f64;
+            if wavelength < l0 / high_freq_factor {
+                theta
+            } else if wavelength > l0 / low_freq_factor {
+                theta / factor
+            } else {
+                let smooth = (l0 / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor);
+                (1.0 - smooth) * theta / factor + smooth * theta
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Every scaling's f32 frequencies within 8 f32 ulps (relative 8u, u = 2⁻²⁴) of the f64
+    /// definition — `powf` (≤ 1 ulp) and a handful of f32 operations on positive terms — plus,
+    /// for YaRN and Llama 3, what the f32 error of their mixing weight (ramp or smooth factor,
+    /// a few u absolute; 16u allowed) does to `θ·(1 − w·(1 − 1/s))`: `16u·θ·(1 − 1/s)`, which
+    /// relative to a result near `θ/s` is up to `16u·s`.
+    #[test]
+    fn scalings_agree_with_their_f64_definitions(
+        half in 2usize..129,
+        base in prop::sample::select(vec![500.0f32, 10_000.0, 100_000.0, 500_000.0, 1_000_000.0]),
+        factor in 1.0f64..64.0,
+        l0 in 256usize..65_536,
+        kind in 0usize..5,
+        truncate: bool,
+    ) {
+        let d = 2 * half;
+        let scaling = match kind {
+            0 => RopeScaling::Default,
+            1 => RopeScaling::Linear { factor },
+            2 => RopeScaling::DynamicNtk { factor, max_position_embeddings: l0, seq_len: 3 * l0 },
+            3 => RopeScaling::Yarn {
+                factor,
+                original_max_position_embeddings: l0,
+                beta_fast: 32.0,
+                beta_slow: 1.0,
+                mscale: None,
+                mscale_all_dim: None,
+                attention_factor: None,
+                truncate,
+            },
+            _ => RopeScaling::Llama3 {
+                factor,
+                low_freq_factor: 1.0,
+                high_freq_factor: 4.0,
+                original_max_position_embeddings: l0,
+            },
+        };
+        let (theta, _) = scaling.inv_freq_and_attention_factor(base, d).unwrap();
+        for (i, &t) in theta.iter().enumerate() {
+            let want = scaled_theta_f64(&scaling, f64::from(base), d, i);
+            let u = 2f64.powi(-24);
+            let mixing = match scaling {
+                RopeScaling::Yarn { .. } | RopeScaling::Llama3 { .. } => {
+                    let unscaled = scaled_theta_f64(&RopeScaling::Default, f64::from(base), d, i);
+                    16.0 * u * unscaled * (1.0 - 1.0 / factor) / want
+                }
+                _ => 0.0,
+            };
+            let rel = (f64::from(t) - want).abs() / want;
+            prop_assert!(rel <= 8.0 * u + mixing, "{:?} d {} pair {}: {} vs {} (rel {:e})", scaling, d, i, t, want, rel);
+        }
+    }
+}
