@@ -32,8 +32,11 @@
 //! 29285), then `emb.cos()` and `emb.sin()` in f32 (later versions multiply them by an
 //! `attention_scaling` that is 1 without YaRN-style scaling); `apply_rotary_pos_emb` computes
 //! `q * cos + rotate_half(q) * sin`. We follow the same steps ([`RopeConfig::inv_freq`],
-//! [`RopeConfig::angle`], `rotate_rows`). Those versions are older than the transformers 5.17 the
-//! GPU machine has; the fixtures still to be recorded there will pin the version.
+//! [`RopeConfig::angle`], [`RopeConfig::cos_sin`], `rotate_rows`). transformers 5.17, the
+//! version on the GPU machine and the one [`crate::scaling`] follows, computes the same values:
+//! `LlamaRotaryEmbedding.compute_default_rope_parameters` divides `arange(0, dim, 2,
+//! dtype=torch.float)` by `dim` (the same f32 exponents), and `forward` multiplies `emb.cos()`
+//! and `emb.sin()` by `attention_scaling` (YaRN's attention factor, 1 otherwise).
 //!
 //! Why f32 from integer positions: every integer up to 2²⁴ is an f32, so the position itself is
 //! exact and the angle `m·θ_i` carries one rounding (relative 2⁻²⁴) on top of θ_i's own few; in
@@ -42,7 +45,8 @@
 //! most 2.3·10⁻³ rad over positions 32 768 … 32 831 for head_dim 128, base 500 000), which is
 //! what long contexts pay for f32 angles; the tests derive their tolerances from that. The last
 //! bits of `cos`, `sin` and `powf` are the C library's here and SLEEF's or CUDA's in PyTorch, so
-//! results may differ from PyTorch's in the last bits; no PyTorch comparison has been run yet.
+//! results may differ from PyTorch's in the last bits; `tests/hf_fixtures.rs` bounds by how
+//! much, against values transformers 5.17 produced.
 //!
 //! **Cache or on the fly.** [`RopeCache`] tabulates `cos mθ_i` and `sin mθ_i` for positions
 //! `0 … max_positions − 1` (one value per pair: Hugging Face's `cat((freqs, freqs))` duplicates
