@@ -10,6 +10,10 @@ Usage:
   ncu_tables.py fused NCU_CSV SHAPES_FILE
       Markdown table of chapter 4's Fused kernel (chapter 2's ch02_sdpa_f32), one row per shape
       of SHAPES_FILE, from the run `ch04 --profile-only fused --bench-shapes SHAPES_FILE`.
+  ncu_tables.py kernels NCU_CSV
+      Markdown: every profiled launch in launch order (kernel, grid, block, DRAM read and
+      written, L2 bytes, time), then the totals per kernel name; for chapter 5's benchmarks run
+      once under ncu, whose launches follow the rows of the CSV the same run wrote.
   ncu_tables.py roofline NCU_CSV LABELS_CSV [TIMED_CSV]
       ch12_roofline_dram.csv (on stdout): the DRAM bytes of one call of each roofline kernel,
       from the run `ch12 --only roofline` under ncu. Its calls are bracketed by the marker
@@ -125,6 +129,33 @@ def fused_table(launches, shapes):
     return out
 
 
+def kernels_table(launches, width=60):
+    """Markdown rows: each launch, then a total per kernel name (names cut to `width` characters:
+    cuBLAS's run long)."""
+    def name(launch):
+        k = launch["kernel"]
+        return k if len(k) <= width else k[: width - 1] + "…"
+
+    head = ["#", "kernel", "grid", "block", "DRAM read MB", "DRAM write MB", "L2 MB", "µs"]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    totals = {}
+    for launch in launches:
+        m = launch["metrics"].get
+        read, write = m("dram__bytes_read.sum"), m("dram__bytes_write.sum")
+        out.append("| " + " | ".join([
+            str(launch["id"]), name(launch), str(launch["grid"]), str(launch["block"]),
+            fmt(read, 1e6, 2), fmt(write, 1e6, 2), fmt(m("lts__t_bytes.sum"), 1e6, 2),
+            fmt(m("gpu__time_duration.sum"), 1e-6, 1),
+        ]) + " |")
+        t = totals.setdefault(name(launch), [0, 0.0, 0.0])
+        t[0] += 1
+        t[1] += read or 0.0
+        t[2] += write or 0.0
+    out += ["", "| kernel | launches | DRAM read MB | DRAM write MB |", "|---|---|---|---|"]
+    out += [f"| {k} | {n} | {r / 1e6:,.2f} | {w / 1e6:,.2f} |" for k, (n, r, w) in totals.items()]
+    return out
+
+
 def roofline_labels(text):
     """The labels of a ch12_roofline.csv (`label,group,flops,bytes,seconds`; a label may hold
     commas, so it is everything before the last four fields)."""
@@ -196,6 +227,9 @@ def main(argv):
     if len(argv) >= 3 and argv[0] == "fused":
         with open(argv[1]) as f, open(argv[2]) as g:
             print("\n".join(fused_table(read_launches(f.read()), read_shapes(g.read()))))
+    elif len(argv) >= 2 and argv[0] == "kernels":
+        with open(argv[1]) as f:
+            print("\n".join(kernels_table(read_launches(f.read()))))
     elif len(argv) >= 3 and argv[0] == "roofline":
         with open(argv[1]) as f, open(argv[2]) as g:
             launches, labels = read_launches(f.read()), roofline_labels(g.read())

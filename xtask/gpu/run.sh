@@ -10,11 +10,16 @@
 #   1. the device: nvidia-smi -L, driver, the host's CPU (lscpu), date
 #   2. every test binary in tests/ with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
 #   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 and ch03 also
-#      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536)
+#      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536); then
+#      ch05's three benchmarks (softmax, qkv, epilogue) and ch06's RoPE benchmark into
+#      OUTDIR/ch05/ and OUTDIR/ch06/
 #   4. PyTorch SDPA on the benchmark shapes of ch02–ch04 (MATH and EFFICIENT, float32) and of
-#      ch12 (FLASH, EFFICIENT and CUDNN, bfloat16); ch12's SASS check
+#      ch12 (FLASH, EFFICIENT and CUDNN, bfloat16); ch12's SASS check; the peers of ch05
+#      (torch_softmax.py, torch_qkv.py) and ch06 (torch_rope.py), and ch06's Hugging Face
+#      fixtures (chapters/ch06-rope/fixtures/make_hf_fixtures.py into OUTDIR/ch06/fixtures)
 #   5. Nsight Compute (ncu): chapter 4's Fused kernel on ncu_fused_shapes.txt (DRAM and L2
-#      traffic, occupancy and its limits) into OUTDIR/ncu/, and the DRAM bytes of every kernel
+#      traffic, occupancy and its limits) into OUTDIR/ncu/, the DRAM bytes of every kernel
+#      of chapter 5's benchmarks into OUTDIR/ch05/ncu/, and the DRAM bytes of every kernel
 #      on chapter 12's roofline into OUTDIR/ch12/ch12_roofline_dram.csv
 #   6. ch12's figures (after 4 and 5: the roofline uses the measured DRAM bytes when present)
 #   7. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*gpu: the
@@ -248,6 +253,17 @@ if wanted main; then
         # shellcheck disable=SC2046 # chapter_args yields separate words, paths have no spaces
         step "bin-$name" "$b" "${out_args[@]}" $(chapter_args "$name")
     done
+    # Chapters 5 and 6 time one benchmark per run of their binary, each into its own folder.
+    if selected ch05 && [[ -x "$BUNDLE/bin/ch05" ]]; then
+        mkdir -p "$OUTDIR/ch05"
+        for bench in softmax qkv epilogue; do
+            step "bench-$bench-ch05" "$BUNDLE/bin/ch05" "--bench-$bench" --csv "$OUTDIR/ch05/ch05_$bench.csv"
+        done
+    fi
+    if selected ch06 && [[ -x "$BUNDLE/bin/ch06" ]]; then
+        mkdir -p "$OUTDIR/ch06"
+        step bench-rope-ch06 "$BUNDLE/bin/ch06" --bench-gpu --csv "$OUTDIR/ch06/ch06_rope.csv"
+    fi
 
     echo "== 4. PyTorch baselines"
     if ! python3 -c 'import torch' 2>/dev/null && [[ "$DRY_RUN" != 1 ]]; then
@@ -271,6 +287,21 @@ if wanted main; then
                 step "torch-$backend-bf16-ch12" python3 "$BUNDLE/baselines/torch_sdpa.py" --shapes "$CH12_SHAPES" \
                     --backend "$backend" --dtype bfloat16 --csv "$OUTDIR/ch12/torch_${backend}_ch12.csv"
             done
+        fi
+        # Chapter 5's peers (torch.softmax, eager masked_fill + softmax, F.linear three times
+        # against once) and chapter 6's (Hugging Face's apply_rotary_pos_emb), same shapes.
+        if selected ch05; then
+            mkdir -p "$OUTDIR/ch05"
+            for peer in softmax qkv; do
+                step "torch-$peer-ch05" python3 "$BUNDLE/baselines/torch_$peer.py" --csv "$OUTDIR/ch05/torch_$peer.csv"
+            done
+        fi
+        if selected ch06; then
+            mkdir -p "$OUTDIR/ch06"
+            step torch-rope-ch06 python3 "$BUNDLE/baselines/torch_rope.py" --csv "$OUTDIR/ch06/torch_rope.csv"
+            # transformers' RoPE scalings and T5's buckets: the fixtures of chapter 6's tests
+            # (commit them into chapters/ch06-rope/fixtures/).
+            step hf-fixtures-ch06 python3 "$PWD/chapters/ch06-rope/fixtures/make_hf_fixtures.py" "$OUTDIR/ch06/fixtures"
         fi
     fi
     if selected ch12 && have nvcc && have cuobjdump; then
@@ -327,6 +358,22 @@ if wanted profile; then
                 --cache-control all --kernel-name ch02_sdpa_f32 "$BUNDLE/bin/ch04" --profile-only fused --bench-shapes "$FUSED_SHAPES"
             step ncu-fused-table bash -c "python3 '$BUNDLE/ncu_tables.py' fused '$OUTDIR/ncu/ch04_fused_ncu.csv' \
                 '$FUSED_SHAPES' > '$OUTDIR/ncu/ch04_fused.md' && cat '$OUTDIR/ncu/ch04_fused.md'"
+        fi
+        if selected ch05 && [[ -x "$BUNDLE/bin/ch05" ]]; then
+            # Chapter 5's fusions, unfused against fused: the DRAM (and L2) bytes of every kernel
+            # launch of one timed call per benchmark point (no warm-up, one repeat, one call per
+            # timing), the caches flushed before each launch; `ncu_tables.py kernels` lists them
+            # in launch order, which is the order of the benchmark CSV written beside it.
+            mkdir -p "$OUTDIR/ch05/ncu"
+            for bench in softmax qkv epilogue; do
+                once=(--warmup 0 --repeats 1)
+                [[ "$bench" == softmax ]] || once+=(--calls-per-timing 1)
+                ncu_step "ncu-$bench-ch05" "$OUTDIR/ch05/ncu/ch05_${bench}_ncu.csv" \
+                    dram__bytes_read.sum,dram__bytes_write.sum,gpu__time_duration.sum lts__t_bytes.sum -- \
+                    --cache-control all "$BUNDLE/bin/ch05" "--bench-$bench" --csv "$OUTDIR/ch05/ncu/ch05_$bench.csv" "${once[@]}"
+                step "ncu-$bench-table-ch05" bash -c "python3 '$BUNDLE/ncu_tables.py' kernels \
+                    '$OUTDIR/ch05/ncu/ch05_${bench}_ncu.csv' > '$OUTDIR/ch05/ncu/ch05_${bench}_dram.md'"
+            done
         fi
         if selected ch12 && [[ -x "$BUNDLE/bin/ch12" ]]; then
             # The roofline's kernels: their timed run (step 3's, or here when it did not run),
@@ -390,13 +437,14 @@ python3 "$BUNDLE/summary.py" "$OUTDIR" "$TOTAL" > "$OUTDIR/summary.md" \
     || { echo "summary.py failed; the steps:"; cat "$STEPS" > "$OUTDIR/summary.md"; FAILED=1; }
 (
     cd "$OUTDIR" && shopt -s nullglob && extra=(./*.csv ./*.json)
-    for dir in ch12 ncu; do [[ -d $dir ]] && extra+=("./$dir"); done
+    for dir in ch05 ch06 ch12 ncu; do [[ -d $dir ]] && extra+=("./$dir"); done
     tar -czf results.tar.gz logs figures summary.md "${extra[@]}"
 )
 if [[ "$PACK_ONLY" == 1 ]]; then
     # The device tool copies back at most 8 files: keep summary.md and the tarball (which holds
     # the CSVs too).
-    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv "$OUTDIR"/*.json "$OUTDIR/ch12" "$OUTDIR/ncu"
+    rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv "$OUTDIR"/*.json "$OUTDIR/ch05" "$OUTDIR/ch06" \
+        "$OUTDIR/ch12" "$OUTDIR/ncu"
 fi
 cat "$OUTDIR/summary.md"
 echo "results: $OUTDIR (summary.md, results.tar.gz); total ${TOTAL} s"

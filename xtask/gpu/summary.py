@@ -6,7 +6,8 @@ Usage: summary.py OUTDIR TOTAL_SECONDS  (prints Markdown; run.sh redirects it to
 Reads OUTDIR/logs/steps.tsv (name, status, seconds, log), OUTDIR/logs/device-info.txt,
 OUTDIR/logs/notes.txt, every OUTDIR/*.csv with the benchmark columns
 impl,batch,heads,seq,head_dim,causal,median_ms,tflops, and the Nsight Compute results
-(OUTDIR/ncu/ch04_fused_ncu.csv, OUTDIR/ch12/ch12_roofline_dram.csv).
+(OUTDIR/ncu/ch04_fused_ncu.csv, OUTDIR/ch12/ch12_roofline_dram.csv), and the benchmark CSVs
+and kernel tables of chapters 5 and 6 (OUTDIR/ch05, OUTDIR/ch06).
 """
 
 import csv
@@ -143,6 +144,25 @@ def roofline_dram(outdir):
     return out
 
 
+def bandwidth_tables(outdir):
+    """Chapters 5 and 6: each benchmark CSV of OUTDIR/ch05 and OUTDIR/ch06 (columns impl, dtype,
+    the shape, median_ms, modelled_bytes, gbps, copy_fraction, or the QKV benchmark's own) as
+    one Markdown table, and the kernel tables of OUTDIR/ch05/ncu."""
+    out = []
+    for chapter in ("ch05", "ch06"):
+        for path in sorted((outdir / chapter).glob("*.csv")):
+            with open(path, newline="") as f:
+                rows = list(csv.reader(f))
+            if not rows:
+                continue
+            out += ["", f"## {chapter}: `{path.name}`", "", "| " + " | ".join(rows[0]) + " |",
+                    "|" + "---|" * len(rows[0])]
+            out += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+        for path in sorted((outdir / chapter / "ncu").glob("*_dram.md")):
+            out += ["", f"## {chapter}: Nsight Compute, `{path.name}`", "", path.read_text().strip()]
+    return out
+
+
 def main():
     outdir, total = Path(sys.argv[1]), sys.argv[2]
     steps = [line.rstrip("\n").split("\t") for line in open(outdir / "logs" / "steps.tsv") if line.strip()]
@@ -174,6 +194,7 @@ def main():
         out += ladder_table(table12)
     out += fused_profile(outdir)
     out += roofline_dram(outdir)
+    out += bandwidth_tables(outdir)
     print("\n".join(out))
 
 

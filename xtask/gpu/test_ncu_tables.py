@@ -113,5 +113,20 @@ class Roofline(unittest.TestCase):
         self.assertEqual(nt.roofline_labels(text), ["ch03 flash, f32"])
 
 
+
+class Kernels(unittest.TestCase):
+    def test_every_launch_in_order_then_totals_per_kernel(self):
+        rows = nt.kernels_table(nt.read_launches(sample("ncu_fused_sample.csv")))
+        launches = [r for r in rows if r.startswith("| 0 ") or r.startswith("| 1 ")]
+        self.assertEqual(len(launches), 2)
+        self.assertIn("| ch02_sdpa_f32 | (2048, 8, 1) | (128, 1, 1) | 12.85 |", launches[0])
+        self.assertIn("| ch02_sdpa_f32 | 2 |", "\n".join(rows))
+
+    def test_long_names_are_cut(self):
+        launch = {"id": 0, "kernel": "k" * 100, "grid": (1, 1, 1), "block": (32, 1, 1), "metrics": {}}
+        row = nt.kernels_table([launch], width=10)[2]
+        self.assertIn("| kkkkkkkkk… |", row)
+        self.assertIn("| - | - | - | - |", row)
+
 if __name__ == "__main__":
     unittest.main()

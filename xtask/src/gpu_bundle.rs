@@ -369,4 +369,33 @@ mod tests {
         }
         std::fs::remove_dir_all(&bundle).ok();
     }
+
+    #[test]
+    fn run_sh_runs_chapters_5_and_6_benchmarks_peers_and_profiles() {
+        let bundle = stand_in_bundle("ch05-ch06");
+        let stub = std::fs::read(bundle.join("bin/ch04")).unwrap();
+        for exe in ["bin/ch05", "bin/ch06"] {
+            std::fs::write(bundle.join(exe), &stub).unwrap();
+            Command::new("chmod").arg("+x").arg(bundle.join(exe)).status().unwrap();
+        }
+        let steps = dry_run_steps(&bundle, &[("ATTN_CHAPTERS", "ch05 ch06")]).unwrap();
+        for name in [
+            "bin-ch05",
+            "bench-softmax-ch05",
+            "bench-qkv-ch05",
+            "bench-epilogue-ch05",
+            "bin-ch06",
+            "bench-rope-ch06",
+            "torch-softmax-ch05",
+            "torch-qkv-ch05",
+            "torch-rope-ch06",
+            "hf-fixtures-ch06",
+            "ncu-softmax-ch05",
+            "ncu-epilogue-table-ch05",
+        ] {
+            assert!(steps.contains(&name.to_string()), "{name} missing from {steps:?}");
+        }
+        assert!(!steps.iter().any(|s| s.contains("ch04") || s.contains("ch12")), "{steps:?}");
+        std::fs::remove_dir_all(&bundle).ok();
+    }
 }
