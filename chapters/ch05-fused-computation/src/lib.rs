@@ -41,6 +41,7 @@ pub mod figures;
 pub mod gpu;
 pub mod prelude;
 pub mod qkv_bench;
+pub mod qkv_cpu_bench;
 pub mod qkv_epilogue;
 pub mod qkv_projection;
 pub mod reference;

@@ -9,6 +9,7 @@
 //! cargo run --release --bin ch05 -- --bench-softmax --csv target/bench/ch05_softmax.csv
 //! cargo run --release --bin ch05 -- --bench-qkv --csv target/bench/ch05_qkv.csv
 //! cargo run --release --bin ch05 -- --bench-epilogue --csv target/bench/ch05_epilogue.csv
+//! cargo run --release --bin ch05 -- --bench-cpu --csv target/bench/ch05_cpu.csv
 //! cargo run --release --bin ch05 -- --out docs/src/figures/ch05    # the figures, on the CPU
 //! ```
 
@@ -19,6 +20,7 @@ use ch05_fused_computation::attn_support::with_gpu;
 use ch05_fused_computation::qkv_bench::{
     QkvBenchOptions, print_byte_models, run_epilogue_bench, run_qkv_bench, write_epilogue_csv, write_qkv_csv,
 };
+use ch05_fused_computation::qkv_cpu_bench::{run_cpu_bench, write_cpu_csv};
 use ch05_fused_computation::softmax_bench::{
     BenchOptions, DEFAULT_SHAPES, parse_shapes, run_softmax_bench, write_softmax_csv,
 };
@@ -40,8 +42,12 @@ struct Args {
     bench_qkv: bool,
     /// Time the QKV epilogue (RoPE on q and k, k and v into the cache): three passes against
     /// one kernel, and a device copy of the GEMM output, on the same shapes (needs a GPU).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bench_cpu")]
     bench_epilogue: bool,
+    /// Time the CPU versions of the QKV projection and its epilogue (f32, ndarray), unfused
+    /// against fused, on the same models (no GPU needed).
+    #[arg(long, conflicts_with_all = ["bench_softmax", "bench_qkv"])]
+    bench_cpu: bool,
     /// The benchmark's CSV; by default target/bench/ch05_softmax.csv
     /// (`impl,dtype,batch,heads,nq,nk,mask,median_ms,modelled_bytes,gbps,copy_fraction`),
     /// target/bench/ch05_qkv.csv or target/bench/ch05_epilogue.csv (columns in
@@ -99,6 +105,12 @@ fn main() -> anyhow::Result<()> {
         if let Some(rows) = with_gpu("the QKV benchmark", |gpu| run_qkv_bench(gpu, qkv_options))? {
             write_qkv_csv(&csv_or(&args.csv, "ch05_qkv.csv"), &rows)?;
         }
+        return Ok(());
+    }
+    if args.bench_cpu {
+        heading("CPU (f32, ndarray): QKV projection and epilogue, unfused against fused");
+        let rows = run_cpu_bench(args.warmup, args.repeats)?;
+        write_cpu_csv(&csv_or(&args.csv, "ch05_cpu.csv"), &rows)?;
         return Ok(());
     }
     if args.bench_epilogue {
