@@ -1,9 +1,13 @@
-//! Everything chapter 5's notebook will use, in one `use`: the support crate's prelude and
+//! Everything chapter 5's notebook uses, in one `use`: the support crate's prelude and
 //! this chapter's items.
 
 pub use attn_support::prelude::*;
 
 pub use crate::bytes::BytesMoved;
+pub use crate::figures::{
+    H100_BF16_RIDGE_FLOP_PER_BYTE, bytes_moved_figure, mask_figure, mask_matrix, qkv_figure,
+};
+pub use crate::gpu::softmax::{RowLaunch, scale_mask_softmax_gpu};
 pub use crate::qkv_epilogue::{
     self, EpiloguePipeline, EpilogueShape, KvCache, epilogue_fused, epilogue_unfused, llama_rope_tables,
     rotate_half_with_table,
