@@ -11,6 +11,7 @@
 //! cargo run --release --bin ch05 -- --bench-epilogue --csv target/bench/ch05_epilogue.csv
 //! cargo run --release --bin ch05 -- --bench-cpu --csv target/bench/ch05_cpu.csv
 //! cargo run --release --bin ch05 -- --out docs/src/figures/ch05    # the figures, on the CPU
+//! cargo run --release --bin ch05 -- --figures-from RUN_DIR --out docs/src/figures/ch05   # measured time
 //! ```
 
 use anyhow::Context;
@@ -72,10 +73,22 @@ struct Args {
     /// folder, as PNG and SVG.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Draw the time figures (unfused against fused) from a GPU run's CSVs in this folder
+    /// (ch05_softmax.csv, torch_softmax.csv, ch05_qkv.csv, ch05_epilogue.csv) into --out
+    /// (default target/figures/ch05), then stop; needs no GPU.
+    #[arg(long)]
+    figures_from: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(run_dir) = &args.figures_from {
+        let out = args.out.clone().unwrap_or_else(|| PathBuf::from("target/figures/ch05"));
+        for file in ch05_fused_computation::figures::recorded::write_recorded_figures(run_dir, &out)? {
+            println!("wrote {}", file.display());
+        }
+        return Ok(());
+    }
     if let Some(dir) = &args.out {
         for file in ch05_fused_computation::figures::write_figures(dir)? {
             println!("wrote {}", file.display());

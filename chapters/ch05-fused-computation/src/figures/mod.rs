@@ -7,7 +7,11 @@
 //! - [`qkv_figure`]: why fusing the QKV projection gains little — the share of its bytes that
 //!   one GEMM saves, and its arithmetic intensity against the H100's measured bf16 ridge point;
 //! - [`mask_figure`]: the masks the fused softmax computes from indices (causal, causal with
-//!   fewer queries than keys, key padding, sliding window): every row an interval `lo..hi`.
+//!   fewer queries than keys, key padding, sliding window): every row an interval `lo..hi`;
+//! - [`recorded`]: the measured time, unfused against fused, from a GPU run's CSVs
+//!   (`ch05 --figures-from DIR --out DIR`).
+
+pub mod recorded;
 
 use crate::bytes::BytesMoved;
 use crate::qkv_epilogue::EpiloguePipeline;
@@ -32,21 +36,39 @@ const BF16: u64 = 2;
 /// 2.98 TB/s), in FLOP per byte: left of it a kernel is bound by memory, right of it by arithmetic.
 pub const H100_BF16_RIDGE_FLOP_PER_BYTE: f64 = 779.0e12 / 2.98e12;
 
-/// Modelled bytes of one fusion at a few points: the unfused and the fused version of each.
+/// Pairs of bars on a log axis, unfused against fused, one pair per category, with the
+/// fused/unfused ratio over each pair: modelled bytes ([`ByteBars::bytes`]) or measured times.
 #[derive(Clone, Debug)]
 pub struct ByteBars {
     pub title: String,
-    /// One label per pair of bars.
+    /// One label per pair of bars (`\n` breaks a label into lines).
     pub categories: Vec<String>,
-    pub unfused: Vec<BytesMoved>,
-    pub fused: Vec<BytesMoved>,
+    /// (unfused, fused) per category, in the unit of `y_desc`.
+    pub values: Vec<(f64, f64)>,
+    pub y_desc: String,
     pub size: (u32, u32),
 }
 
 impl ByteBars {
-    /// The fused version's total over the unfused one's, per category.
+    /// Bars of total bytes in MB.
+    pub fn bytes(
+        title: &str,
+        categories: Vec<String>,
+        unfused: &[BytesMoved],
+        fused: &[BytesMoved],
+    ) -> ByteBars {
+        ByteBars {
+            title: title.into(),
+            categories,
+            values: unfused.iter().zip(fused).map(|(u, f)| (mb(u.total()), mb(f.total()))).collect(),
+            y_desc: "MB moved (modelled)".into(),
+            size: (640, 480),
+        }
+    }
+
+    /// The fused version's value over the unfused one's, per category.
     pub fn ratios(&self) -> Vec<f64> {
-        self.unfused.iter().zip(&self.fused).map(|(u, f)| f.total() as f64 / u.total() as f64).collect()
+        self.values.iter().map(|&(u, f)| f / u).collect()
     }
 }
 
@@ -63,7 +85,15 @@ impl Figure for ByteBars {
     fn draw<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>) -> Result<()> {
         ensure_font();
         let n = self.categories.len();
-        let values = self.unfused.iter().chain(&self.fused).map(|b| mb(b.total()));
+        if n == 0 || self.values.len() != n || self.values.iter().any(|&(u, f)| !(u > 0.0 && f > 0.0)) {
+            return Err(attn_support::Error::InvalidArgument(format!(
+                "bars '{}': {} categories, {} pairs of values, every value must be > 0",
+                self.title,
+                n,
+                self.values.len()
+            )));
+        }
+        let values = self.values.iter().flat_map(|&(u, f)| [u, f]);
         let (lo, hi) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
         // Bars stand on a floor below the smallest value; the top leaves room for the ratios.
         let (floor, top) = (lo / 3.0, hi * 5.0);
@@ -82,7 +112,7 @@ impl Figure for ByteBars {
             .x_labels(0)
             .y_labels(count)
             .y_label_formatter(&|v| y_scale.label(*v))
-            .y_desc("MB moved (modelled)")
+            .y_desc(&self.y_desc)
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 16))
             .light_line_style(RGBColor(238, 238, 238))
@@ -94,16 +124,16 @@ impl Figure for ByteBars {
             let style = ("sans-serif", size).into_font().color(&color).pos(Pos::new(HPos::Center, VPos::Top));
             area.draw(&Text::new(s.to_string(), (at.0 - base.0, at.1 - base.1), style)).map_err(plot_err)
         };
-        for (i, ((u, f), ratio)) in self.unfused.iter().zip(&self.fused).zip(self.ratios()).enumerate() {
+        for (i, (&(u, f), ratio)) in self.values.iter().zip(self.ratios()).enumerate() {
             let x = i as f64;
-            for (x0, x1, bytes, color) in
+            for (x0, x1, value, color) in
                 [(x + 0.12, x + 0.48, u, unfused_color), (x + 0.52, x + 0.88, f, fused_color)]
             {
                 chart
-                    .draw_series([Rectangle::new([(x0, floor), (x1, mb(bytes.total()))], color.filled())])
+                    .draw_series([Rectangle::new([(x0, floor), (x1, value)], color.filled())])
                     .map_err(plot_err)?;
             }
-            let above = chart.backend_coord(&(x + 0.5, mb(u.total()).max(mb(f.total())) * 1.25));
+            let above = chart.backend_coord(&(x + 0.5, u.max(f) * 1.25));
             // Near 1 (the QKV projection at decode) two decimals would hide the difference.
             let ratio = if ratio > 0.99 { format!("×{ratio:.4}") } else { format!("×{ratio:.2}") };
             text(&ratio, 15.0, RGBColor(60, 60, 60), (above.0, above.1 - 18))?;
@@ -126,8 +156,8 @@ impl Figure for ByteBars {
     }
 }
 
-/// The two models and two token counts of the issue, as categories.
-fn model_points() -> Vec<(String, QkvDims, usize)> {
+/// The two models and two token counts of the benchmarks, as categories.
+pub fn model_points() -> Vec<(String, QkvDims, usize)> {
     let mut points = Vec::new();
     for (name, dims) in [("SmolLM2", SMOLLM2_135M), ("Llama-3-8B", LLAMA3_8B)] {
         for tokens in [1, 4096] {
@@ -141,13 +171,12 @@ fn model_points() -> Vec<(String, QkvDims, usize)> {
 /// The QKV projection's bars: three GEMMs against one, bf16.
 pub fn qkv_bars() -> ByteBars {
     let points = model_points();
-    ByteBars {
-        title: "1. QKV projection: 3 GEMMs vs 1".into(),
-        categories: points.iter().map(|p| p.0.clone()).collect(),
-        unfused: points.iter().map(|&(_, d, n)| QkvPipeline::ThreeGemms.bytes_moved(d, n, BF16)).collect(),
-        fused: points.iter().map(|&(_, d, n)| QkvPipeline::OneGemm.bytes_moved(d, n, BF16)).collect(),
-        size: (640, 480),
-    }
+    let unfused: Vec<_> =
+        points.iter().map(|&(_, d, n)| QkvPipeline::ThreeGemms.bytes_moved(d, n, BF16)).collect();
+    let fused: Vec<_> =
+        points.iter().map(|&(_, d, n)| QkvPipeline::OneGemm.bytes_moved(d, n, BF16)).collect();
+    let categories = points.into_iter().map(|p| p.0).collect();
+    ByteBars::bytes("1. QKV projection: 3 GEMMs vs 1", categories, &unfused, &fused)
 }
 
 /// The score shapes of one layer's prefill: (label, shape).
@@ -164,28 +193,22 @@ pub fn softmax_points() -> Vec<(String, ScoreShape)> {
 /// Scale + mask + softmax's bars: three passes with a mask tensor against one, bf16.
 pub fn softmax_bars() -> ByteBars {
     let points = softmax_points();
-    ByteBars {
-        title: "2. scale + mask + softmax: 3 passes vs 1".into(),
-        categories: points.iter().map(|p| p.0.clone()).collect(),
-        unfused: points.iter().map(|&(_, s)| SoftmaxPipeline::Unfused.bytes_moved(s, BF16)).collect(),
-        fused: points.iter().map(|&(_, s)| SoftmaxPipeline::Fused.bytes_moved(s, BF16)).collect(),
-        size: (640, 480),
-    }
+    let unfused: Vec<_> =
+        points.iter().map(|&(_, s)| SoftmaxPipeline::Unfused.bytes_moved(s, BF16)).collect();
+    let fused: Vec<_> = points.iter().map(|&(_, s)| SoftmaxPipeline::Fused.bytes_moved(s, BF16)).collect();
+    let categories = points.into_iter().map(|p| p.0).collect();
+    ByteBars::bytes("2. scale + mask + softmax: 3 passes vs 1", categories, &unfused, &fused)
 }
 
 /// The epilogue's bars: RoPE + KV-cache write as three passes against one, bf16.
 pub fn epilogue_bars() -> ByteBars {
     let points = model_points();
-    ByteBars {
-        title: "3. RoPE + KV-cache write: 3 passes vs 1".into(),
-        categories: points.iter().map(|p| p.0.clone()).collect(),
-        unfused: points
-            .iter()
-            .map(|&(_, d, n)| EpiloguePipeline::ThreePasses.bytes_moved(d, n, BF16))
-            .collect(),
-        fused: points.iter().map(|&(_, d, n)| EpiloguePipeline::OnePass.bytes_moved(d, n, BF16)).collect(),
-        size: (640, 480),
-    }
+    let unfused: Vec<_> =
+        points.iter().map(|&(_, d, n)| EpiloguePipeline::ThreePasses.bytes_moved(d, n, BF16)).collect();
+    let fused: Vec<_> =
+        points.iter().map(|&(_, d, n)| EpiloguePipeline::OnePass.bytes_moved(d, n, BF16)).collect();
+    let categories = points.into_iter().map(|p| p.0).collect();
+    ByteBars::bytes("3. RoPE + KV-cache write: 3 passes vs 1", categories, &unfused, &fused)
 }
 
 /// The three fusions side by side.
