@@ -4,6 +4,9 @@
 pub use attn_support::prelude::*;
 
 pub use crate::bytes::BytesMoved;
+pub use crate::figures::recorded::{
+    RECORDED_SOFTMAX_RUN, read_softmax_run, softmax_summary, softmax_time_chart,
+};
 pub use crate::figures::{
     H100_BF16_RIDGE_FLOP_PER_BYTE, bytes_moved_figure, mask_figure, mask_matrix, qkv_figure,
 };
