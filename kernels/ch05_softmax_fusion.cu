@@ -70,6 +70,7 @@ template <typename T, int W> __device__ __forceinline__ void load(const T* p, fl
 template <typename T, int W> __device__ __forceinline__ void store(T* p, const float v[W]);
 
 template <> __device__ __forceinline__ void load<float, 1>(const float* p, float v[1]) { v[0] = p[0]; }
+// ANCHOR: vector_access
 template <> __device__ __forceinline__ void load<float, 4>(const float* p, float v[4]) {
     const float4 f = *reinterpret_cast<const float4*>(p);
     v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
@@ -94,12 +95,14 @@ template <> __device__ __forceinline__ void store<bf16_t, 8>(bf16_t* p, const fl
     *reinterpret_cast<uint4*>(p) = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]),
                                               pack_bf16x2(v[4], v[5]), pack_bf16x2(v[6], v[7]));
 }
+// ANCHOR_END: vector_access
 
 // ---- reductions ---------------------------------------------------------------------------------
 
 // Butterfly reductions over groups of LANES consecutive lanes (32: the whole warp): after
 // log2(LANES) exchanges every lane of a group holds its group's result; xor offsets below LANES
 // never leave the group.
+// ANCHOR: reductions
 template <int LANES = WARP> __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int offset = LANES / 2; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
@@ -125,6 +128,7 @@ __device__ __forceinline__ float block_reduce(float v, bool is_max, float* parti
     __syncthreads();
     return v;
 }
+// ANCHOR_END: reductions
 
 // ---- the mask, from indices ---------------------------------------------------------------------
 
@@ -156,6 +160,7 @@ __device__ __forceinline__ Interval visible_keys(long long row, int heads, int n
 // and `reduce_sum` combine one float across all participants.
 // `write` is false for the lanes of a group past the last row: they take part in the shuffles
 // (every lane of the warp must) with an empty interval, and store nothing.
+// ANCHOR: softmax_row
 template <typename T, int W, int N, typename MaxFn, typename SumFn>
 __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restrict__ y, int nk, float scale,
                                             Interval keys, int t, int stride, bool write, MaxFn reduce_max,
@@ -206,6 +211,7 @@ __device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restri
         }
     }
 }
+// ANCHOR_END: softmax_row
 
 // A group of LANES lanes per row: the whole warp (32) for rows of more than 16·V keys, or 16 or 8
 // lanes so that a short row (128 bf16 keys are 16 vectors of 8) still keeps every lane busy, with
