@@ -1,0 +1,31 @@
+//! The crate's error type: a missing model file, a GGUF file that is not what it should be, a
+//! tokenizer that cannot be built from the metadata.
+
+use crate::gguf::GgufError;
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The model file is not where [`crate::model_path`] looks.
+    #[error("the model file {} is missing: run `cargo xtask model` to fetch it", path.display())]
+    MissingModel { path: PathBuf },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A GGUF file (or byte buffer, named by `file`) breaks the format or holds what this
+    /// reader does not support.
+    #[error("{file}: {error}")]
+    Gguf {
+        file: String,
+        #[source]
+        error: GgufError,
+    },
+    /// The tokenizer could not be built or could not encode/decode.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+}
