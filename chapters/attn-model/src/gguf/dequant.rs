@@ -20,7 +20,7 @@
 
 use super::error::GgufError;
 use super::tensor::GgmlType;
-use half::{bf16, f16};
+use half::f16;
 
 /// Elements in a Q8_0 or Q4_1 block.
 pub const QK: usize = 32;
@@ -66,7 +66,11 @@ pub fn dequantize(ty: GgmlType, bytes: &[u8]) -> Result<Vec<f32>, GgufError> {
     Ok(match ty {
         GgmlType::F32 => blocks.map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes"))).collect(),
         GgmlType::F16 => blocks.map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        GgmlType::BF16 => blocks.map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        // The shift itself rather than `half::bf16::to_f32`, which sets the quiet bit of a
+        // signalling NaN: ggml shifts, and so every bf16 comes back with its bits unchanged.
+        GgmlType::BF16 => {
+            blocks.map(|b| f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16)).collect()
+        }
         GgmlType::Q8_0 => {
             blocks.flat_map(|b| dequantize_q8_0_block(b.try_into().expect("a Q8_0 block"))).collect()
         }
