@@ -40,18 +40,20 @@ pub struct ChatTokenizer {
     pub im_end: u32,
     /// The Jinja chat template of the metadata, if any (shown, not executed: see [`crate::chat`]).
     pub chat_template: Option<String>,
+    /// The number of tokens, special ones included (kept: `tokenizers` rebuilds its whole
+    /// vocabulary map to count it).
+    vocab_size: usize,
 }
 
 impl ChatTokenizer {
     /// The tokenizer described by `file`'s `tokenizer.ggml.*` metadata.
     pub fn from_gguf(file: &GgufFile) -> Result<Self> {
-        Self::from_metadata(&file.metadata).map_err(|e| file.error(e))?.map_err(Error::Tokenizer)
-    }
-
-    fn from_metadata(meta: &crate::gguf::Metadata) -> Result<std::result::Result<Self, String>, GgufError> {
-        let model = meta.str("tokenizer.ggml.model")?;
+        let meta = &file.metadata;
+        let gguf = |e: GgufError| file.error(e);
+        let unsupported = |what: String| Error::Tokenizer(format!("{}: {what}", file.source));
+        let model = meta.str("tokenizer.ggml.model").map_err(gguf)?;
         if model != "gpt2" {
-            return Ok(Err(format!(
+            return Err(unsupported(format!(
                 "tokenizer.ggml.model is {model:?}; only byte-level BPE (\"gpt2\") is supported"
             )));
         }
@@ -60,46 +62,41 @@ impl ChatTokenizer {
             "smollm" | "starcoder" | "refact" => true,
             "gpt2" | "default" => false,
             other => {
-                return Ok(Err(format!(
+                return Err(unsupported(format!(
                     "tokenizer.ggml.pre is {other:?}; supported: smollm, starcoder, refact, gpt2"
                 )));
             }
         };
-        let tokens = meta.strings("tokenizer.ggml.tokens")?;
-        let merges = meta.strings("tokenizer.ggml.merges")?;
+        let tokens = meta.strings("tokenizer.ggml.tokens").map_err(gguf)?;
+        let merges = meta.strings("tokenizer.ggml.merges").map_err(gguf)?;
         let types = match meta.get("tokenizer.ggml.token_type") {
-            Some(_) => meta.integers("tokenizer.ggml.token_type")?,
+            Some(_) => meta.integers("tokenizer.ggml.token_type").map_err(gguf)?,
             None => vec![1; tokens.len()],
         };
         if types.len() != tokens.len() {
-            return Ok(Err(format!("{} token types for {} tokens", types.len(), tokens.len())));
+            return Err(unsupported(format!("{} token types for {} tokens", types.len(), tokens.len())));
         }
-        let id_of = |key: &str| -> std::result::Result<std::result::Result<u32, String>, GgufError> {
-            let id = meta.u64(key)?;
-            Ok(if (id as usize) < tokens.len() {
-                Ok(id as u32)
-            } else {
-                Err(format!("{key} = {id} is past the vocabulary of {}", tokens.len()))
-            })
+        let token_id = |key: &str| -> Result<u32> {
+            let id = meta.u64(key).map_err(gguf)?;
+            match u32::try_from(id) {
+                Ok(id) if (id as usize) < tokens.len() => Ok(id),
+                _ => Err(unsupported(format!("{key} = {id} is past the vocabulary of {}", tokens.len()))),
+            }
         };
-        let (bos, eos) = match (id_of("tokenizer.ggml.bos_token_id")?, id_of("tokenizer.ggml.eos_token_id")?)
-        {
-            (Ok(b), Ok(e)) => (b, e),
-            (Err(m), _) | (_, Err(m)) => return Ok(Err(m)),
+        let (bos, eos) = (token_id("tokenizer.ggml.bos_token_id")?, token_id("tokenizer.ggml.eos_token_id")?);
+        let tokenizer = build(&tokens, &merges, &types, split_digits).map_err(unsupported)?;
+        let special = |s: &str| {
+            tokenizer.token_to_id(s).ok_or_else(|| unsupported(format!("the vocabulary has no {s}")))
         };
-        let chat_template = meta.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-        Ok(build(&tokens, &merges, &types, split_digits).and_then(|tokenizer| {
-            let special =
-                |s: &str| tokenizer.token_to_id(s).ok_or_else(|| format!("the vocabulary has no {s}"));
-            Ok(ChatTokenizer {
-                im_start: special("<|im_start|>")?,
-                im_end: special("<|im_end|>")?,
-                tokenizer,
-                bos,
-                eos,
-                chat_template,
-            })
-        }))
+        Ok(ChatTokenizer {
+            im_start: special("<|im_start|>")?,
+            im_end: special("<|im_end|>")?,
+            bos,
+            eos,
+            chat_template: meta.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string),
+            vocab_size: tokens.len(),
+            tokenizer,
+        })
     }
 
     /// The token ids of `text`; special tokens written in the text become their single ids.
@@ -131,7 +128,7 @@ impl ChatTokenizer {
 
     /// The vocabulary size, special tokens included.
     pub fn vocab_size(&self) -> usize {
-        self.tokenizer.get_vocab_size(true)
+        self.vocab_size
     }
 
     /// The ids of the ChatML prompt for a (system, user) exchange, ending where the assistant's
