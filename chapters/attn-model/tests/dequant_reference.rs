@@ -1,6 +1,6 @@
 //! Dequantisation of random blocks in random shapes, read through a GGUF file, against an
 //! independent f64 reference written from the formats' definitions:
-//! Q8_0 \\( x = d\\,q \\), Q4_1 \\( x = d\\,q + m \\) with byte `j` holding elements `j` (low
+//! Q8_0 `x = d·q`, Q4_1 `x = d·q + m` with byte `j` holding elements `j` (low
 //! nibble) and `j + 16` (high nibble), f16 by its bit fields, bf16 as the top half of an f32.
 //!
 //! Every f32 result must equal the reference bit for bit: `d·q` is exact in f32 (11 × 8 bits)

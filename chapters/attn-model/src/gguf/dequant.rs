@@ -8,11 +8,18 @@
 //!
 //! The quantised types of ggml cut the fastest dimension into blocks of 32 weights, each with
 //! its own f16 scale (and offset), so an outlier costs precision only in its own block:
-//! - **Q8_0** (34 bytes): scale `d` (f16), then 32 signed bytes `q_i`; \\( x_i = d\\,q_i \\).
-//! - **Q4_1** (20 bytes): scale `d` (f16), minimum `m` (f16), then 16 bytes holding 32 unsigned
-//!   nibbles `q_i ∈ [0, 15]`; \\( x_i = d\\,q_i + m \\). Byte `j` holds element `j` in its low
-//!   nibble and element `j + 16` in its high nibble, so the first half of the block sits in the
-//!   low nibbles and the second half in the high ones (not neighbours sharing a byte).
+//! - **Q8_0** (34 bytes, 8.5 bits a weight): scale `d` (f16), then 32 signed bytes `q_i`;
+//!   `x_i = d·q_i`. ggml's quantiser picks `d = max|x| / 127` and `q_i = round(x_i / d)`, so
+//!   the error of each weight is at most `d/2`, 1/254 of the block's largest magnitude (plus
+//!   the rounding of `d` to f16).
+//! - **Q4_1** (20 bytes, 5 bits a weight): scale `d` (f16), minimum `m` (f16), then 16 bytes
+//!   holding 32 unsigned nibbles `q_i ∈ [0, 15]`; `x_i = d·q_i + m`. The quantiser picks
+//!   `m = min x`, `d = (max x − min x) / 15` and `q_i = round((x_i − m) / d)`: sixteen levels
+//!   spread over the block's range, an error of at most `d/2`, 1/30 of the range (plus the
+//!   rounding of `d` and `m` to f16). Byte `j`
+//!   holds element `j` in its low nibble and element `j + 16` in its high nibble, so the first
+//!   half of the block sits in the low nibbles and the second half in the high ones (not
+//!   neighbours sharing a byte).
 //!
 //! The products are computed in f32 exactly as written (`d * q`, then `+ m`, no fused
 //! multiply-add), which is how ggml's reference `dequantize_row_*` and the `gguf` Python
@@ -33,13 +40,13 @@ fn f16_at(bytes: &[u8], at: usize) -> f32 {
     f16::from_bits(u16::from_le_bytes([bytes[at], bytes[at + 1]])).to_f32()
 }
 
-/// One Q8_0 block: \\( x_i = d\\,q_i \\).
+/// One Q8_0 block: `x_i = d·q_i`.
 pub fn dequantize_q8_0_block(block: &[u8; Q8_0_BLOCK_BYTES]) -> [f32; QK] {
     let d = f16_at(block, 0);
     std::array::from_fn(|i| d * f32::from(block[2 + i] as i8))
 }
 
-/// One Q4_1 block: \\( x_i = d\\,q_i + m \\), `q_j` the low nibble of byte `j`, `q_{j+16}` its
+/// One Q4_1 block: `x_i = d·q_i + m`, `q_j` the low nibble of byte `j`, `q_{j+16}` its
 /// high nibble.
 pub fn dequantize_q4_1_block(block: &[u8; Q4_1_BLOCK_BYTES]) -> [f32; QK] {
     let d = f16_at(block, 0);
