@@ -34,16 +34,18 @@ pub fn model_required() -> bool {
     std::env::var(REQUIRE_MODEL_ENV).is_ok_and(|v| v == "1")
 }
 
-/// For tests and demos that use the real model: its path, or `None` after printing why `what`
-/// is skipped; under `ATTN_REQUIRE_MODEL=1` a missing model is an error instead.
+/// For tests, demos and notebook cells that use the real model: its path, or `None` after
+/// printing why `what` is skipped (to stdout: a notebook treats stderr as a failure). Under
+/// `ATTN_REQUIRE_MODEL=1` a missing model is an error instead, so a check cannot pass by
+/// skipping.
 pub fn model_path_or_skip(what: &str) -> Result<Option<PathBuf>> {
     match model_path() {
         Ok(path) => Ok(Some(path)),
-        Err(e) if !model_required() => {
-            eprintln!("skipping {what}: {e} (set {REQUIRE_MODEL_ENV}=1 to make this an error)");
+        Err(e) if model_required() => Err(e),
+        Err(e) => {
+            println!("skipped {what}: {e} ({REQUIRE_MODEL_ENV}=1 makes this an error)");
             Ok(None)
         }
-        Err(e) => Err(e),
     }
 }
 

@@ -137,6 +137,11 @@ fn tokenizer_ids_equal_a_plain_bpe() {
     let tok = ChatTokenizer::from_gguf(file).unwrap();
     assert_eq!((tok.bos, tok.eos, tok.im_start, tok.im_end), (1, 2, 1, 2));
     assert_eq!(tok.vocab_size(), 49152);
+    assert_eq!(
+        tok.inner().get_vocab_size(true),
+        49152,
+        "no token string twice, special tokens not added twice"
+    );
     for case in reference()["tokens"].as_array().unwrap() {
         let text = case["text"].as_str().unwrap();
         let want: Vec<u32> =
