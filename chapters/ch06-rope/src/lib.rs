@@ -32,8 +32,7 @@
 //!   transformers produced (`fixtures/make_hf_fixtures.py`); [`scaling_figure`] draws scaled
 //!   against unscaled wavelengths.
 //!
-//! Still to come for chapter 6 (issue 10): the fixtures recorded on the GPU machine and
-//! committed; RoPE fused into chapter 5's QKV epilogue; the GPU benchmark's recorded results;
+//! Still to come for chapter 6 (issue 10): RoPE fused into chapter 5's QKV epilogue; the GPU benchmark's recorded results;
 //! the notebook and the book chapter.
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
