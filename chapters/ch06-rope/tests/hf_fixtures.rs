@@ -37,6 +37,7 @@ use ch06_rope::encodings::t5_relative_position_bucket;
 use ch06_rope::ndarray::{Array4, s};
 use ch06_rope::{HfRopeParameters, RopeConfig, RopeLayout};
 use serde::Deserialize;
+use std::path::{Path, PathBuf};
 
 /// transformers' version the fixtures must come from (the one on the GPU machine).
 const TRANSFORMERS_VERSION: &str = "5.17";
@@ -106,19 +107,28 @@ struct T5Case {
     buckets: Vec<usize>,
 }
 
-/// Read a fixture from `fixtures/` (or from `$CH06_FIXTURES_DIR`, to check freshly made ones
-/// before committing them); a missing or unreadable file fails the test with what to do.
+/// Where the fixtures are: `$CH06_FIXTURES_DIR` if set (to check freshly made ones before
+/// committing them), else the crate's `fixtures/`; a test binary carried to another machine
+/// (the GPU bundle, run from the repository root) finds it relative to the working directory.
+fn fixtures_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CH06_FIXTURES_DIR") {
+        return dir.into();
+    }
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    if built.is_dir() { built } else { PathBuf::from("chapters/ch06-rope/fixtures") }
+}
+
+/// Read a fixture; a missing or unreadable file fails the test with what to do.
 fn load<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    let dir = std::env::var("CH06_FIXTURES_DIR")
-        .unwrap_or_else(|_| format!("{}/fixtures", env!("CARGO_MANIFEST_DIR")));
-    let path = format!("{dir}/{name}");
+    let path = fixtures_dir().join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
-            "{path}: {e}. Make it with `python3 chapters/ch06-rope/fixtures/make_hf_fixtures.py \
-             chapters/ch06-rope/fixtures` where transformers {TRANSFORMERS_VERSION} is installed"
+            "{}: {e}. Make it with `python3 chapters/ch06-rope/fixtures/make_hf_fixtures.py \
+             chapters/ch06-rope/fixtures` where transformers {TRANSFORMERS_VERSION} is installed",
+            path.display()
         )
     });
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn rope_fixtures() -> RopeFixtures {
