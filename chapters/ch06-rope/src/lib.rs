@@ -22,7 +22,7 @@
 //!   with a position per token, both layouts, partial rotary, f32 or bf16 storage, angles from
 //!   the cache or on the fly (`sincosf` or `__sincosf`), every bound checked on the host;
 //!   [`agreement`] compares it with the CPU, [`precision`] measures each angle source against f64
-//!   at positions up to 131 072, and [`bench`] times it against the device's copy bandwidth
+//!   at positions up to 131 072, and [`bench`](mod@bench) times it against the device's copy bandwidth
 //!   (`ch06 --bench-gpu`; PyTorch's peer is `xtask/baselines/torch_rope.py`).
 //!
 //! - [`scaling`]: the scalings exactly as transformers 5.17 computes them (default, linear,
