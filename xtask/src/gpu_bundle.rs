@@ -1,13 +1,15 @@
 //! `cargo xtask gpu`: everything the GPU machine runs, built here (it has no Rust).
 //!
+//! ```text
 //! target/gpu-bundle/
 //!   bin/<chNN>                          chapter binaries, release, symbols stripped
 //!   tests/<crate>--<target>             release test binaries of the chapter crates
-//!   baselines/torch_sdpa.py, *.txt      the PyTorch baseline and the benchmark shapes
+//!   baselines/torch_*.py, *.txt         the PyTorch baselines and the benchmark shapes
 //!   run.sh, summary.py, sass_check.sh   what to run there (see the header of xtask/gpu/run.sh)
 //!   ncu_tables.py, ncu_fused_shapes.txt the Nsight Compute steps: their tables and the shapes
 //!                                       of chapter 4's Fused profile
 //!   MANIFEST.txt                        commit, date, toolchain, chapters, files and sizes
+//! ```
 //!
 //! `ATTN_CHAPTERS="ch04 ch12"` bundles only those chapters' binaries and tests (and
 //! attn-support's tests), as run.sh runs only them; the device tool carries the bundle with the
