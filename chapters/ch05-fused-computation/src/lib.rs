@@ -24,14 +24,20 @@
 //! On the GPU ([`gpu`]): the QKV projection through cuBLAS, three GEMMs or one (f32 SGEMM
 //! without TF32, bf16 GemmEx with f32 accumulation); the epilogue as one kernel or three passes
 //! (`kernels/ch05_qkv_epilogue.cu`, f32 and bf16, equal to the CPU bit for bit); scale + mask +
-//! softmax. [`qkv_bench`] times fusions 1 and 3 for `ch05 --bench-qkv` / `--bench-epilogue`.
+//! softmax as one fused pass (`kernels/ch05_softmax_fusion.cu`: a warp, part of a warp or a
+//! block per row chosen by the row length, 128-bit loads and stores, the mask from indices)
+//! and as the unfused three-kernel chain. [`softmax_bench`] and [`qkv_bench`] time them for
+//! `ch05 --bench-softmax`, `--bench-qkv` and `--bench-epilogue` against the device's copy
+//! bandwidth, beside the PyTorch peers (`xtask/baselines/torch_softmax.py`, `torch_qkv.py`);
+//! [`figures`] draws the byte models and a recorded run's times (`ch05 --out`,
+//! `--figures-from`). The book chapter is `docs/src/05-fused-computation.md`, the notebook
+//! `notebooks/05-fused-computation.ipynb`.
 //!
-//! Still to come for chapter 5: the GPU side — the fused softmax kernel with
-//! 128-bit vectorised loads and warp- against block-per-row variants chosen by row length; the
-//! unfused kernel chain; bytes measured with Nsight Compute (`dram__bytes_read.sum`,
-//! `dram__bytes_write.sum`) against the model here; benchmarks against `torch.softmax`, PyTorch
-//! eager `masked_fill` + `softmax` and the device's copy bandwidth; the `ch05` binary and its
-//! figures (bytes and time, unfused against fused); the notebook and the book chapter.
+//! Not yet measured on a GPU (the next run of `ATTN_CHAPTERS=ch05 bash
+//! target/gpu-bundle/run.sh`): the QKV and epilogue benchmarks, the bytes by Nsight Compute
+//! (`dram__bytes_read.sum`, `dram__bytes_write.sum`) against the models here, the
+//! sanitizers, and the softmax kernel since its short-row change (one earlier version ran:
+//! `docs/src/results/h100-2026-12-05-ch05-softmax/`).
 //!
 //! Tensors are row-major f32: scores (batch, heads, Nq, Nk), activations (batch, tokens, d_model),
 //! weights (out features, in features) as PyTorch's `nn.Linear` stores them.
