@@ -32,8 +32,12 @@
 //!   transformers produced (`fixtures/make_hf_fixtures.py`); [`scaling_figure`] draws scaled
 //!   against unscaled wavelengths.
 //!
-//! Still to come for chapter 6 (issue 10): RoPE fused into chapter 5's QKV epilogue; the GPU benchmark's recorded results;
-//! the notebook and the book chapter.
+//! RoPE fused into the QKV GEMM's epilogue is chapter 5's (`ch05_fused_computation::qkv_epilogue`);
+//! `tests/chapter5_epilogue.rs` checks that its tables and rotation are this chapter's, bit for
+//! bit. The book chapter is `docs/src/06-rope.md`, the notebook `notebooks/06-rope.ipynb`. Not
+//! yet run on a GPU: the kernel's tests, its benchmark against the copy bandwidth and Hugging
+//! Face's `apply_rotary_pos_emb`, the sanitizers (`ATTN_CHAPTERS=ch06 bash
+//! target/gpu-bundle/run.sh`).
 //!
 //! Tensors are row-major `(batch, heads, seq, head_dim)` f32, rotated in place.
 
