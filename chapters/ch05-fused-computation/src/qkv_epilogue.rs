@@ -166,40 +166,41 @@ fn check_inputs(
     start: usize,
     cache: &KvCache,
 ) -> Result<EpilogueShape> {
+    epilogue_shape(dims, qkv.shape(), [cos.shape(), sin.shape()], start, [cache.k.shape(), cache.v.shape()])
+}
+
+/// The epilogue's shape from its inputs' shapes, whatever their element type (the CPU and the
+/// GPU versions check the same things): qkv (tokens, H·d + 2·H_kv·d), cos and sin
+/// (positions, d), k and v caches (H_kv, max_len, d), then [`EpilogueShape::check`] for
+/// `start`. An error names the first shape that is wrong.
+pub fn epilogue_shape(
+    dims: QkvDims,
+    qkv: &[usize],
+    [cos, sin]: [&[usize]; 2],
+    start: usize,
+    [k_cache, v_cache]: [&[usize]; 2],
+) -> Result<EpilogueShape> {
     dims.check()?;
-    let (tokens, cols) = qkv.dim();
-    if cols != dims.fused_cols() {
+    if qkv.len() != 2 || qkv[1] != dims.fused_cols() {
         return Err(Error::shapes(
             "the QKV output is (tokens, H·d + 2·H_kv·d)",
             "qkv",
-            qkv.shape(),
+            qkv,
             "expected",
-            &[tokens, dims.fused_cols()],
+            &[qkv.first().copied().unwrap_or(0), dims.fused_cols()],
         ));
     }
-    if cos.ncols() != dims.head_dim || cos.dim() != sin.dim() {
-        return Err(Error::shapes(
-            "cos and sin are (max_positions, head_dim)",
-            "cos",
-            cos.shape(),
-            "sin",
-            sin.shape(),
-        ));
+    if cos.len() != 2 || cos[1] != dims.head_dim || cos != sin {
+        return Err(Error::shapes("cos and sin are (max_positions, head_dim)", "cos", cos, "sin", sin));
     }
-    let want = [dims.n_kv_heads, cache.max_len(), dims.head_dim];
-    for (name, a) in [("k cache", &cache.k), ("v cache", &cache.v)] {
-        if a.shape() != want {
-            return Err(Error::shapes(
-                "the KV cache is (H_kv, max_len, d)",
-                name,
-                a.shape(),
-                "expected",
-                &want,
-            ));
+    let cache_len = k_cache.get(1).copied().unwrap_or(0);
+    let want = [dims.n_kv_heads, cache_len, dims.head_dim];
+    for (name, a) in [("k cache", k_cache), ("v cache", v_cache)] {
+        if a != want {
+            return Err(Error::shapes("the KV cache is (H_kv, max_len, d)", name, a, "expected", &want));
         }
     }
-    let shape =
-        EpilogueShape { dims, tokens, start, table_positions: cos.nrows(), cache_len: cache.max_len() };
+    let shape = EpilogueShape { dims, tokens: qkv[0], start, table_positions: cos[0], cache_len };
     shape.check()?;
     Ok(shape)
 }

@@ -17,7 +17,7 @@ use attn_support::{Error, Result, kernel_source};
 use std::marker::PhantomData;
 
 use crate::gpu::qkv::DeviceElement;
-use crate::qkv_epilogue::{EpiloguePipeline, EpilogueShape};
+use crate::qkv_epilogue::{EpiloguePipeline, EpilogueShape, epilogue_shape};
 use crate::qkv_projection::QkvDims;
 
 /// The kernel file.
@@ -62,40 +62,13 @@ impl<T: DeviceElement> EpilogueBuffers<T> {
         start: usize,
         [k_cache, v_cache]: [ArrayView3<T>; 2],
     ) -> Result<Self> {
-        dims.check()?;
-        if qkv.ncols() != dims.fused_cols() {
-            return Err(Error::shapes(
-                "the QKV output is (tokens, H·d + 2·H_kv·d)",
-                "qkv",
-                qkv.shape(),
-                "expected",
-                &[qkv.nrows(), dims.fused_cols()],
-            ));
-        }
-        if cos.ncols() != dims.head_dim || cos.dim() != sin.dim() {
-            return Err(Error::shapes(
-                "cos and sin are (positions, head_dim)",
-                "cos",
-                cos.shape(),
-                "sin",
-                sin.shape(),
-            ));
-        }
-        let cache_len = k_cache.shape()[1];
-        let want = [dims.n_kv_heads, cache_len, dims.head_dim];
-        for (name, a) in [("k cache", &k_cache), ("v cache", &v_cache)] {
-            if a.shape() != want {
-                return Err(Error::shapes(
-                    "the KV cache is (H_kv, max_len, d)",
-                    name,
-                    a.shape(),
-                    "expected",
-                    &want,
-                ));
-            }
-        }
-        let shape =
-            EpilogueShape { dims, tokens: qkv.nrows(), start, table_positions: cos.nrows(), cache_len };
+        let shape = epilogue_shape(
+            dims,
+            qkv.shape(),
+            [cos.shape(), sin.shape()],
+            start,
+            [k_cache.shape(), v_cache.shape()],
+        )?;
         check_shape(&shape)?;
         let (tokens, d) = (shape.tokens, dims.head_dim);
         Ok(EpilogueBuffers {
