@@ -28,6 +28,7 @@ import statistics
 
 import torch
 import torch.nn.functional as F
+from torch_timing import per_call_ms
 
 MODELS = [("SmolLM2-135M", 576, 9, 3, 64), ("Llama-3-8B", 4096, 32, 8, 128)]
 TOKENS = [1, 4096]
@@ -38,18 +39,7 @@ HEADER = ("impl,dtype,model,d_model,heads,kv_heads,head_dim,tokens,median_ms,min
 
 
 def time_per_call(fn, warmup, repeats, calls):
-    for _ in range(warmup):
-        for _ in range(calls):
-            fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    samples = []
-    for _ in range(repeats):
-        start.record()
-        for _ in range(calls):
-            fn()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end) / calls)
+    samples = per_call_ms(fn, warmup, repeats, calls)
     return statistics.median(samples), min(samples)
 
 

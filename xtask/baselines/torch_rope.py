@@ -46,6 +46,7 @@ import torch
 import transformers
 from transformers import LlamaConfig
 from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding, apply_rotary_pos_emb
+from torch_timing import per_call_ms
 
 SHAPES = [(16384, 32, 128), (16384, 9, 64)]  # (tokens, heads, head_dim)
 DTYPES = {"bf16": torch.bfloat16, "f32": torch.float32}
@@ -57,17 +58,7 @@ HEADER = ["impl", "dtype", "tokens", "heads", "head_dim", "rotary_dim", "median_
 
 def median_ms(fn, repeats):
     """Median of `repeats` CUDA-event timings of fn() after WARMUP untimed calls."""
-    for _ in range(WARMUP):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
+    return statistics.median(per_call_ms(fn, WARMUP, repeats))
 
 
 def cos_sin(tokens, heads, head_dim, dtype):

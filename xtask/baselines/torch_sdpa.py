@@ -26,6 +26,7 @@ import sys
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.nn.functional import scaled_dot_product_attention
+from torch_timing import per_call_ms
 
 BACKENDS = {
     "math": SDPBackend.MATH,
@@ -77,17 +78,7 @@ def read_shapes(path):
 
 def time_ms(fn, warmup, repeats):
     """Median milliseconds of `fn` over `repeats` calls, each between two CUDA events."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        stop.record()
-        stop.synchronize()
-        times.append(start.elapsed_time(stop))
-    return statistics.median(times)
+    return statistics.median(per_call_ms(fn, warmup, repeats))
 
 
 def measure(shape, backend, dtype, warmup, repeats):

@@ -27,6 +27,7 @@ import statistics
 import sys
 
 import torch
+from torch_timing import per_call_ms
 
 HEADER = "impl,dtype,batch,heads,nq,nk,mask,median_ms,modelled_bytes,gbps,copy_fraction"
 SCALE = 1.0 / math.sqrt(128.0)  # as ch05's BENCH_SCALE: 1/sqrt(d) for d = 128
@@ -48,17 +49,7 @@ def read_shapes(path):
 
 
 def time_ms(fn, warmup, repeats):
-    for _ in range(warmup):
-        fn()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    samples = []
-    for _ in range(repeats):
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        samples.append(start.elapsed_time(end))
-    return statistics.median(samples)
+    return statistics.median(per_call_ms(fn, warmup, repeats))
 
 
 def causal_mask(batch, nq, nk, device):
