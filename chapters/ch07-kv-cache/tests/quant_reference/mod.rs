@@ -6,6 +6,9 @@
 
 use proptest::prelude::*;
 
+const E4M3_BIAS: i32 = 7;
+const E2M1_BIAS: i32 = 1;
+
 /// OCP OFP8 E4M3: `S.EEEE.MMM`, bias 7, subnormals at E = 0, NaN only at S.1111.111.
 pub fn spec_e4m3(code: u8) -> f64 {
     let sign = if code & 0x80 != 0 { -1.0 } else { 1.0 };
@@ -14,7 +17,11 @@ pub fn spec_e4m3(code: u8) -> f64 {
     if e == 15 && m == 7.0 {
         return f64::NAN;
     }
-    sign * if e == 0 { 2f64.powi(1 - 7) * (m / 8.0) } else { 2f64.powi(e - 7) * (1.0 + m / 8.0) }
+    sign * if e == 0 {
+        2f64.powi(1 - E4M3_BIAS) * (m / 8.0)
+    } else {
+        2f64.powi(e - E4M3_BIAS) * (1.0 + m / 8.0)
+    }
 }
 
 /// OCP MX v1.0 E2M1: `S.EE.M`, bias 1, subnormal at E = 0, no NaN or infinity.
@@ -22,7 +29,11 @@ pub fn spec_e2m1(code: u8) -> f64 {
     let sign = if code & 0x8 != 0 { -1.0 } else { 1.0 };
     let e = i32::from((code >> 1) & 0x3);
     let m = f64::from(code & 0x1);
-    sign * if e == 0 { 2f64.powi(1 - 1) * (m / 2.0) } else { 2f64.powi(e - 1) * (1.0 + m / 2.0) }
+    sign * if e == 0 {
+        2f64.powi(1 - E2M1_BIAS) * (m / 2.0)
+    } else {
+        2f64.powi(e - E2M1_BIAS) * (1.0 + m / 2.0)
+    }
 }
 
 /// The code among `0..=max_code` (non-negative codes of a sign-magnitude format) whose value is
