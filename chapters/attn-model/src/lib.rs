@@ -10,16 +10,20 @@
 //! - [`tokenizer`]: the byte-level BPE tokenizer rebuilt from the file's metadata with the
 //!   `tokenizers` crate.
 //! - [`chat`]: the ChatML prompt format of the model's chat template.
+//! - [`llama`]: the decoder itself in f32 — config, weights (from GGUF, or seeded random), the
+//!   forward pass with attention and the KV cache as parameters, generation, perplexity.
 
 pub mod chat;
 pub mod error;
 pub mod files;
 pub mod gguf;
+pub mod llama;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use files::{MODEL_FILE_NAME, model_path, model_path_or_skip, model_required};
 pub use gguf::GgufFile;
+pub use llama::{DenseKvCache, GqaSdpa, KvCache, Llama, LlamaConfig, LlamaWeights, Sampler};
 pub use tokenizer::ChatTokenizer;
 
 pub use attn_support;
