@@ -158,6 +158,12 @@ fn the_window_keeps_r_recent_tokens_and_quantises_whole_groups() {
     assert_eq!(split(160), (32, 128));
     assert_eq!(split(191), (32, 159));
     assert_eq!(split(1000), (864, 136));
+    let values = |len| {
+        let s = c.split_values(len);
+        (s.quantised, s.full_precision)
+    };
+    assert_eq!(values(100), (0, 100));
+    assert_eq!(values(191), (63, 128), "values leave the window one at a time");
     let no_window = KiviConfig::new(4, 32, 0).unwrap();
     assert_eq!(no_window.split(70), KiviSplit { quantised: 64, full_precision: 6 });
 }

@@ -15,12 +15,13 @@
 //! **Encoding.** Round to nearest, ties to even mantissa. A value beyond the largest finite one
 //! has nowhere to go: the spec allows a *saturating* conversion (to ±448) or a *non-saturating*
 //! one (to NaN). This cache saturates — an element at ±448 is wrong by the amount it overflowed,
-//! a NaN poisons every score and every output that reads the token — and so does every
-//! saturating conversion of hardware (`__NV_SATFINITE`). Infinities saturate too (the quantisers
+//! a NaN poisons every score and every output that reads the token — as CUDA's
+//! `__nv_cvt_float_to_fp8(x, __NV_SATFINITE, __NV_E4M3)` does. Infinities saturate too (the quantisers
 //! reject non-finite input before it gets here); NaN stays NaN with its sign. PyTorch's
-//! `x.to(torch.float8_e4m3fn)` saturates the same way since version 2.12 (pytorch#178817; 2.15
-//! checked, `tests/fixtures/quant/make_fp8_fixture.py`); earlier CPU conversions turned every
-//! |x| > 464 into NaN.
+//! `x.to(torch.float8_e4m3fn)` does exactly this in torch 2.15 (checked on the CPU:
+//! `tests/fixtures/quant/make_fp8_fixture.py`), since pytorch/pytorch#178817 (merged
+//! 2026-04-17); before it, the CPU conversion was non-saturating: every |x| > 464 and ±inf
+//! became NaN.
 //!
 //! **Scaling.** K and V have magnitudes anywhere from 0.01 to 100, so values are divided by a
 //! scale `s = absmax / 448` first — per tensor (one static scale, e.g. from calibration, and

@@ -15,13 +15,16 @@
 //! range, as in [`super::int8`]), V per token over `G` consecutive channels (the error of each
 //! value row stays local to it). A constant group has `s = 0`: codes 0, decoded exactly as `m`.
 //!
-//! **The full-precision window.** Per-channel groups of K span `G` tokens, so a token can only
+//! **The full-precision window.** Per-channel groups of K span `G` tokens, so a key can only
 //! be quantised once its group is complete; and the newest tokens matter most to the next
-//! query. So the `R` most recent tokens stay in full precision, and older tokens are quantised
-//! in whole groups of `G` as they leave that window ([`KiviConfig::split`]). KIVI's own code
-//! flushes its residual differently: it keeps up to `R` tokens (`R` a multiple of `G`) and
-//! quantises all of them when it is full, so between 0 and `R` recent tokens are exact there;
-//! here always at least `R` are.
+//! query. So the `R` most recent tokens stay in full precision, and older keys are quantised in
+//! whole groups of `G` as they leave that window ([`KiviConfig::split`]): between `R` and
+//! `R + G − 1` recent keys are exact. Values are grouped across channels, so each value can be
+//! quantised alone the moment it leaves the window ([`KiviConfig::split_values`]: exactly `R`
+//! exact). KIVI's code (`models/llama_kivi.py`) does the same for V but flushes K
+//! differently: its key residual fills up to `R` tokens (`R` a multiple of `G`) and is then
+//! quantised all at once, so after a decoding step between 0 and `R − 1` recent keys are exact
+//! there. It also stores scales and minima in fp16, where this module keeps f32.
 //!
 //! Codes are bit-packed, `8 / b` per byte, a row (token) at a time ([`super::packing`]); scales
 //! and minima are f32, so a full group costs `b + 64 / G` bits per element.
@@ -69,11 +72,18 @@ impl KiviConfig {
         (1 << self.bits) - 1
     }
 
-    /// Which tokens of a length-`len` cache are quantised: those older than the window of `R`,
+    /// Which keys of a length-`len` cache are quantised: those older than the window of `R`,
     /// rounded down to whole groups of `G`.
     pub fn split(&self, len: usize) -> KiviSplit {
         let outside_window = len.saturating_sub(self.residual);
         let quantised = outside_window / self.group * self.group;
+        KiviSplit { quantised, full_precision: len - quantised }
+    }
+
+    /// The same for values, which need no whole groups of tokens: everything older than the
+    /// window is quantised.
+    pub fn split_values(&self, len: usize) -> KiviSplit {
+        let quantised = len.saturating_sub(self.residual);
         KiviSplit { quantised, full_precision: len - quantised }
     }
 
