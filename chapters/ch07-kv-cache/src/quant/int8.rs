@@ -7,8 +7,8 @@
 //! left unused, so the grid is symmetric around an exact zero.
 //!
 //! **Why two granularities.** Keys of trained models have a few *outlier channels* whose
-//! magnitude is 10–100× the rest in every token (the pre-RoPE projection concentrates energy
-//! there; KIVI, Liu et al. 2024, fig. 2). One scale per token would be set by the outlier and
+//! magnitude is many times the rest in every token (KIVI, Liu et al. 2024, fig. 2; the
+//! chapter shows SmolLM2's). One scale per token would be set by the outlier and
 //! leave the ordinary channels a handful of levels; one scale per channel — shared over a group
 //! of `G` consecutive tokens — gives each channel a grid of its own size. Values have no such
 //! channels, and each output is a weighted sum over tokens of whole value rows, so a per-token
