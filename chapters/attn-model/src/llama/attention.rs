@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use attn_support::ndarray::{Array3, ArrayView3, Axis, s};
-use ch02_scaled_dot_product::{SdpaMask, sdpa};
+use ch02_scaled_dot_product::{SdpaMask, SdpaOptions, attention_weights, sdpa};
 
 /// Attention over a cache: `queries (n_heads, new, d)`, `keys`/`values (n_kv_heads, kept, d)`
 /// with the new tokens last; returns `(n_heads, new, d)`. Query `i` sees the keys up to its own
@@ -51,6 +51,24 @@ impl AttentionBackend for GqaSdpa {
         }
         Ok(out)
     }
+}
+
+/// The attention weights of the same call, `(n_heads, new, kept)`: chapter 2's
+/// `attention_weights` per KV head group, for caches that rank tokens by them.
+pub fn gqa_attention_weights(queries: ArrayView3<f32>, keys: ArrayView3<f32>) -> Result<Array3<f32>> {
+    let group = gqa_group(queries, keys, keys)?;
+    let (h, n, _) = queries.dim();
+    let mut weights = Array3::<f32>::zeros((h, n, keys.dim().1));
+    for (kv_head, mut w_group) in weights.axis_chunks_iter_mut(Axis(0), group).enumerate() {
+        let q = queries.slice(s![kv_head * group..(kv_head + 1) * group, .., ..]).insert_axis(Axis(1));
+        let k = keys.slice(s![kv_head..kv_head + 1, .., ..]).insert_axis(Axis(1));
+        let k = k
+            .broadcast([group, 1, k.dim().2, k.dim().3])
+            .expect("a KV head of batch 1 broadcasts to its group");
+        let w = attention_weights(q, k, &SdpaMask::causal(), &SdpaOptions::default())?;
+        w_group.assign(&w.index_axis(Axis(1), 0));
+    }
+    Ok(weights)
 }
 
 /// Check the shapes of one attention call; returns the query heads per KV head.

@@ -25,6 +25,18 @@ pub trait KvCache {
     fn keys_values(&self, layer: usize) -> Result<(CowArray<'_, f32, Ix3>, CowArray<'_, f32, Ix3>)>;
     /// The position the next token gets: the tokens seen by the last layer.
     fn next_position(&self) -> usize;
+    /// Whether the cache wants to see the attention weights of each call (an eviction policy
+    /// such as H2O ranks tokens by them); computing them costs a second pass, so only on demand.
+    fn wants_attention_weights(&self) -> bool {
+        false
+    }
+    /// The attention weights of `layer`'s last call, `(n_heads, new, kept)`, the keys in the
+    /// order `keys_values` returned them. Called after attention, only if
+    /// [`KvCache::wants_attention_weights`]; a cache may evict here.
+    fn observe_attention(&mut self, layer: usize, weights: ArrayView3<f32>) -> Result<()> {
+        let _ = (layer, weights);
+        Ok(())
+    }
 }
 
 /// The full-precision cache preallocated for `capacity` tokens: per layer one K and one V

@@ -15,7 +15,7 @@
 //! Attention and the cache are parameters, so later chapters swap in their own.
 
 use crate::error::{Error, Result};
-use crate::llama::attention::AttentionBackend;
+use crate::llama::attention::{AttentionBackend, gqa_attention_weights};
 use crate::llama::cache::KvCache;
 use crate::llama::linear::{linear, rms_norm, swiglu};
 use crate::llama::weights::{LayerWeights, LlamaWeights};
@@ -108,6 +108,11 @@ impl Llama {
         cache.append(l, k.view(), v.view())?;
         let (keys, values) = cache.keys_values(l)?;
         let out = attention.attend(q.view(), keys.view(), values.view())?;
+        let weights = cache.wants_attention_weights().then(|| gqa_attention_weights(q.view(), keys.view()));
+        drop((keys, values));
+        if let Some(weights) = weights {
+            cache.observe_attention(l, weights?.view())?;
+        }
         if out.dim() != q.dim() {
             return Err(Error::Shape(format!(
                 "the attention backend returned {:?} for queries {:?}",
