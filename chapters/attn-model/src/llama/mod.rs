@@ -5,6 +5,7 @@ pub mod attention;
 pub mod cache;
 pub mod config;
 pub mod generate;
+pub mod hf;
 pub mod linear;
 pub mod model;
 pub mod perplexity;
