@@ -4,5 +4,13 @@
 //!   channel, V per token), KIVI's asymmetric 2/4-bit groups with a full-precision window, FP8
 //!   E4M3 (OCP), FP4 E2M1 with block scales (NVFP4, MXFP4) — each encoding and decoding a
 //!   `(tokens, head_dim)` block, tested bit for bit against its specification's value table.
+//! - [`caches`]: the caches the real model runs with — quantised, evicting (sliding window,
+//!   H2O), low-rank, growing — each an [`attn_model::KvCache`].
 
+pub mod caches;
+pub mod calibration;
+pub mod memory;
 pub mod quant;
+
+pub use attn_model;
+pub use attn_support::{self, ndarray};
