@@ -20,6 +20,13 @@
 //! ```
 //!
 //! then `ATTN_HF_CHECKPOINT=/tmp/smollm2-hf cargo test -p attn-model --test hf_checkpoint`.
+//! Result (2026-12-05): config equal, all 272 tensors equal bit for bit.
+//!
+//! Checked once more by hand (not committed: it needs transformers' files as fixtures): two tiny
+//! `LlamaForCausalLM`s written by transformers 5.17 itself (hidden 16, 2 heads, 1 KV head,
+//! head_dim 12; one llama3 RoPE, untied, F32 in 14 shards; one YaRN, tied, BF16) load with
+//! `from_hf_dir` and give transformers' f32 logits (reloaded with `dtype=torch.float32`) to
+//! within 1.1e-6 of logits up to 3.5.
 
 use attn_model::Error;
 use attn_model::llama::{DenseKvCache, GqaSdpa, Llama, LlamaConfig, LlamaWeights};
