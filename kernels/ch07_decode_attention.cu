@@ -1,0 +1,510 @@
+// ch07_decode_attention.cu — decode attention over a (quantised) KV cache, split-K
+// ("flash-decoding"), with GQA: the `group` query heads of one KV head share every K/V load.
+//
+// What: for every sequence b (one new query token), query head hq = kvh·G + g, G = group,
+//     s_t = (q · k_t) / √d            for the cached tokens t < len_b of KV head kvh,
+//     o   = Σ_t softmax(s)_t · v_t    (Σ over t < len_b; a sequence of length 0 gives o = 0),
+// with k_t and v_t dequantised on the fly, in registers, from the cache's storage type:
+//   BF16   bf16 values (the value is the stored one, widened exactly);
+//   INT8   codes c ∈ [−127, 127]; K: x = c · σ[t / Gk][channel] (one scale per channel per group
+//          of Gk tokens, chapter 7's quant::int8 per channel); V: x = c · σ[t] (per token);
+//   FP8    E4M3 codes (OCP) times a per-token f32 scale, x = e4m3(c) · σ[t] (quant::fp8);
+//   NVFP4  E2M1 codes packed two per byte (first element in the low nibble, quant::packing), an
+//          E4M3 block scale per 16 channels of a token and one f32 tensor scale per (b, kvh):
+//          x = e2m1(c) · (e4m3(block scale) · tensor scale) (quant::fp4::nvfp4).
+// The arithmetic is f32 throughout. Cache layout: K and V each (batch, kv_heads, capacity, d),
+// row-major, token rows of d elements (d/2 bytes for NVFP4); scales in side arrays:
+//   INT8   K scales (batch, kv_heads, ⌈capacity / Gk⌉, d) f32, V scales (batch, kv_heads, capacity) f32
+//   FP8    K and V scales (batch, kv_heads, capacity) f32
+//   NVFP4  K and V block scales (batch, kv_heads, capacity, d/16) E4M3 bytes, tensor scales
+//          (batch, kv_heads) f32 each
+// q is (batch, q_heads, d) f32; the output (batch, q_heads, d) f32. Tokens at t ≥ len_b are never
+// read (lengths[b] ≤ capacity, checked on the host: chapters/ch07-kv-cache/src/gpu/launch.rs).
+//
+// Decoding without conversion instructions (no CUDA header needed under NVRTC):
+//   bf16 → f32: the 16 bits shifted into the top half of an f32 (exact).
+//   INT8 → f32: byte b = c + 128 (c XOR 0x80) placed under the exponent of 2^23 with a byte
+//          permute, giving 2^23 + b exactly, minus 2^23 + 128 (exact).
+//   E4M3 → f16: S EEEE MMM to f16 S 0EEEE MMM0000000 (two shifts and masks per pair of bytes):
+//          f16 bias 15 against E4M3's 7, so the f16 is the E4M3 value times 2^-8, subnormals
+//          included (E = 0 lands on f16's subnormals, also times 2^-8); then cvt.f32.f16 (exact).
+//          The factor 2^8 goes into the per-token scale (exact). The NaN code 0x7F, which the
+//          saturating quantiser never writes, reads as 480 here (quant::fp8 says NaN).
+//   E2M1 → f16: S EE M to f16 S 000EE M000000000: the E2M1 value times 2^-14 (E = 0, the 0.5,
+//          lands on an f16 subnormal); the factor 2^14 goes into the block scale (exact).
+// Per-token and per-block scales multiply the lane's partial dot product (K) or the softmax
+// weight (V) rather than every element: the same value up to f32 rounding, since a product of an
+// E2M1/E4M3 value (2 or 4 significant bits) with a scale is exact or rounded once either way.
+//
+// Launch: main kernel grid (splits, kv_heads, batch), DECODE_THREADS = 128 threads (4 warps).
+// Block (split, kvh, b) takes tokens [split·chunk, min(len_b, (split + 1)·chunk)). Within it a
+// token's d elements are spread over LPT = d/16 lanes, 16 elements each (a "lane group"; 8
+// lanes for d = 128, 4 for d = 64); a warp holds 32/LPT lane groups, the block NG = 4·32/LPT.
+// Each iteration, lane group j takes U consecutive tokens (U = 2 for bf16, 4 otherwise) starting
+// at chunk_start + it·NG·U + j·U, so that a warp reads consecutive token rows. Loads: 16 bytes per
+// lane per row (two 16-byte loads for bf16, one for INT8/FP8; 8 bytes, 16 codes, for NVFP4,
+// whose 16-byte load would hold 32 elements and double the registers of q and the accumulator).
+// Per token: the lane's 16-element partial dot products with its G query heads (q already
+// scaled by log2(e)/√d), summed over the lane group with xor shuffles (every lane ends with the
+// same sum), then the online softmax of chapter 3 in base 2 — running max m, sum l, unnormalised
+// accumulator acc[G][16] per lane — rescaling only when the max grows. At the end the lane groups
+// of a warp merge by shuffles, the 4 warps through shared memory, and the block writes its
+// partial (m, l, acc) per query head, or, with one split, the normalised output directly.
+// Combine kernel: grid (batch · q_heads), d threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+// over the splits s that hold tokens of the sequence (M = max_s m_s); zeros for length 0.
+//
+// Bytes moved per cached token and KV head (K + V, d = head dim), what the benchmark counts:
+//   BF16   4d                          (512 B at d = 128)
+//   INT8   2d + 4 + 4d/Gk              (K codes, V codes, V scale, K scales amortised over Gk)
+//   FP8    2d + 8                      (codes and two per-token scales)
+//   NVFP4  d + 2·d/16                  (codes and block scales; 144 B at d = 128), + 8 per (b, kvh)
+// plus q (4·q_heads·d per sequence), the output (same), lengths, and the splits' partials
+// (2 × (4d + 8) bytes per split and query head: written, then read by the combine).
+
+#define DECODE_WARPS 4
+#define DECODE_THREADS (32 * DECODE_WARPS)
+#define EPL 16  // elements of a row per lane
+
+enum Element { BF16 = 0, INT8 = 1, FP8 = 2, NVFP4 = 3 };
+
+__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+
+// f16 bits (in the low 16 bits of `h`) to f32, exactly.
+__device__ __forceinline__ float f16_to_f32(unsigned h) {
+    float f;
+    unsigned short s = (unsigned short)h;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(s));
+    return f;
+}
+
+// Two E4M3 bytes at bits 0..7 and 16..23 of `w` to an f16 pair (values × 2^-8).
+__device__ __forceinline__ unsigned e4m3x2_even_to_f16x2(unsigned w) {
+    return ((w << 7) & 0x3F803F80u) | ((w << 8) & 0x80008000u);
+}
+// Two E4M3 bytes at bits 8..15 and 24..31 of `w` to an f16 pair (values × 2^-8).
+__device__ __forceinline__ unsigned e4m3x2_odd_to_f16x2(unsigned w) {
+    return ((w >> 1) & 0x3F803F80u) | (w & 0x80008000u);
+}
+// The E2M1 codes at nibbles J and J + 4 of `w` to an f16 pair (values × 2^-14).
+template <int J>
+__device__ __forceinline__ unsigned e2m1x2_to_f16x2(unsigned w) {
+    const unsigned magnitude = J < 3 ? (w << (9 - 4 * J)) : (w >> 3);
+    const unsigned sign = w << (12 - 4 * J);
+    return (magnitude & 0x0E000E00u) | (sign & 0x80008000u);
+}
+// One E4M3 byte to f32 (value × 2^-8).
+__device__ __forceinline__ float e4m3_to_f32_scaled(unsigned byte) {
+    return f16_to_f32(e4m3x2_even_to_f16x2(byte));
+}
+// Signed INT8 byte J of `w` to f32, exactly.
+template <int J>
+__device__ __forceinline__ float int8_to_f32(unsigned w_biased) {
+    return __uint_as_float(__byte_perm(w_biased, 0x4B000000u, 0x7440 | J)) - 8388736.0f;
+}
+
+// The 16 elements of one row a lane holds, raw, and how a row is loaded.
+template <int ELEM> struct Row;
+template <> struct Row<BF16> {
+    uint4 w[2];
+    static constexpr int U = 2;
+    static constexpr int BYTES = 32;
+};
+template <> struct Row<INT8> {
+    uint4 w[1];
+    static constexpr int U = 4;
+    static constexpr int BYTES = 16;
+};
+template <> struct Row<FP8> {
+    uint4 w[1];
+    static constexpr int U = 4;
+    static constexpr int BYTES = 16;
+};
+template <> struct Row<NVFP4> {
+    uint2 w[1];
+    static constexpr int U = 4;
+    static constexpr int BYTES = 8;
+};
+
+template <int ELEM>
+__device__ __forceinline__ void load_row(const unsigned char *__restrict__ p, Row<ELEM> &r) {
+    if constexpr (ELEM == NVFP4) {
+        r.w[0] = __ldg(reinterpret_cast<const uint2 *>(p));
+    } else {
+#pragma unroll
+        for (int i = 0; i < Row<ELEM>::BYTES / 16; ++i) r.w[i] = __ldg(reinterpret_cast<const uint4 *>(p) + i);
+    }
+}
+template <int ELEM> __device__ __forceinline__ void clear_row(Row<ELEM> &r) {
+    if constexpr (ELEM == NVFP4) {
+        r.w[0] = make_uint2(0u, 0u);
+    } else {
+#pragma unroll
+        for (int i = 0; i < Row<ELEM>::BYTES / 16; ++i) r.w[i] = make_uint4(0u, 0u, 0u, 0u);
+    }
+}
+
+__device__ __forceinline__ unsigned word_of(const uint4 &v, int i) {
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// The 16 elements of a raw row as f32, without their scale: bf16 and INT8 exactly, E4M3 × 2^-8,
+// E2M1 × 2^-14. Element e of the lane's 16 is x[e].
+template <int ELEM>
+__device__ __forceinline__ void decode_row(const Row<ELEM> &r, float (&x)[EPL]) {
+    if constexpr (ELEM == BF16) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) {
+            const unsigned w = word_of(r.w[i / 4], i % 4);
+            x[2 * i] = __uint_as_float(w << 16);
+            x[2 * i + 1] = __uint_as_float(w & 0xFFFF0000u);
+        }
+    } else if constexpr (ELEM == INT8) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const unsigned w = word_of(r.w[0], i) ^ 0x80808080u;
+            x[4 * i] = int8_to_f32<0>(w);
+            x[4 * i + 1] = int8_to_f32<1>(w);
+            x[4 * i + 2] = int8_to_f32<2>(w);
+            x[4 * i + 3] = int8_to_f32<3>(w);
+        }
+    } else if constexpr (ELEM == FP8) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+            const unsigned w = word_of(r.w[0], i);
+            const unsigned even = e4m3x2_even_to_f16x2(w), odd = e4m3x2_odd_to_f16x2(w);
+            x[4 * i] = f16_to_f32(even);
+            x[4 * i + 2] = f16_to_f32(even >> 16);
+            x[4 * i + 1] = f16_to_f32(odd);
+            x[4 * i + 3] = f16_to_f32(odd >> 16);
+        }
+    } else {
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+            const unsigned w = i == 0 ? r.w[0].x : r.w[0].y;
+            unsigned h;
+            h = e2m1x2_to_f16x2<0>(w);
+            x[8 * i + 0] = f16_to_f32(h);
+            x[8 * i + 4] = f16_to_f32(h >> 16);
+            h = e2m1x2_to_f16x2<1>(w);
+            x[8 * i + 1] = f16_to_f32(h);
+            x[8 * i + 5] = f16_to_f32(h >> 16);
+            h = e2m1x2_to_f16x2<2>(w);
+            x[8 * i + 2] = f16_to_f32(h);
+            x[8 * i + 6] = f16_to_f32(h >> 16);
+            h = e2m1x2_to_f16x2<3>(w);
+            x[8 * i + 3] = f16_to_f32(h);
+            x[8 * i + 7] = f16_to_f32(h >> 16);
+        }
+    }
+}
+
+// Everything a launch reads, by (b, kvh) plane: the pointers already offset to the plane.
+struct Plane {
+    const unsigned char *k, *v;        // codes, plane start
+    const float *k_scales, *v_scales;  // INT8 / FP8 scales, plane start
+    const unsigned char *k_blocks, *v_blocks;  // NVFP4 block scales, plane start
+    float k_tensor, v_tensor;          // NVFP4 tensor scales × 2^22 (E2M1's 2^14, E4M3's 2^8)
+};
+
+// The factor a token's partial dot product (K) or softmax weight (V) is multiplied by: its
+// per-token scale (FP8 × 2^8, INT8 V), its block's scale (NVFP4), or 1.
+template <int ELEM>
+__device__ __forceinline__ float token_factor(const float *__restrict__ scales, const unsigned char *__restrict__ blocks,
+                                              float tensor, int t, int sub, int blocks_per_row) {
+    if constexpr (ELEM == FP8) {
+        return __ldg(scales + t) * 256.0f;
+    } else if constexpr (ELEM == NVFP4) {
+        return e4m3_to_f32_scaled(__ldg(blocks + (long long)t * blocks_per_row + sub)) * tensor;
+    } else {
+        return 1.0f;
+    }
+}
+
+template <int ELEM, int D, int G>
+__device__ __forceinline__ void decode_split(const float *__restrict__ q, const unsigned char *__restrict__ k_codes,
+                                             const unsigned char *__restrict__ v_codes,
+                                             const float *__restrict__ k_scales, const float *__restrict__ v_scales,
+                                             const unsigned char *__restrict__ k_blocks,
+                                             const unsigned char *__restrict__ v_blocks,
+                                             const float *__restrict__ k_tensor, const float *__restrict__ v_tensor,
+                                             const unsigned *__restrict__ lengths, float *__restrict__ part_acc,
+                                             float *__restrict__ part_ml, float *__restrict__ out, int kv_heads,
+                                             int capacity, int chunk, int key_group, float qk_scale) {
+    constexpr int LPT = D / EPL;          // lanes per token row
+    constexpr int TPW = 32 / LPT;         // lane groups per warp
+    constexpr int NG = DECODE_WARPS * TPW;  // lane groups per block
+    constexpr int U = Row<ELEM>::U;       // consecutive tokens per lane group per iteration
+    constexpr int ROW_BYTES = ELEM == BF16 ? 2 * D : ELEM == NVFP4 ? D / 2 : D;
+    constexpr int BLOCKS_PER_ROW = D / 16;  // NVFP4 blocks of 16 per token row
+
+    __shared__ __align__(16) float s_acc[DECODE_WARPS][G][D];
+    __shared__ float s_m[DECODE_WARPS][G], s_l[DECODE_WARPS][G];
+
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    const int splits = gridDim.x;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int sub = lane % LPT;  // the lane's 16 channels: sub·16 …
+    const int group = warp * TPW + lane / LPT;
+    const int q_heads = kv_heads * G;
+    const int len = (int)lengths[b];
+    const int t0 = split * chunk;
+    const int t1 = min(len, t0 + chunk);
+    const long long plane = (long long)b * kv_heads + kvh;
+    const long long head0 = (long long)b * q_heads + (long long)kvh * G;  // first query head
+
+    if (t0 >= len) {
+        // No token of this sequence here. With one split the block owns the output: zeros (a
+        // sequence of length 0 attends to nothing). With several, the combine skips this split.
+        if (splits == 1)
+            for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) out[head0 * D + i] = 0.0f;
+        return;
+    }
+
+    Plane p;
+    p.k = k_codes + plane * capacity * ROW_BYTES + sub * (ROW_BYTES / LPT);
+    p.v = v_codes + plane * capacity * ROW_BYTES + sub * (ROW_BYTES / LPT);
+    const int key_groups = ELEM == INT8 ? (capacity + key_group - 1) / key_group : 0;
+    p.k_scales = ELEM == INT8 ? k_scales + plane * key_groups * D + sub * EPL
+                              : (ELEM == FP8 ? k_scales + plane * capacity : nullptr);
+    p.v_scales = (ELEM == INT8 || ELEM == FP8) ? v_scales + plane * capacity : nullptr;
+    p.k_blocks = ELEM == NVFP4 ? k_blocks + plane * capacity * BLOCKS_PER_ROW : nullptr;
+    p.v_blocks = ELEM == NVFP4 ? v_blocks + plane * capacity * BLOCKS_PER_ROW : nullptr;
+    p.k_tensor = ELEM == NVFP4 ? __ldg(k_tensor + plane) * 4194304.0f : 1.0f;  // × 2^22
+    p.v_tensor = ELEM == NVFP4 ? __ldg(v_tensor + plane) * 4194304.0f : 1.0f;
+
+    // q · log2(e)/√d for the lane's 16 channels of each of the G query heads.
+    float qr[G][EPL];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        const float4 *src = reinterpret_cast<const float4 *>(q + (head0 + g) * D + sub * EPL);
+#pragma unroll
+        for (int i = 0; i < EPL / 4; ++i) {
+            const float4 v = __ldg(src + i);
+            qr[g][4 * i] = v.x * qk_scale;
+            qr[g][4 * i + 1] = v.y * qk_scale;
+            qr[g][4 * i + 2] = v.z * qk_scale;
+            qr[g][4 * i + 3] = v.w * qk_scale;
+        }
+    }
+
+    float m[G], l[G], acc[G][EPL];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        m[g] = neg_inf();
+        l[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
+    }
+    // INT8 K: the per-channel scales of the key group the lane last used.
+    float k_sigma[ELEM == INT8 ? EPL : 1] = {};
+    int sigma_group = -1;
+
+    // Every thread runs the same number of iterations (the shuffles need whole warps); tokens
+    // past t1 are masked, never loaded.
+    const int iterations = (t1 - t0 + NG * U - 1) / (NG * U);
+    for (int it = 0; it < iterations; ++it) {
+        const int first = t0 + (it * NG + group) * U;
+        Row<ELEM> kr[U], vr[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (first + u < t1) {
+                load_row<ELEM>(p.k + (long long)(first + u) * ROW_BYTES, kr[u]);
+                load_row<ELEM>(p.v + (long long)(first + u) * ROW_BYTES, vr[u]);
+            } else {
+                clear_row<ELEM>(kr[u]);
+                clear_row<ELEM>(vr[u]);
+            }
+        }
+
+        // Scores s[u][g] in base 2, summed over the lane group.
+        float s[U][G];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int t = first + u;
+            const bool valid = t < t1;
+            float x[EPL];
+            decode_row<ELEM>(kr[u], x);
+            if constexpr (ELEM == INT8) {
+                const int kg = t / key_group;
+                if (valid && kg != sigma_group) {
+                    const float4 *src = reinterpret_cast<const float4 *>(p.k_scales + (long long)kg * D);
+#pragma unroll
+                    for (int i = 0; i < EPL / 4; ++i) {
+                        const float4 v = __ldg(src + i);
+                        k_sigma[4 * i] = v.x;
+                        k_sigma[4 * i + 1] = v.y;
+                        k_sigma[4 * i + 2] = v.z;
+                        k_sigma[4 * i + 3] = v.w;
+                    }
+                    sigma_group = kg;
+                }
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) x[e] *= k_sigma[e];
+            }
+            const float factor = valid ? token_factor<ELEM>(p.k_scales, p.k_blocks, p.k_tensor, t, sub, BLOCKS_PER_ROW)
+                                       : 0.0f;
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                float dot = 0.0f;
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) dot = fmaf(qr[g][e], x[e], dot);
+                if constexpr (ELEM == FP8 || ELEM == NVFP4) dot *= factor;
+#pragma unroll
+                for (int off = LPT / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+                s[u][g] = valid ? dot : neg_inf();
+            }
+        }
+
+        // Online softmax (base 2): rescale the state only when the running max grows.
+        float w[U][G];
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+            float mx = m[g];
+#pragma unroll
+            for (int u = 0; u < U; ++u) mx = fmaxf(mx, s[u][g]);
+            if (mx > m[g]) {
+                const float correction = exp2f(m[g] - mx);  // 0 when m was −∞ (l, acc are 0)
+                l[g] *= correction;
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) acc[g][e] *= correction;
+                m[g] = mx;
+            }
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                // s = −∞ (masked) gives 0; mx = −∞ only when every s is −∞.
+                w[u][g] = mx == neg_inf() ? 0.0f : exp2f(s[u][g] - mx);
+                l[g] += w[u][g];
+            }
+        }
+
+        // acc += Σ_u w_u · v_u, the V scale folded into the weight.
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int t = first + u;
+            const bool valid = t < t1;
+            float x[EPL];
+            decode_row<ELEM>(vr[u], x);
+            float factor = 1.0f;
+            if constexpr (ELEM == INT8) factor = valid ? __ldg(p.v_scales + t) : 0.0f;
+            if constexpr (ELEM == FP8 || ELEM == NVFP4)
+                factor = valid ? token_factor<ELEM>(p.v_scales, p.v_blocks, p.v_tensor, t, sub, BLOCKS_PER_ROW) : 0.0f;
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                const float wv = w[u][g] * factor;
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) acc[g][e] = fmaf(wv, x[e], acc[g][e]);
+            }
+        }
+    }
+
+    // Merge the warp's lane groups: lanes l and l ^ (LPT·2^i) hold the same channels.
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        float mx = m[g];
+#pragma unroll
+        for (int off = LPT; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        const float f = m[g] == neg_inf() ? 0.0f : exp2f(m[g] - mx);
+        float lg = l[g] * f;
+#pragma unroll
+        for (int off = LPT; off < 32; off <<= 1) lg += __shfl_xor_sync(0xffffffffu, lg, off);
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) {
+            float a = acc[g][e] * f;
+#pragma unroll
+            for (int off = LPT; off < 32; off <<= 1) a += __shfl_xor_sync(0xffffffffu, a, off);
+            acc[g][e] = a;
+        }
+        m[g] = mx;
+        l[g] = lg;
+    }
+    if (lane < LPT) {
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+#pragma unroll
+            for (int e = 0; e < EPL; e += 4)
+                *reinterpret_cast<float4 *>(&s_acc[warp][g][sub * EPL + e]) =
+                    make_float4(acc[g][e], acc[g][e + 1], acc[g][e + 2], acc[g][e + 3]);
+            if (lane == 0) {
+                s_m[warp][g] = m[g];
+                s_l[warp][g] = l[g];
+            }
+        }
+    }
+    __syncthreads();
+
+    // Merge the warps, one (head, channel) per thread and step.
+    for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) {
+        const int g = i / D, d = i % D;
+        float mx = neg_inf();
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; ++w) mx = fmaxf(mx, s_m[w][g]);
+        float a = 0.0f, lsum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; ++w) {
+            const float f = s_m[w][g] == neg_inf() ? 0.0f : exp2f(s_m[w][g] - mx);
+            a = fmaf(s_acc[w][g][d], f, a);
+            lsum = fmaf(s_l[w][g], f, lsum);
+        }
+        // The block holds at least one token, so mx is finite and lsum ≥ 1.
+        if (splits == 1) {
+            out[(head0 + g) * D + d] = a / lsum;
+        } else {
+            const long long row = (head0 + g) * splits + split;
+            part_acc[row * D + d] = a;
+            if (d == 0) {
+                part_ml[2 * row] = mx;
+                part_ml[2 * row + 1] = lsum;
+            }
+        }
+    }
+}
+
+// One extern "C" entry per (element, head dim, group): ch07_decode_<elem>_d<D>_g<G>.
+#define DECODE_ENTRY(NAME, ELEM, D, G)                                                                               \
+    extern "C" __global__ void __launch_bounds__(DECODE_THREADS)                                                     \
+        NAME(const float *q, const unsigned char *k_codes, const unsigned char *v_codes, const float *k_scales,      \
+             const float *v_scales, const unsigned char *k_blocks, const unsigned char *v_blocks,                    \
+             const float *k_tensor, const float *v_tensor, const unsigned *lengths, float *part_acc, float *part_ml, \
+             float *out, int kv_heads, int capacity, int chunk, int key_group, float qk_scale) {                     \
+        decode_split<ELEM, D, G>(q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor, v_tensor,   \
+                                 lengths, part_acc, part_ml, out, kv_heads, capacity, chunk, key_group, qk_scale);   \
+    }
+
+#define DECODE_GROUPS(ENAME, ELEM, D)                  \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g1, ELEM, D, 1) \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g2, ELEM, D, 2) \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g3, ELEM, D, 3) \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g4, ELEM, D, 4)
+
+#define DECODE_DIMS(ENAME, ELEM)   \
+    DECODE_GROUPS(ENAME, ELEM, 64) \
+    DECODE_GROUPS(ENAME, ELEM, 128)
+
+DECODE_DIMS(bf16, BF16)
+DECODE_DIMS(int8, INT8)
+DECODE_DIMS(fp8, FP8)
+DECODE_DIMS(nvfp4, NVFP4)
+
+// The splits' partial results merged: block (b·q_heads + hq), one thread per channel (d threads).
+// Splits whose chunk starts at or past len_b hold nothing and are not read.
+extern "C" __global__ void __launch_bounds__(128)
+    ch07_decode_combine(const float *__restrict__ part_acc, const float *__restrict__ part_ml,
+                        const unsigned *__restrict__ lengths, float *__restrict__ out, int q_heads, int head_dim,
+                        int splits, int chunk) {
+    const long long row = blockIdx.x;  // b · q_heads + hq
+    const int b = (int)(row / q_heads);
+    const int d = threadIdx.x;
+    const int len = (int)lengths[b];
+    const int used = min(splits, (len + chunk - 1) / chunk);
+    const float *ml = part_ml + row * splits * 2;
+    const float *acc = part_acc + row * splits * head_dim;
+    float mx = neg_inf();
+    for (int s = 0; s < used; ++s) mx = fmaxf(mx, ml[2 * s]);
+    float a = 0.0f, lsum = 0.0f;
+    for (int s = 0; s < used; ++s) {
+        const float f = exp2f(ml[2 * s] - mx);
+        a = fmaf(acc[(long long)s * head_dim + d], f, a);
+        lsum = fmaf(ml[2 * s + 1], f, lsum);
+    }
+    out[row * head_dim + d] = used == 0 ? 0.0f : a / lsum;
+}
