@@ -9,6 +9,7 @@
 
 pub mod caches;
 pub mod calibration;
+pub mod gpu;
 pub mod memory;
 pub mod quant;
 

@@ -1,0 +1,239 @@
+//! Checking, planning and launching the decode kernels of `kernels/ch07_decode_attention.cu`.
+
+use super::cache::{CacheDims, CacheElement};
+use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
+use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
+use attn_support::cudarc::driver::{CudaFunction, CudaSlice, PushKernelArg};
+use attn_support::error::DriverContext;
+use attn_support::gpu::{Gpu, KernelSource, launch_config};
+use attn_support::{Error, Result, kernel_source};
+
+/// The kernel file.
+pub const DECODE_SOURCE: KernelSource = kernel_source!("ch07_decode_attention.cu");
+/// Threads per block of the main kernel (`DECODE_THREADS`): 4 warps, so that with about 220
+/// registers per thread (G = 4) two blocks fit an SM's 64 K registers.
+pub const DECODE_THREADS: usize = 128;
+/// The head dims the kernels are compiled for: SmolLM2's 64 and Llama's 128 (16 elements per
+/// lane, 4 or 8 lanes per token row).
+pub const HEAD_DIMS: [usize; 2] = [64, 128];
+/// The query heads per KV head the kernels are compiled for: MHA (1) to Llama-3-8B's 4; the
+/// registers of q and of the accumulator grow with it (2 · 16 · G per thread).
+pub const GROUPS: [usize; 4] = [1, 2, 3, 4];
+/// A split's chunk of tokens is a multiple of this: every lane group's share of a block
+/// iteration (NG · U ≤ 128 tokens for every element type and head dim) comes out whole.
+pub const CHUNK_QUANTUM: usize = 128;
+/// At most this many tokens per split: long contexts get many splits, so that the last wave of
+/// blocks is a small part of the run (each split costs 2 · (4d + 8) bytes per query head of
+/// partial results, under 2 % of what it reads at this size).
+pub const MAX_CHUNK: usize = 512;
+/// Waves of blocks the plan aims for at least (over all SMs, at the kernel's occupancy).
+pub const MIN_WAVES: usize = 2;
+
+/// How a launch splits the context: `splits` blocks per (sequence, KV head), each over `chunk`
+/// consecutive tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitPlan {
+    pub splits: usize,
+    pub chunk: usize,
+}
+
+// ANCHOR: plan_splits
+/// Splits for `planes = batch · kv_heads` planes whose longest sequence has `max_len` tokens,
+/// on a device where `wave_blocks` blocks run at once: enough that the grid covers
+/// [`MIN_WAVES`] waves, chunks of at most [`MAX_CHUNK`] tokens, a multiple of
+/// [`CHUNK_QUANTUM`].
+pub fn plan_splits(planes: usize, max_len: usize, wave_blocks: usize) -> SplitPlan {
+    let wanted = (MIN_WAVES * wave_blocks.max(1)).div_ceil(planes.max(1));
+    let chunk = max_len.div_ceil(wanted) / CHUNK_QUANTUM * CHUNK_QUANTUM;
+    let chunk = chunk.clamp(CHUNK_QUANTUM, MAX_CHUNK);
+    SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
+}
+// ANCHOR_END: plan_splits
+
+/// The shapes of one launch, checked against each other and the kernels before it: `q` and
+/// `out` hold `batch · kv_heads · group · head_dim` floats, one length per sequence, none past
+/// the capacity, a compiled head dim and group, sizes inside the kernel's 32-bit arithmetic.
+pub fn check_launch(
+    dims: CacheDims,
+    group: usize,
+    q_len: usize,
+    out_len: usize,
+    lengths: usize,
+    max_len: (u32, usize),
+) -> Result<()> {
+    if !HEAD_DIMS.contains(&dims.head_dim) {
+        return Err(Error::InvalidArgument(format!(
+            "head_dim {}: the decode kernels are compiled for {HEAD_DIMS:?}",
+            dims.head_dim
+        )));
+    }
+    if !GROUPS.contains(&group) {
+        return Err(Error::InvalidArgument(format!(
+            "{group} query heads per KV head: the decode kernels are compiled for {GROUPS:?}"
+        )));
+    }
+    if dims.batch == 0 || dims.kv_heads == 0 || dims.batch > 65_535 || dims.kv_heads > 65_535 {
+        return Err(Error::InvalidArgument(format!(
+            "batch {} and kv_heads {} must be in 1..=65535 (the grid's y and z)",
+            dims.batch, dims.kv_heads
+        )));
+    }
+    if lengths != dims.batch {
+        return Err(Error::InvalidArgument(format!("{lengths} lengths for a batch of {}", dims.batch)));
+    }
+    let q_need = dims.batch * dims.kv_heads * group * dims.head_dim;
+    for (name, have) in [("q", q_len), ("out", out_len)] {
+        if have != q_need {
+            return Err(Error::InvalidArgument(format!(
+                "{name} holds {have} floats; (batch {}, q_heads {} = {} KV heads × {group}, head_dim {}) \
+                 needs {q_need}",
+                dims.batch,
+                dims.kv_heads * group,
+                dims.kv_heads,
+                dims.head_dim
+            )));
+        }
+    }
+    // Token indices and chunk starts are i32 in the kernel; a chunk start may pass the capacity
+    // by up to MAX_CHUNK.
+    if dims.capacity > i32::MAX as usize - MAX_CHUNK {
+        return Err(Error::InvalidArgument(format!("capacity {} over the kernel's 2^31", dims.capacity)));
+    }
+    let (max, b) = max_len;
+    if max as usize > dims.capacity {
+        return Err(Error::InvalidArgument(format!(
+            "sequence {b} has length {max}, past the cache's capacity of {} tokens",
+            dims.capacity
+        )));
+    }
+    Ok(())
+}
+
+/// The kernel name of an element type, head dim and group.
+pub fn kernel_name(element: CacheElement, head_dim: usize, group: usize) -> String {
+    format!("ch07_decode_{}_d{head_dim}_g{group}", element.name())
+}
+
+/// Decode attention for one element type, head dim and GQA group, compiled and loaded.
+pub struct DecodeAttention {
+    element: CacheElement,
+    head_dim: usize,
+    group: usize,
+    main: CudaFunction,
+    combine: CudaFunction,
+    /// Blocks of the main kernel the whole device runs at once.
+    wave_blocks: usize,
+}
+
+impl DecodeAttention {
+    pub fn new(gpu: &Gpu, element: CacheElement, head_dim: usize, group: usize) -> Result<DecodeAttention> {
+        let probe = CacheDims { batch: 1, kv_heads: 1, capacity: 0, head_dim };
+        check_launch(probe, group, head_dim * group, head_dim * group, 1, (0, 0))?;
+        let main = gpu.function(&DECODE_SOURCE, &kernel_name(element, head_dim, group))?;
+        let combine = gpu.function(&DECODE_SOURCE, "ch07_decode_combine")?;
+        let per_sm = main
+            .occupancy_max_active_blocks_per_multiprocessor(DECODE_THREADS as u32, 0, None)
+            .ctx("reading the decode kernel's occupancy")? as usize;
+        let sms =
+            gpu.ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).ctx("reading the SM count")? as usize;
+        Ok(DecodeAttention { element, head_dim, group, main, combine, wave_blocks: per_sm.max(1) * sms })
+    }
+
+    pub fn element(&self) -> CacheElement {
+        self.element
+    }
+
+    /// Blocks of the main kernel that run at once on the device.
+    pub fn wave_blocks(&self) -> usize {
+        self.wave_blocks
+    }
+
+    /// The split plan of a launch on `dims` whose longest sequence has `max_len` tokens.
+    pub fn plan(&self, dims: CacheDims, max_len: usize) -> SplitPlan {
+        plan_splits(dims.planes(), max_len, self.wave_blocks)
+    }
+
+    // ANCHOR: launch
+    /// `out (batch, q_heads, d) = attention of q (batch, q_heads, d)` over `cache` with
+    /// `lengths`, asynchronously on `gpu.stream`; the split plan used is returned.
+    pub fn launch(
+        &self,
+        gpu: &Gpu,
+        q: &CudaSlice<f32>,
+        cache: &DeviceKvCache,
+        lengths: &DeviceLengths,
+        out: &mut CudaSlice<f32>,
+        workspace: &mut DecodeWorkspace,
+    ) -> Result<SplitPlan> {
+        let dims = cache.dims;
+        if cache.element != self.element || dims.head_dim != self.head_dim {
+            return Err(Error::InvalidArgument(format!(
+                "a {} cache of head_dim {} given to the {} kernel of head_dim {}",
+                cache.element.name(),
+                dims.head_dim,
+                self.element.name(),
+                self.head_dim
+            )));
+        }
+        check_launch(dims, self.group, q.len(), out.len(), lengths.len(), lengths.max)?;
+        let plan = self.plan(dims, lengths.max.0 as usize);
+        let rows = dims.batch * dims.kv_heads * self.group;
+        if plan.splits > 1 {
+            workspace.ensure(gpu, rows * plan.splits * dims.head_dim, rows * plan.splits * 2)?;
+        }
+        let null = 0u64;
+        let (kv_heads, capacity, chunk) = (dims.kv_heads as i32, dims.capacity as i32, plan.chunk as i32);
+        let key_group = cache.element.key_group() as i32;
+        let qk_scale = (std::f64::consts::LOG2_E / (dims.head_dim as f64).sqrt()) as f32;
+        let grid = launch_config((plan.splits, dims.kv_heads, dims.batch), DECODE_THREADS, 0)?;
+        {
+            let mut b = gpu.stream.launch_builder(&self.main);
+            b.arg(q).arg(&cache.k.codes).arg(&cache.v.codes);
+            for s in [&cache.k.scales, &cache.v.scales] {
+                match s {
+                    Some(s) => b.arg(s),
+                    None => b.arg(&null),
+                };
+            }
+            for s in [&cache.k.block_scales, &cache.v.block_scales] {
+                match s {
+                    Some(s) => b.arg(s),
+                    None => b.arg(&null),
+                };
+            }
+            for s in [&cache.k.tensor_scales, &cache.v.tensor_scales] {
+                match s {
+                    Some(s) => b.arg(s),
+                    None => b.arg(&null),
+                };
+            }
+            b.arg(&lengths.buf);
+            match (&workspace.acc, &workspace.ml, plan.splits > 1) {
+                (Some(acc), Some(ml), true) => b.arg(acc).arg(ml),
+                _ => b.arg(&null).arg(&null),
+            };
+            b.arg(&mut *out).arg(&kv_heads).arg(&capacity).arg(&chunk).arg(&key_group).arg(&qk_scale);
+            // SAFETY: the arguments match the kernel's signature; every buffer holds what the
+            // dims need (checked when the cache was uploaded or reshaped), q and out their
+            // (batch, q_heads, d), no length passes the capacity (check_launch), and the
+            // workspace holds (rows, splits, d) partials when there are several splits.
+            unsafe { b.launch(grid) }.ctx("launching the ch07 decode kernel")?;
+        }
+        if plan.splits > 1 {
+            let (Some(acc), Some(ml)) = (&workspace.acc, &workspace.ml) else {
+                unreachable!("ensured above")
+            };
+            let q_heads = (dims.kv_heads * self.group) as i32;
+            let (head_dim, splits) = (dims.head_dim as i32, plan.splits as i32);
+            let mut b = gpu.stream.launch_builder(&self.combine);
+            b.arg(acc).arg(ml).arg(&lengths.buf).arg(&mut *out);
+            b.arg(&q_heads).arg(&head_dim).arg(&splits).arg(&chunk);
+            let grid = launch_config((rows, 1, 1), dims.head_dim, 0)?;
+            // SAFETY: one block per (sequence, query head) row, one thread per channel; the
+            // partials hold (rows, splits, d) and (rows, splits, 2) floats.
+            unsafe { b.launch(grid) }.ctx("launching the ch07 combine kernel")?;
+        }
+        Ok(plan)
+    }
+    // ANCHOR_END: launch
+}

@@ -1,0 +1,51 @@
+//! Decode attention on the GPU over a quantised KV cache (`kernels/ch07_decode_attention.cu`):
+//! one new query token per sequence attends to its cached keys and values, which the kernel
+//! reads in bf16, INT8, FP8 or NVFP4 and dequantises in registers.
+//!
+//! Decoding reads the whole cache to produce one token: 2 · kv_heads · T · d elements for a
+//! handful of FLOPs each, so its speed is the cache's bytes over the memory bandwidth, and a
+//! cache of fewer bytes per element is read proportionally faster — the point of quantising
+//! it. The kernel is split-K ("flash-decoding"): each block takes a chunk of one sequence's
+//! context for one KV head, so that even one long sequence fills the GPU, and computes all
+//! `G = q_heads / kv_heads` query heads of the group against each K/V row it loads (GQA: the
+//! cache is read once, not G times). A second kernel merges the chunks' partial softmaxes.
+//!
+//! - [`cache`]: the cache layout, made on the host with chapter 7's [`crate::quant`] encoders;
+//! - [`device`]: the cache, lengths and scratch space on the device;
+//! - [`launch`]: the launch checks, the split plan and the launch;
+//! - [`reference`]: the f64 CPU reference the tests compare with;
+//! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`).
+//!
+//! [`decode_attention_gpu`] does it all for host arrays.
+
+pub mod bench;
+pub mod cache;
+pub mod device;
+pub mod launch;
+pub mod reference;
+
+pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, QuantizedCache, quantize_cache};
+pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
+pub use launch::{DecodeAttention, SplitPlan, check_launch, kernel_name, plan_splits};
+pub use reference::decode_attention_reference;
+
+use attn_support::Result;
+use attn_support::gpu::Gpu;
+use attn_support::ndarray::{Array3, ArrayView3};
+
+/// Decode attention on the GPU for host arrays: `q` `(batch, q_heads, d)` f32 against `cache`
+/// (uploaded here), the output `(batch, q_heads, d)` f32, with the split plan it used.
+pub fn decode_attention_gpu(
+    gpu: &Gpu,
+    kernel: &DecodeAttention,
+    q: ArrayView3<f32>,
+    cache: &HostKvCache,
+) -> Result<(Array3<f32>, SplitPlan)> {
+    let device = DeviceKvCache::upload(gpu, cache)?;
+    let lengths = DeviceLengths::upload(gpu, &cache.lengths)?;
+    let q_buf = gpu.upload(&q)?;
+    let mut out = gpu.zeros::<f32>(q.len())?;
+    let mut workspace = DecodeWorkspace::new();
+    let plan = kernel.launch(gpu, &q_buf, &device, &lengths, &mut out, &mut workspace)?;
+    Ok((gpu.download(&out, q.raw_dim())?, plan))
+}
