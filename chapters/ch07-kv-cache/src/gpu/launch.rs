@@ -143,6 +143,15 @@ impl DecodeAttention {
         self.element
     }
 
+    /// Query heads per KV head.
+    pub fn group(&self) -> usize {
+        self.group
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.head_dim
+    }
+
     /// Blocks of the main kernel that run at once on the device.
     pub fn wave_blocks(&self) -> usize {
         self.wave_blocks

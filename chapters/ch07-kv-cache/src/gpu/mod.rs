@@ -29,9 +29,9 @@ pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 pub use launch::{DecodeAttention, SplitPlan, check_launch, kernel_name, plan_splits};
 pub use reference::decode_attention_reference;
 
-use attn_support::Result;
 use attn_support::gpu::Gpu;
 use attn_support::ndarray::{Array3, ArrayView3};
+use attn_support::{Error, Result};
 
 /// Decode attention on the GPU for host arrays: `q` `(batch, q_heads, d)` f32 against `cache`
 /// (uploaded here), the output `(batch, q_heads, d)` f32, with the split plan it used.
@@ -41,6 +41,17 @@ pub fn decode_attention_gpu(
     q: ArrayView3<f32>,
     cache: &HostKvCache,
 ) -> Result<(Array3<f32>, SplitPlan)> {
+    let dims = cache.dims;
+    let want = [dims.batch, dims.kv_heads * kernel.group(), dims.head_dim];
+    if q.shape() != want {
+        return Err(Error::shapes(
+            "decode attention: q is (batch, kv_heads · group, head_dim) of the cache and kernel",
+            "q",
+            q.shape(),
+            "(batch, q_heads, head_dim)",
+            &want,
+        ));
+    }
     let device = DeviceKvCache::upload(gpu, cache)?;
     let lengths = DeviceLengths::upload(gpu, &cache.lengths)?;
     let q_buf = gpu.upload(&q)?;

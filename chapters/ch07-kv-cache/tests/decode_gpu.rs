@@ -1,0 +1,313 @@
+//! The GPU decode attention (`kernels/ch07_decode_attention.cu`) against an f64 CPU reference
+//! over the *dequantised* cache — the values chapter 7's quant module decodes, which are what
+//! the kernel reads — for every element type (bf16, INT8 with several key groups, FP8, NVFP4),
+//! head dims 64 and 128, GQA groups 1 to 4, batches of sequences of different lengths (0, 1,
+//! lengths no chunk or lane-group size divides), one split and many. The slots past each length
+//! hold poison (NaN scales and bf16, the largest codes), so a read past a length shows. Skips
+//! (printing why) without a GPU; fails under ATTN_REQUIRE_GPU=1; smaller under the sanitizer.
+//! The launch checks, the split plan and the cache layout are tested without a GPU.
+//!
+//! Tolerance, per (sequence, query head), u = 2⁻²⁴: the kernel computes in f32 with q scaled by
+//! log2(e)/√d, scale factors applied to partial sums, exp2f (≤ 2 ulp) and sums in a different
+//! order than the reference. A score then carries an absolute error of a few u times
+//! S = max_t Σ_c |q_c·k_tc| / √d, which moves every weight by that relative amount, and the
+//! weighted sum of V over `len` tokens adds rounding growing like √len (random signs): we allow
+//! 64·u·(1 + S + √len)·max|v| — about ten times the typical error, and far below what a
+//! wrong or missing token (a weight of order 1/len on a v of order 1) or a poisoned one costs.
+
+use ch07_kv_cache::attn_support::data::randn;
+use ch07_kv_cache::attn_support::gpu::{Gpu, under_sanitizer};
+use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
+use ch07_kv_cache::attn_support::{Error, Result};
+use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
+use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK};
+use ch07_kv_cache::gpu::{
+    CacheDims, CacheElement, DecodeAttention, DecodeWorkspace, DeviceKvCache, DeviceLengths, check_launch,
+    decode_attention_gpu, decode_attention_reference, kernel_name, plan_splits, quantize_cache,
+};
+
+const U: f64 = f32::EPSILON as f64 / 2.0;
+
+/// The element types of the tests: INT8 with a key group that divides the lane groups' tokens
+/// (32), an odd one (5, groups change inside an iteration) and 1 (a scale per token and
+/// channel).
+fn elements() -> Vec<CacheElement> {
+    let mut all = CacheElement::all(32).to_vec();
+    all.push(CacheElement::Int8 { key_group: 5 });
+    all.push(CacheElement::Int8 { key_group: 1 });
+    all
+}
+
+/// Random K, V `(batch, kv_heads, capacity, d)` and q `(batch, kv_heads·group, d)`; the
+/// keys get a few large channels, as real keys have.
+fn inputs(
+    batch: usize,
+    kv_heads: usize,
+    group: usize,
+    capacity: usize,
+    d: usize,
+    seed: u64,
+) -> (Array3<f32>, Array4<f32>, Array4<f32>) {
+    let mut k = randn((batch, kv_heads, capacity, d), seed);
+    for c in (0..d).step_by(17) {
+        k.slice_mut(s![.., .., .., c]).mapv_inplace(|x| 8.0 * x);
+    }
+    let v = randn((batch, kv_heads, capacity, d), seed + 1);
+    let q = randn((batch, kv_heads * group, d), seed + 2).mapv(|x| 0.5 * x);
+    (q, k, v)
+}
+
+/// Run one case on the GPU and compare with the f64 reference as the module docs say; return
+/// the number of splits the launch used.
+fn check_case(
+    gpu: &Gpu,
+    element: CacheElement,
+    (kv_heads, group, d): (usize, usize, usize),
+    lengths: &[u32],
+    capacity: usize,
+    seed: u64,
+) -> Result<usize> {
+    let batch = lengths.len();
+    let (q, k, v) = inputs(batch, kv_heads, group, capacity, d, seed);
+    let quantized = quantize_cache(element, k.view(), v.view(), lengths)?;
+    let kernel = DecodeAttention::new(gpu, element, d, group)?;
+    let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
+    let want =
+        decode_attention_reference(q.view(), quantized.k_read.view(), quantized.v_read.view(), lengths)?;
+    let what = format!("{element:?} kv_heads {kv_heads} group {group} d {d} lengths {lengths:?} {plan:?}");
+    for b in 0..batch {
+        let len = lengths[b] as usize;
+        for hq in 0..kv_heads * group {
+            let h = hq / group;
+            let row = got.slice(s![b, hq, ..]);
+            if len == 0 {
+                assert!(row.iter().all(|&x| x == 0.0), "{what}: sequence {b} of length 0 gave {row}");
+                continue;
+            }
+            let kr = quantized.k_read.slice(s![b, h, ..len, ..]);
+            let vr = quantized.v_read.slice(s![b, h, ..len, ..]);
+            let qr = q.slice(s![b, hq, ..]);
+            let big_s = kr
+                .rows()
+                .into_iter()
+                .map(|kt| kt.iter().zip(qr).map(|(a, b)| f64::from((a * b).abs())).sum::<f64>())
+                .fold(0.0, f64::max)
+                / (d as f64).sqrt();
+            let vmax = vr.iter().fold(0.0f64, |m, &x| m.max(f64::from(x.abs())));
+            let tol = 64.0 * U * (1.0 + big_s + (len as f64).sqrt()) * vmax;
+            for c in 0..d {
+                let (g, w) = (f64::from(got[[b, hq, c]]), want[[b, hq, c]]);
+                assert!(
+                    (g - w).abs() <= tol,
+                    "{what}: sequence {b} (length {len}) head {hq} channel {c}: GPU {g} reference {w}, \
+                     allowed {tol:.2e}"
+                );
+            }
+        }
+    }
+    Ok(plan.splits)
+}
+
+/// (kv_heads, group, d): SmolLM2's 3 × 3 at d = 64, Llama's group of 4 at d = 128 (2 KV heads
+/// to keep the reference quick), MHA at 64, and a group of 2 at 128.
+const HEADS: [(usize, usize, usize); 4] = [(3, 3, 64), (2, 4, 128), (1, 1, 64), (2, 2, 128)];
+
+#[test]
+fn every_element_head_dim_and_group_matches_the_f64_reference() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch07 GPU decode attention")? else { return Ok(()) };
+    // Several splits (the longest sequence past one chunk), lengths 1, 0 and none a multiple
+    // of a lane group's share, a chunk or a key group; then one split (every length ≤ one
+    // chunk), where the main kernel writes the output and zeros itself.
+    let long = if under_sanitizer() { 300 } else { 1000 };
+    let cases: [(&[u32], usize); 2] = [(&[1, 0, 333, long], long as usize + 37), (&[0, 77, 5], 100)];
+    for (i, element) in elements().into_iter().enumerate() {
+        for (j, heads) in HEADS.into_iter().enumerate() {
+            for (n, (lengths, capacity)) in cases.iter().enumerate() {
+                let splits =
+                    check_case(&gpu, element, heads, lengths, *capacity, (100 * i + 10 * j + n) as u64)?;
+                assert_eq!(splits == 1, n == 1, "{element:?} {heads:?} {lengths:?}: {splits} splits");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn long_contexts_across_many_splits() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch07 GPU decode attention, long contexts")? else { return Ok(()) };
+    // One sequence over many chunks, and a batch where the lengths differ by thousands.
+    let (one, batch): (&[u32], &[u32]) =
+        if under_sanitizer() { (&[1200], &[640, 3]) } else { (&[9001], &[4100, 1, 2047, 0]) };
+    for (i, element) in elements().into_iter().take(4).enumerate() {
+        for (j, &(kv_heads, group, d)) in [(1, 4, 128), (3, 3, 64)].iter().enumerate() {
+            for (n, lengths) in [one, batch].into_iter().enumerate() {
+                let capacity = *lengths.iter().max().unwrap() as usize + 3;
+                let seed = (1000 + 100 * i + 10 * j + n) as u64;
+                let splits = check_case(&gpu, element, (kv_heads, group, d), lengths, capacity, seed)?;
+                assert!(splits > 1, "{element:?}: {splits} splits");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn bad_launches_are_refused_naming_the_value() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch07 GPU decode attention, bad input")? else { return Ok(()) };
+    let (q, k, v) = inputs(2, 2, 4, 16, 128, 5);
+    let cache = quantize_cache(CacheElement::Fp8, k.view(), v.view(), &[16, 9])?.cache;
+    let kernel = DecodeAttention::new(&gpu, CacheElement::Fp8, 128, 4)?;
+    assert!(decode_attention_gpu(&gpu, &kernel, q.view(), &cache).is_ok());
+
+    // q with the wrong number of heads or the wrong head dim.
+    let e = decode_attention_gpu(&gpu, &kernel, q.slice(s![.., ..6, ..]), &cache).unwrap_err().to_string();
+    assert!(e.contains("6") && e.contains("8"), "{e}");
+    let e = decode_attention_gpu(&gpu, &kernel, Array3::zeros((2, 16, 64)).view(), &cache)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("64") && e.contains("128"), "{e}");
+    // Another element type's kernel, or head dim.
+    let bf16 = DecodeAttention::new(&gpu, CacheElement::Bf16, 128, 4)?;
+    let e = decode_attention_gpu(&gpu, &bf16, q.view(), &cache).unwrap_err().to_string();
+    assert!(e.contains("fp8") && e.contains("bf16"), "{e}");
+    // A length past the capacity, given straight to the launch.
+    let device = DeviceKvCache::upload(&gpu, &cache)?;
+    let lengths = DeviceLengths::upload(&gpu, &[16, 17])?;
+    let q_buf = gpu.upload(&q)?;
+    let mut out = gpu.zeros::<f32>(q.len())?;
+    let e = kernel
+        .launch(&gpu, &q_buf, &device, &lengths, &mut out, &mut DecodeWorkspace::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("sequence 1") && e.contains("17") && e.contains("16 tokens"), "{e}");
+    // One length per sequence.
+    let lengths = DeviceLengths::upload(&gpu, &[16])?;
+    let e = kernel
+        .launch(&gpu, &q_buf, &device, &lengths, &mut out, &mut DecodeWorkspace::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1 lengths") && e.contains("batch of 2"), "{e}");
+    // A reshape to more slots than the buffers hold.
+    let mut device = device;
+    let dims = CacheDims { batch: 2, kv_heads: 2, capacity: 17, head_dim: 128 };
+    let e = device.reshape(dims).unwrap_err().to_string();
+    assert!(e.contains("codes") && e.contains("8192") && e.contains("8704"), "{e}");
+    // Kernels that are not compiled.
+    for (element, d, group, bad) in
+        [(CacheElement::Bf16, 96, 4, "96"), (CacheElement::Fp8, 128, 8, "8 query")]
+    {
+        let e = DecodeAttention::new(&gpu, element, d, group).err().expect("refused").to_string();
+        assert!(e.contains(bad), "{e}");
+    }
+    Ok(())
+}
+
+#[test]
+fn launch_checks_and_plans_without_a_gpu() {
+    let dims = CacheDims { batch: 2, kv_heads: 8, capacity: 4096, head_dim: 128 };
+    let n = 2 * 8 * 4 * 128;
+    assert!(check_launch(dims, 4, n, n, 2, (4096, 1)).is_ok());
+    let e = check_launch(dims, 4, n, n, 2, (4097, 1)).unwrap_err().to_string();
+    assert!(e.contains("sequence 1") && e.contains("4097") && e.contains("4096 tokens"), "{e}");
+    let e = check_launch(dims, 4, n - 128, n, 2, (1, 0)).unwrap_err().to_string();
+    assert!(e.contains("q holds 8064") && e.contains("8192"), "{e}");
+    let e = check_launch(dims, 4, n, n + 1, 2, (1, 0)).unwrap_err().to_string();
+    assert!(e.contains("out holds 8193"), "{e}");
+    let e = check_launch(dims, 5, n, n, 2, (1, 0)).unwrap_err().to_string();
+    assert!(e.contains("5 query heads"), "{e}");
+    let e = check_launch(CacheDims { head_dim: 80, ..dims }, 4, n, n, 2, (1, 0)).unwrap_err().to_string();
+    assert!(e.contains("head_dim 80"), "{e}");
+    let e = check_launch(dims, 4, n, n, 3, (1, 0)).unwrap_err().to_string();
+    assert!(e.contains("3 lengths"), "{e}");
+    let e = check_launch(CacheDims { batch: 0, ..dims }, 4, 0, 0, 0, (0, 0)).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert_eq!(kernel_name(CacheElement::Int8 { key_group: 32 }, 64, 3), "ch07_decode_int8_d64_g3");
+
+    // Plans: at least two waves where the context allows, chunks a multiple of the quantum and
+    // at most MAX_CHUNK, and they cover the longest sequence.
+    for (planes, max_len, wave) in
+        [(128, 16_384, 264), (8, 262_144, 264), (128, 1024, 264), (3, 1, 264), (1, 0, 264)]
+    {
+        let plan = plan_splits(planes, max_len, wave);
+        assert!(plan.chunk.is_multiple_of(CHUNK_QUANTUM) && plan.chunk <= MAX_CHUNK, "{plan:?}");
+        assert!(plan.splits * plan.chunk >= max_len && plan.splits >= 1, "{plan:?}");
+        assert!((plan.splits - 1) * plan.chunk < max_len.max(1), "{plan:?}: a split with no token");
+        if max_len >= (2 * wave).div_ceil(planes) * CHUNK_QUANTUM {
+            assert!(planes * plan.splits >= 2 * wave, "{planes} planes, {max_len}: {plan:?}");
+        }
+    }
+}
+
+#[test]
+fn the_cache_layout_holds_the_quantised_tokens_and_poison_past_the_lengths() -> Result<()> {
+    let (_, k, v) = inputs(2, 3, 1, 40, 64, 9);
+    let lengths = [33u32, 0];
+    for element in elements() {
+        let qc = quantize_cache(element, k.view(), v.view(), &lengths)?;
+        let dims = qc.cache.dims;
+        for (side, t) in [(Side::Key, &qc.cache.k), (Side::Value, &qc.cache.v)] {
+            let lens = tensor_lens(element, side, dims)?;
+            assert_eq!(
+                (t.codes.len(), t.scales.len(), t.block_scales.len(), t.tensor_scales.len()),
+                (lens.codes, lens.scales, lens.block_scales, lens.tensor_scales),
+                "{element:?} {side:?}"
+            );
+        }
+        // Dequantised values: close to the inputs inside the lengths, zero past them.
+        let kr = &qc.k_read;
+        assert!(kr.slice(s![0, .., 33.., ..]).iter().all(|&x| x == 0.0));
+        assert!(kr.slice(s![1, .., .., ..]).iter().all(|&x| x == 0.0));
+        // Within each format's step: bf16's 2^-8 relative, INT8's half step of max/127, E4M3's
+        // 1/16 relative, NVFP4's half of the step 2 between 4 and 6 of a block scaled to max/6
+        // (its E4M3 block scale may round up or down by 1/16), all of the largest magnitude.
+        let kmax = k.slice(s![0, .., ..33, ..]).iter().fold(0f32, |m, &x| m.max(x.abs()));
+        let frac = match element {
+            CacheElement::Bf16 => 1.0 / 256.0,
+            CacheElement::Int8 { .. } => 1.0 / 254.0,
+            CacheElement::Fp8 => 1.0 / 16.0,
+            CacheElement::Nvfp4 => 0.25,
+        };
+        let err = (&kr.slice(s![0, .., ..33, ..]) - &k.slice(s![0, .., ..33, ..])).mapv(f32::abs);
+        let worst = err.iter().fold(0f32, |m, &e| m.max(e));
+        assert!(worst <= frac * kmax, "{element:?}: error {worst} over {frac} × {kmax}");
+        // Poison where a sequence ends: the codes of token 33 of plane 0.
+        let row = element.row_bytes(64);
+        let poison = &qc.cache.k.codes[33 * row..34 * row];
+        assert!(poison.iter().all(|&b| b != 0), "{element:?}: {poison:?}");
+        if element == CacheElement::Fp8 {
+            assert!(qc.cache.k.scales[33].is_nan() && qc.cache.v.scales[33].is_nan());
+        }
+    }
+    // A length past the capacity, K and V of different shapes, a zero key group.
+    let e = quantize_cache(CacheElement::Bf16, k.view(), v.view(), &[41, 0]).unwrap_err().to_string();
+    assert!(e.contains("sequence 0") && e.contains("41") && e.contains("40 tokens"), "{e}");
+    let e = quantize_cache(CacheElement::Bf16, k.view(), v.slice(s![.., ..2, .., ..]), &lengths).unwrap_err();
+    assert!(e.to_string().contains("[2, 2, 40, 64]"), "{e}");
+    assert!(quantize_cache(CacheElement::Int8 { key_group: 0 }, k.view(), v.view(), &lengths).is_err());
+    let e = quantize_cache(CacheElement::Bf16, k.view(), v.view(), &[1]).unwrap_err().to_string();
+    assert!(e.contains("[1]"), "{e}");
+    Ok(())
+}
+
+#[test]
+fn a_tiled_cache_repeats_its_first_plane() -> Result<()> {
+    let (_, k, v) = inputs(1, 1, 1, 64, 64, 3);
+    for element in CacheElement::all(32) {
+        let small = quantize_cache(element, k.view(), v.view(), &[64])?.cache;
+        let big = small.tiled(2, 3, 192)?;
+        assert_eq!(big.lengths, vec![192, 192]);
+        let row = element.row_bytes(64);
+        let plane = 192 * row;
+        // Plane 5, token 130 holds token 130 mod 64 = 2 of the template.
+        assert_eq!(
+            &big.k.codes[5 * plane + 130 * row..][..row],
+            &small.k.codes[2 * row..3 * row],
+            "{element:?}"
+        );
+        // INT8 tiles whole key groups: 100 tokens are not a multiple of 32.
+        assert_eq!(small.tiled(1, 1, 100).is_err(), element.key_group() == 32, "{element:?}");
+    }
+    let partial = quantize_cache(CacheElement::Fp8, k.view(), v.view(), &[10])?.cache;
+    assert!(partial.tiled(1, 1, 64).is_err(), "the template must be full");
+    Ok(())
+}
