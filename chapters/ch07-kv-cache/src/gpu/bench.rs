@@ -19,13 +19,14 @@
 //! in NVFP4: a few MB) fit in the H100's 50 MB L2 and measure it rather than HBM.
 //! Timing: CUDA events, [`WARMUP`] untimed launches, the median of `repeats`.
 
-use super::cache::{CacheDims, CacheElement, quantize_cache};
+use super::cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, quantize_cache};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 use super::launch::DecodeAttention;
 use attn_support::Result;
 use attn_support::data::randn;
 use attn_support::error::DriverContext;
 use attn_support::gpu::Gpu;
+use attn_support::plot::{Chart, Line, Scale};
 use attn_support::timing::{Timing, gpu_time};
 
 /// Header of the benchmark CSV (`xtask/baselines/torch_decode.py` writes the same columns):
@@ -226,4 +227,35 @@ pub fn run_decode_benchmark(gpu: &Gpu, key_group: usize, repeats: usize) -> Resu
         rows.extend(bench_model(gpu, model, &points, key_group, repeats)?);
     }
     Ok(rows)
+}
+
+/// KV-read bandwidth against context length at batch 16 for one model: a line per element
+/// type, the copy's bandwidth dashed.
+pub fn bandwidth_figure(rows: &[BenchRow], model: BenchModel) -> Result<Chart> {
+    let mut lines = Vec::new();
+    for element in CacheElement::all(DEFAULT_KEY_GROUP) {
+        let points: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| r.model == model && r.impl_name == "ch07_decode" && r.dtype == element.name())
+            .filter(|r| r.point.batch == CACHE_BATCH)
+            .map(|r| (r.point.context as f64, r.gbps()))
+            .collect();
+        lines.push(Line::solid(element.name(), points));
+    }
+    if let Some(copy) = rows.iter().find(|r| r.model == model && r.impl_name == "copy") {
+        let contexts = (1024.0, CACHE_CONTEXT as f64);
+        lines.push(Line::dashed("device copy", vec![(contexts.0, copy.gbps()), (contexts.1, copy.gbps())]));
+    }
+    Ok(Chart {
+        x_scale: Scale::Log2,
+        lines,
+        ..Chart::new(
+            format!(
+                "decode attention, {} ({} q / {} KV heads, d = {}), batch {CACHE_BATCH}",
+                model.name, model.q_heads, model.kv_heads, model.head_dim
+            ),
+            "context (tokens)",
+            "KV bytes read per second (GB/s)",
+        )
+    })
 }

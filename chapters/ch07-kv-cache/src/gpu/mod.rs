@@ -14,12 +14,14 @@
 //! - [`device`]: the cache, lengths and scratch space on the device;
 //! - [`launch`]: the launch checks, the split plan and the launch;
 //! - [`reference`]: the f64 CPU reference the tests compare with;
-//! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`).
+//! - [`check`]: the `ch07` binary's check against the CPU;
+//! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`) and its figure.
 //!
 //! [`decode_attention_gpu`] does it all for host arrays.
 
 pub mod bench;
 pub mod cache;
+pub mod check;
 pub mod device;
 pub mod launch;
 pub mod reference;
