@@ -11,11 +11,11 @@
 #   2. every test binary in tests/ with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
 #   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 and ch03 also
 #      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536); then
-#      ch05's three benchmarks (softmax, qkv, epilogue) and ch06's RoPE benchmark into
-#      OUTDIR/ch05/ and OUTDIR/ch06/
+#      ch05's three benchmarks (softmax, qkv, epilogue), ch06's RoPE benchmark and ch07's decode
+#      benchmark into OUTDIR/ch05/, OUTDIR/ch06/ and OUTDIR/ch07/
 #   4. PyTorch SDPA on the benchmark shapes of ch02–ch04 (MATH and EFFICIENT, float32) and of
 #      ch12 (FLASH, EFFICIENT and CUDNN, bfloat16); ch12's SASS check; the peers of ch05
-#      (torch_softmax.py, torch_qkv.py) and ch06 (torch_rope.py), and ch06's Hugging Face
+#      (torch_softmax.py, torch_qkv.py), ch06 (torch_rope.py) and ch07 (torch_decode.py), and ch06's Hugging Face
 #      fixtures (chapters/ch06-rope/fixtures/make_hf_fixtures.py into OUTDIR/ch06/fixtures)
 #   5. Nsight Compute (ncu): chapter 4's Fused kernel on ncu_fused_shapes.txt (DRAM and L2
 #      traffic, occupancy and its limits) into OUTDIR/ncu/, the DRAM bytes of every kernel
@@ -264,6 +264,13 @@ if wanted main; then
         mkdir -p "$OUTDIR/ch06"
         step bench-rope-ch06 "$BUNDLE/bin/ch06" --bench-gpu --csv "$OUTDIR/ch06/ch06_rope.csv"
     fi
+    # Chapter 7's decode attention over bf16, INT8, FP8 and NVFP4 caches; its bandwidth figures go
+    # beside the binary's other figures.
+    if selected ch07 && [[ -x "$BUNDLE/bin/ch07" ]]; then
+        mkdir -p "$OUTDIR/ch07" "$OUTDIR/figures/ch07"
+        step bench-decode-ch07 "$BUNDLE/bin/ch07" --bench-decode --out "$OUTDIR/figures/ch07" \
+            --csv "$OUTDIR/ch07/ch07_decode.csv"
+    fi
 
     echo "== 4. PyTorch baselines"
     if ! python3 -c 'import torch' 2>/dev/null && [[ "$DRY_RUN" != 1 ]]; then
@@ -302,6 +309,12 @@ if wanted main; then
             # transformers' RoPE scalings and T5's buckets: the fixtures of chapter 6's tests
             # (commit them into chapters/ch06-rope/fixtures/).
             step hf-fixtures-ch06 python3 "$PWD/chapters/ch06-rope/fixtures/make_hf_fixtures.py" "$OUTDIR/ch06/fixtures"
+        fi
+        # Chapter 7's peer: SDPA at decode (q length 1, enable_gqa) on a contiguous bf16 cache of
+        # the same shapes, cuDNN and FLASH.
+        if selected ch07; then
+            mkdir -p "$OUTDIR/ch07"
+            step torch-decode-ch07 python3 "$BUNDLE/baselines/torch_decode.py" --csv "$OUTDIR/ch07/torch_decode.csv"
         fi
     fi
     if selected ch12 && have nvcc && have cuobjdump; then
@@ -437,14 +450,14 @@ python3 "$BUNDLE/summary.py" "$OUTDIR" "$TOTAL" > "$OUTDIR/summary.md" \
     || { echo "summary.py failed; the steps:"; cat "$STEPS" > "$OUTDIR/summary.md"; FAILED=1; }
 (
     cd "$OUTDIR" && shopt -s nullglob && extra=(./*.csv ./*.json)
-    for dir in ch05 ch06 ch12 ncu; do [[ -d $dir ]] && extra+=("./$dir"); done
+    for dir in ch05 ch06 ch07 ch12 ncu; do [[ -d $dir ]] && extra+=("./$dir"); done
     tar -czf results.tar.gz logs figures summary.md "${extra[@]}"
 )
 if [[ "$PACK_ONLY" == 1 ]]; then
     # The device tool copies back at most 8 files: keep summary.md and the tarball (which holds
     # the CSVs too).
     rm -rf "$OUTDIR/logs" "$OUTDIR/figures" "$OUTDIR"/*.csv "$OUTDIR"/*.json "$OUTDIR/ch05" "$OUTDIR/ch06" \
-        "$OUTDIR/ch12" "$OUTDIR/ncu"
+        "$OUTDIR/ch07" "$OUTDIR/ch12" "$OUTDIR/ncu"
 fi
 cat "$OUTDIR/summary.md"
 echo "results: $OUTDIR (summary.md, results.tar.gz); total ${TOTAL} s"

@@ -7,7 +7,7 @@ Reads OUTDIR/logs/steps.tsv (name, status, seconds, log), OUTDIR/logs/device-inf
 OUTDIR/logs/notes.txt, every OUTDIR/*.csv with the benchmark columns
 impl,batch,heads,seq,head_dim,causal,median_ms,tflops, and the Nsight Compute results
 (OUTDIR/ncu/ch04_fused_ncu.csv, OUTDIR/ch12/ch12_roofline_dram.csv), and the benchmark CSVs
-and kernel tables of chapters 5 and 6 (OUTDIR/ch05, OUTDIR/ch06).
+and kernel tables of chapters 5, 6 and 7 (OUTDIR/ch05, OUTDIR/ch06, OUTDIR/ch07).
 """
 
 import csv
@@ -145,11 +145,11 @@ def roofline_dram(outdir):
 
 
 def bandwidth_tables(outdir):
-    """Chapters 5 and 6: each benchmark CSV of OUTDIR/ch05 and OUTDIR/ch06 (columns impl, dtype,
-    the shape, median_ms, modelled_bytes, gbps, copy_fraction, or the QKV benchmark's own) as
-    one Markdown table, and the kernel tables of OUTDIR/ch05/ncu."""
+    """Chapters 5, 6 and 7: each benchmark CSV of OUTDIR/ch05, OUTDIR/ch06 and OUTDIR/ch07
+    (columns impl, dtype, the shape, median_ms, modelled_bytes or kv_bytes, gbps, copy_fraction,
+    or the QKV benchmark's own) as one Markdown table, and the kernel tables of OUTDIR/ch05/ncu."""
     out = []
-    for chapter in ("ch05", "ch06"):
+    for chapter in ("ch05", "ch06", "ch07"):
         for path in sorted((outdir / chapter).glob("*.csv")):
             with open(path, newline="") as f:
                 rows = list(csv.reader(f))

@@ -400,4 +400,32 @@ mod tests {
         assert!(!steps.iter().any(|s| s.contains("ch04") || s.contains("ch12")), "{steps:?}");
         std::fs::remove_dir_all(&bundle).ok();
     }
+
+    #[test]
+    fn run_sh_runs_chapter_7_tests_benchmark_peer_and_sanitizers() {
+        let bundle = stand_in_bundle("ch07");
+        let stub = std::fs::read(bundle.join("bin/ch04")).unwrap();
+        // The GPU test target is `decode_gpu`, so that step 7's `tests/*gpu` glob takes it.
+        for exe in ["bin/ch07", "tests/ch07-kv-cache--decode_gpu", "tests/ch07-kv-cache--quant_int8"] {
+            std::fs::write(bundle.join(exe), &stub).unwrap();
+            Command::new("chmod").arg("+x").arg(bundle.join(exe)).status().unwrap();
+        }
+        let steps = dry_run_steps(&bundle, &[("ATTN_CHAPTERS", "ch07")]).unwrap();
+        for name in [
+            "test-ch07-kv-cache--decode_gpu",
+            "test-ch07-kv-cache--quant_int8",
+            "bin-ch07",
+            "bench-decode-ch07",
+            "torch-decode-ch07",
+            "memcheck-ch07-kv-cache--decode_gpu-a",
+            "racecheck-ch07-kv-cache--decode_gpu-b",
+        ] {
+            assert!(steps.contains(&name.to_string()), "{name} missing from {steps:?}");
+        }
+        assert!(!steps.iter().any(|s| s.contains("memcheck-ch07-kv-cache--quant")), "{steps:?}");
+        assert!(!steps.iter().any(|s| s.contains("ch04") || s.contains("ch12")), "{steps:?}");
+        let bench = std::fs::read_to_string(bundle.join("out/logs/bench-decode-ch07.log")).unwrap();
+        assert!(bench.contains("--bench-decode") && bench.contains("ch07/ch07_decode.csv"), "{bench}");
+        std::fs::remove_dir_all(&bundle).ok();
+    }
 }
