@@ -18,12 +18,14 @@ pub mod error;
 pub mod files;
 pub mod gguf;
 pub mod llama;
+pub mod load;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
 pub use files::{MODEL_FILE_NAME, model_path, model_path_or_skip, model_required};
 pub use gguf::GgufFile;
 pub use llama::{DenseKvCache, GqaSdpa, KvCache, Llama, LlamaConfig, LlamaWeights, Sampler};
+pub use load::{EVAL_TEXT, load_smollm2};
 pub use tokenizer::ChatTokenizer;
 
 pub use attn_support;

@@ -11,6 +11,7 @@ pub mod caches;
 pub mod calibration;
 pub mod gpu;
 pub mod memory;
+pub mod quality;
 pub mod quant;
 
 pub use attn_model;

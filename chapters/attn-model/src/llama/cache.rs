@@ -25,6 +25,9 @@ pub trait KvCache {
     fn keys_values(&self, layer: usize) -> Result<(CowArray<'_, f32, Ix3>, CowArray<'_, f32, Ix3>)>;
     /// The position the next token gets: the tokens seen by the last layer.
     fn next_position(&self) -> usize;
+    /// Bytes the cache holds now for its keys and values (encoded sizes, metadata included),
+    /// all layers: the memory a cache of this design costs.
+    fn bytes_used(&self) -> f64;
     /// Whether the cache wants to see the attention weights of each call (an eviction policy
     /// such as H2O ranks tokens by them); computing them costs a second pass, so only on demand.
     fn wants_attention_weights(&self) -> bool {
@@ -66,11 +69,6 @@ impl DenseKvCache {
         self.keys.first().map_or(0, |k| k.dim().1)
     }
 
-    /// Bytes held for the tokens stored so far (f32), all layers, K and V.
-    pub fn bytes_used(&self) -> usize {
-        self.keys.iter().zip(&self.len).map(|(k, &n)| 2 * k.dim().0 * n * k.dim().2 * 4).sum()
-    }
-
     fn layer(&self, layer: usize) -> Result<()> {
         if layer >= self.keys.len() {
             return Err(Error::Cache(format!("layer {layer} of a cache of {} layers", self.keys.len())));
@@ -108,6 +106,12 @@ impl KvCache for DenseKvCache {
 
     fn next_position(&self) -> usize {
         self.len.last().copied().unwrap_or(0)
+    }
+
+    /// The tokens stored so far at 4 bytes (the preallocated rest is not counted: chapter 7
+    /// compares what each design must hold).
+    fn bytes_used(&self) -> f64 {
+        self.keys.iter().zip(&self.len).map(|(k, &n)| (2 * k.dim().0 * n * k.dim().2 * 4) as f64).sum()
     }
 }
 

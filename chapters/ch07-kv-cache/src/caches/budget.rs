@@ -29,6 +29,9 @@ impl KvCache for AttentionProfile {
     fn next_position(&self) -> usize {
         self.inner.next_position()
     }
+    fn bytes_used(&self) -> f64 {
+        self.inner.bytes_used()
+    }
     fn wants_attention_weights(&self) -> bool {
         true
     }

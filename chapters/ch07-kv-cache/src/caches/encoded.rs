@@ -142,9 +142,9 @@ impl<C: KvCodec> EncodedKvCache<C> {
         &self.codec
     }
 
-    /// Bytes the cache holds now, all layers: the encoded groups at the encoding's bits per
-    /// element (scales included), the f32 tail at 4 bytes.
-    pub fn bytes_used(&self) -> f64 {
+    /// The encoded groups at the codec's bits per element (scales included), the f32 tail at
+    /// 4 bytes, all layers.
+    fn encoded_bytes(&self) -> f64 {
         let d = self.head_dim;
         let (k_bits, v_bits) = self.codec.bits_per_element(d);
         self.layers
@@ -211,5 +211,9 @@ impl<C: KvCodec> KvCache for EncodedKvCache<C> {
 
     fn next_position(&self) -> usize {
         self.layers.last().map_or(0, |l| l.len)
+    }
+
+    fn bytes_used(&self) -> f64 {
+        self.encoded_bytes()
     }
 }

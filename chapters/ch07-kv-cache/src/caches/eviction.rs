@@ -106,11 +106,6 @@ impl EvictingKvCache {
         &self.layers[layer][head].positions
     }
 
-    /// f32 bytes held now, all layers, K and V.
-    pub fn bytes_used(&self) -> usize {
-        self.layers.iter().flatten().map(|h| (h.keys.len() + h.values.len()) * 4).sum()
-    }
-
     fn evict(&mut self, layer: usize) {
         let d = self.head_dim;
         let policy = self.policy[layer];
@@ -176,6 +171,11 @@ impl KvCache for EvictingKvCache {
 
     fn next_position(&self) -> usize {
         self.seen.last().copied().unwrap_or(0)
+    }
+
+    /// The kept tokens at 4 bytes (f32).
+    fn bytes_used(&self) -> f64 {
+        self.layers.iter().flatten().map(|h| ((h.keys.len() + h.values.len()) * 4) as f64).sum()
     }
 
     fn wants_attention_weights(&self) -> bool {

@@ -147,4 +147,9 @@ impl KvCache for GrowingKvCache {
     fn next_position(&self) -> usize {
         self.layers.last().map_or(0, |l| l.len)
     }
+
+    /// What is allocated (the capacity), not what is filled: the memory the policy costs.
+    fn bytes_used(&self) -> f64 {
+        self.bytes_allocated() as f64
+    }
 }
