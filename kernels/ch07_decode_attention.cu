@@ -44,6 +44,8 @@
 // at chunk_start + it·NG·U + j·U, so that a warp reads consecutive token rows. Loads: 16 bytes per
 // lane per row (two 16-byte loads for bf16, one for INT8/FP8; 8 bytes, 16 codes, for NVFP4,
 // whose 16-byte load would hold 32 elements and double the registers of q and the accumulator).
+// An iteration issues all its loads first — the U rows of K and V, their per-token or block
+// scales, INT8's key scales when the key group changes — so that they are in flight together.
 // Per token: the lane's 16-element partial dot products with its G query heads (q already
 // scaled by log2(e)/√d), summed over the lane group with xor shuffles (every lane ends with the
 // same sum), then the online softmax of chapter 3 in base 2 — running max m, sum l, unnormalised
@@ -207,7 +209,8 @@ struct Plane {
 };
 
 // The factor a token's partial dot product (K) or softmax weight (V) is multiplied by: its
-// per-token scale (FP8 × 2^8, INT8 V), its block's scale (NVFP4), or 1.
+// per-token scale (FP8 × 2^8), its block's scale (NVFP4), or 1 (bf16; INT8, whose K scales are
+// per channel and whose V scale the caller reads).
 template <int ELEM>
 __device__ __forceinline__ float token_factor(const float *__restrict__ scales, const unsigned char *__restrict__ blocks,
                                               float tensor, int t, int sub, int blocks_per_row) {
@@ -217,6 +220,18 @@ __device__ __forceinline__ float token_factor(const float *__restrict__ scales, 
         return e4m3_to_f32_scaled(__ldg(blocks + (long long)t * blocks_per_row + sub)) * tensor;
     } else {
         return 1.0f;
+    }
+}
+
+// INT8 K: the lane's 16 per-channel scales of one key group.
+__device__ __forceinline__ void load_key_scales(const float *__restrict__ src, float (&sigma)[EPL]) {
+#pragma unroll
+    for (int i = 0; i < EPL / 4; ++i) {
+        const float4 v = __ldg(reinterpret_cast<const float4 *>(src) + i);
+        sigma[4 * i] = v.x;
+        sigma[4 * i + 1] = v.y;
+        sigma[4 * i + 2] = v.z;
+        sigma[4 * i + 3] = v.w;
     }
 }
 
@@ -304,15 +319,36 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
     const int iterations = (t1 - t0 + NG * U - 1) / (NG * U);
     for (int it = 0; it < iterations; ++it) {
         const int first = t0 + (it * NG + group) * U;
+        // Every load of the iteration first — rows, per-token and block scales, INT8's key
+        // scales — so that they are in flight together.
         Row<ELEM> kr[U], vr[U];
+        float k_factor[U], v_factor[U];  // the scale each token's dot product / weight takes
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            if (first + u < t1) {
-                load_row<ELEM>(p.k + (long long)(first + u) * ROW_BYTES, kr[u]);
-                load_row<ELEM>(p.v + (long long)(first + u) * ROW_BYTES, vr[u]);
+            const int t = first + u;
+            if (t < t1) {
+                load_row<ELEM>(p.k + (long long)t * ROW_BYTES, kr[u]);
+                load_row<ELEM>(p.v + (long long)t * ROW_BYTES, vr[u]);
+                k_factor[u] = token_factor<ELEM>(p.k_scales, p.k_blocks, p.k_tensor, t, sub, BLOCKS_PER_ROW);
+                v_factor[u] = ELEM == INT8 ? __ldg(p.v_scales + t)
+                                           : token_factor<ELEM>(p.v_scales, p.v_blocks, p.v_tensor, t, sub, BLOCKS_PER_ROW);
             } else {
                 clear_row<ELEM>(kr[u]);
                 clear_row<ELEM>(vr[u]);
+                k_factor[u] = 0.0f;
+                v_factor[u] = 0.0f;
+            }
+        }
+        // INT8 K: the key group of the first token, and where in it the iteration starts (one
+        // division per iteration; a later token of the U crosses into the next group only when
+        // rem + u reaches the key group).
+        int group_first = 0, rem = 0;
+        if constexpr (ELEM == INT8) {
+            group_first = first / key_group;
+            rem = first - group_first * key_group;
+            if (first < t1 && group_first != sigma_group) {
+                load_key_scales(p.k_scales + (long long)group_first * D, k_sigma);
+                sigma_group = group_first;
             }
         }
 
@@ -325,30 +361,22 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
             float x[EPL];
             decode_row<ELEM>(kr[u], x);
             if constexpr (ELEM == INT8) {
-                const int kg = t / key_group;
-                if (valid && kg != sigma_group) {
-                    const float4 *src = reinterpret_cast<const float4 *>(p.k_scales + (long long)kg * D);
-#pragma unroll
-                    for (int i = 0; i < EPL / 4; ++i) {
-                        const float4 v = __ldg(src + i);
-                        k_sigma[4 * i] = v.x;
-                        k_sigma[4 * i + 1] = v.y;
-                        k_sigma[4 * i + 2] = v.z;
-                        k_sigma[4 * i + 3] = v.w;
+                if (valid && rem + u >= key_group) {
+                    const int kg = t / key_group;
+                    if (kg != sigma_group) {
+                        load_key_scales(p.k_scales + (long long)kg * D, k_sigma);
+                        sigma_group = kg;
                     }
-                    sigma_group = kg;
                 }
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) x[e] *= k_sigma[e];
             }
-            const float factor = valid ? token_factor<ELEM>(p.k_scales, p.k_blocks, p.k_tensor, t, sub, BLOCKS_PER_ROW)
-                                       : 0.0f;
 #pragma unroll
             for (int g = 0; g < G; ++g) {
                 float dot = 0.0f;
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) dot = fmaf(qr[g][e], x[e], dot);
-                if constexpr (ELEM == FP8 || ELEM == NVFP4) dot *= factor;
+                if constexpr (ELEM == FP8 || ELEM == NVFP4) dot *= k_factor[u];
 #pragma unroll
                 for (int off = LPT / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
                 s[u][g] = valid ? dot : neg_inf();
@@ -380,17 +408,12 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
         // acc += Σ_u w_u · v_u, the V scale folded into the weight.
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            const int t = first + u;
-            const bool valid = t < t1;
             float x[EPL];
             decode_row<ELEM>(vr[u], x);
-            float factor = 1.0f;
-            if constexpr (ELEM == INT8) factor = valid ? __ldg(p.v_scales + t) : 0.0f;
-            if constexpr (ELEM == FP8 || ELEM == NVFP4)
-                factor = valid ? token_factor<ELEM>(p.v_scales, p.v_blocks, p.v_tensor, t, sub, BLOCKS_PER_ROW) : 0.0f;
 #pragma unroll
             for (int g = 0; g < G; ++g) {
-                const float wv = w[u][g] * factor;
+                // bf16 (factor 1) still multiplies: masked tokens have weight 0 either way.
+                const float wv = w[u][g] * v_factor[u];
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) acc[g][e] = fmaf(wv, x[e], acc[g][e]);
             }
@@ -459,22 +482,29 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
     }
 }
 
+// Registers: q and the accumulator take 2 · 16 · G per thread. Left to ptxas (the plain
+// __launch_bounds__), G = 4 takes 209–252 (2 blocks, 8 warps per SM), G = 3 160–225 (3 or 2),
+// G = 2 124–164, all without spills (ptxas 13, sm_90); for G = 1 it chose 72 and spilled (NVFP4, d = 64), so G = 1 is
+// asked to fit 4 blocks per SM (≤ 128 registers), which it does without spilling.
+#define BOUNDS_G1 __launch_bounds__(DECODE_THREADS, 4)
+#define BOUNDS_G __launch_bounds__(DECODE_THREADS)
+
 // One extern "C" entry per (element, head dim, group): ch07_decode_<elem>_d<D>_g<G>.
-#define DECODE_ENTRY(NAME, ELEM, D, G)                                                                               \
-    extern "C" __global__ void __launch_bounds__(DECODE_THREADS)                                                     \
-        NAME(const float *q, const unsigned char *k_codes, const unsigned char *v_codes, const float *k_scales,      \
-             const float *v_scales, const unsigned char *k_blocks, const unsigned char *v_blocks,                    \
-             const float *k_tensor, const float *v_tensor, const unsigned *lengths, float *part_acc, float *part_ml, \
-             float *out, int kv_heads, int capacity, int chunk, int key_group, float qk_scale) {                     \
+#define DECODE_ENTRY(NAME, ELEM, D, G, BOUNDS)                                                                       \
+    extern "C" __global__ void BOUNDS NAME(                                                                          \
+        const float *q, const unsigned char *k_codes, const unsigned char *v_codes, const float *k_scales,           \
+        const float *v_scales, const unsigned char *k_blocks, const unsigned char *v_blocks, const float *k_tensor,  \
+        const float *v_tensor, const unsigned *lengths, float *part_acc, float *part_ml, float *out, int kv_heads,    \
+        int capacity, int chunk, int key_group, float qk_scale) {                                                    \
         decode_split<ELEM, D, G>(q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor, v_tensor,   \
                                  lengths, part_acc, part_ml, out, kv_heads, capacity, chunk, key_group, qk_scale);   \
     }
 
-#define DECODE_GROUPS(ENAME, ELEM, D)                  \
-    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g1, ELEM, D, 1) \
-    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g2, ELEM, D, 2) \
-    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g3, ELEM, D, 3) \
-    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g4, ELEM, D, 4)
+#define DECODE_GROUPS(ENAME, ELEM, D)                                    \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g1, ELEM, D, 1, BOUNDS_G1) \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g2, ELEM, D, 2, BOUNDS_G)  \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g3, ELEM, D, 3, BOUNDS_G)  \
+    DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g4, ELEM, D, 4, BOUNDS_G)
 
 #define DECODE_DIMS(ENAME, ELEM)   \
     DECODE_GROUPS(ENAME, ELEM, 64) \
