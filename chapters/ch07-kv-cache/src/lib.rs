@@ -9,10 +9,14 @@
 
 pub mod caches;
 pub mod calibration;
+pub mod experiments;
+pub mod figures;
 pub mod gpu;
 pub mod memory;
+pub mod prelude;
 pub mod quality;
 pub mod quant;
+pub mod speed;
 
 pub use attn_model;
 pub use attn_support::{self, ndarray};

@@ -1,0 +1,143 @@
+//! The chapter's measurements on the real model, as the binary and the notebook run them: the
+//! memory table, K's outlier channels, the low-rank error curves, and the recorded CSVs read
+//! back for the figures.
+
+use crate::caches::low_rank::{LowRankCodec, held_out_error, mean_residual_energy};
+use crate::calibration::{channel_absmax, outlier_ratio, record_kv};
+use crate::memory::{MODELS, human_bytes};
+use crate::quality::QualityRow;
+use crate::quant::KvEncoding;
+use crate::quant::fp4::Fp4Format;
+use crate::speed::TokenTime;
+use attn_model::{Llama, Result};
+use attn_support::csv::Table;
+use attn_support::ndarray::{Array1, Array2};
+use attn_support::report::TextTable;
+use std::path::Path;
+
+/// The cache of one sequence for each model at 4 k, 32 k and 128 k tokens in bf16, and at 128 k
+/// in INT8 and NVFP4.
+pub fn memory_table() -> TextTable {
+    let int8 = KvEncoding::Int8 { key_tokens_per_scale: 32 };
+    let fp4 = KvEncoding::Fp4(Fp4Format::Nvfp4);
+    let mut table = TextTable::new(&[
+        ("model", 0),
+        ("layers × KV heads × d", 0),
+        ("per token (bf16)", 0),
+        ("4 k", 0),
+        ("32 k", 0),
+        ("128 k", 0),
+        ("128 k INT8", 0),
+        ("128 k NVFP4", 0),
+    ])
+    .left_aligned(0);
+    for m in MODELS {
+        let at = |tokens: usize, bits: f64| human_bytes(m.bytes(1, tokens, bits));
+        table.push([
+            m.name.to_string(),
+            format!("{} × {} × {}", m.layers, m.kv_heads, m.head_dim),
+            human_bytes(m.bytes_per_token(16.0)),
+            at(4096, 16.0),
+            at(32_768, 16.0),
+            at(131_072, 16.0),
+            at(131_072, int8.bits_per_element(m.head_dim)),
+            at(131_072, fp4.bits_per_element(m.head_dim)),
+        ]);
+    }
+    table
+}
+
+/// The real keys' and values' per-channel magnitudes for KV head `head`: `(layers, d)` each,
+/// and per layer the largest channel over the median one (K, V).
+pub struct ChannelMagnitudes {
+    pub keys: Array2<f32>,
+    pub values: Array2<f32>,
+    pub key_outliers: Array1<f32>,
+    pub value_outliers: Array1<f32>,
+}
+
+pub fn channel_magnitudes(model: &Llama, ids: &[u32], head: usize) -> Result<ChannelMagnitudes> {
+    let kv = record_kv(model, ids)?;
+    let d = model.config().head_dim;
+    let mut keys = Array2::zeros((kv.len(), d));
+    let mut values = Array2::zeros((kv.len(), d));
+    let (mut key_outliers, mut value_outliers) = (Vec::new(), Vec::new());
+    for (l, (k, v)) in kv.iter().enumerate() {
+        let (ka, va) = (channel_absmax(k), channel_absmax(v));
+        keys.row_mut(l).assign(&ka.row(head));
+        values.row_mut(l).assign(&va.row(head));
+        // The worst head of the layer.
+        key_outliers.push(outlier_ratio(&ka).fold(0.0f32, |m, &r| m.max(r)));
+        value_outliers.push(outlier_ratio(&va).fold(0.0f32, |m, &r| m.max(r)));
+    }
+    Ok(ChannelMagnitudes {
+        keys,
+        values,
+        key_outliers: key_outliers.into(),
+        value_outliers: value_outliers.into(),
+    })
+}
+
+/// The low-rank error curves: energy left out on the calibration text, and the error on
+/// held-out text, for K and V, means over layers and heads, at ranks 0…d.
+pub fn low_rank_curves(
+    model: &Llama,
+    calibration: &[u32],
+    held_out: &[u32],
+) -> Result<Vec<(String, Vec<(f64, f64)>)>> {
+    let fit = record_kv(model, calibration)?;
+    let test = record_kv(model, held_out)?;
+    let codec = LowRankCodec::fit(&fit, 1, 1)?;
+    let d = model.config().head_dim;
+    let points = |errors: Vec<f64>| {
+        errors.into_iter().enumerate().filter(|(r, _)| *r > 0).map(|(r, e)| (r as f64, e)).collect()
+    };
+    let held = |bases: &[Vec<crate::caches::low_rank::HeadBasis>], key: bool| -> Vec<f64> {
+        (0..=d)
+            .map(|r| {
+                let per_layer =
+                    bases.iter().zip(&test).map(|(b, (k, v))| held_out_error(b, if key { k } else { v }, r));
+                per_layer.sum::<f64>() / bases.len() as f64
+            })
+            .collect()
+    };
+    Ok(vec![
+        ("K, calibration (energy left out)".into(), points(mean_residual_energy(&codec.keys))),
+        ("K, held-out text".into(), points(held(&codec.keys, true))),
+        ("V, calibration (energy left out)".into(), points(mean_residual_energy(&codec.values))),
+        ("V, held-out text".into(), points(held(&codec.values, false))),
+    ])
+}
+
+/// Quality rows read back from a CSV the binary wrote (`QualityRow::CSV_HEADER`).
+pub fn read_quality(path: impl AsRef<Path>) -> attn_support::Result<Vec<QualityRow>> {
+    let table = Table::read(path)?;
+    table
+        .rows()
+        .map(|r| {
+            Ok(QualityRow {
+                name: r.text("cache")?.to_string(),
+                relative_bytes: r.get("relative_bytes")?,
+                perplexity: r.get("perplexity")?,
+                agreeing_prefix: r.get("agreeing_prefix")?,
+                agreeing_steps: r.get("agreeing_steps")?,
+                generated: r.get("generated")?,
+            })
+        })
+        .collect()
+}
+
+/// Token times read back from a CSV the binary wrote (`TokenTime::CSV_HEADER`).
+pub fn read_token_times(path: impl AsRef<Path>) -> attn_support::Result<Vec<TokenTime>> {
+    let table = Table::read(path)?;
+    table
+        .rows()
+        .map(|r| {
+            Ok(TokenTime {
+                position: r.get("position")?,
+                without_cache: r.get::<f64>("without_cache_ms")? / 1e3,
+                with_cache: r.get::<f64>("with_cache_ms")? / 1e3,
+            })
+        })
+        .collect()
+}

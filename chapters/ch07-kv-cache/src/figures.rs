@@ -1,0 +1,196 @@
+//! Chapter 7's figures: memory against sequence length per cache, the quality–memory Pareto
+//! front on the real model, time per token with and without a cache, the per-channel
+//! magnitudes of the real keys and values, and the low-rank error against rank. The binary
+//! saves each (`plot::save`); the notebook shows them inline (`plot::show`).
+
+use crate::caches::growing::{GrowingKvCache, Growth};
+use crate::quality::QualityRow;
+use crate::quant::KvEncoding;
+use crate::speed::TokenTime;
+use attn_model::{KvCache, LlamaConfig};
+use attn_support::ndarray::{Array2, Array3};
+use attn_support::plot::{Chart, Line, Panels, Scale};
+use attn_support::plotters::prelude::SeriesLabelPosition;
+use attn_support::{Error, Result};
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// Memory of one sequence's cache against its length for `config`, in MiB: the encodings by
+/// their bits per element, a window and H2O (flat past their budget), and the growth policies
+/// as measured by appending to a [`GrowingKvCache`] (steps: the capacity, not the length).
+pub fn memory_figure(config: &LlamaConfig, max_tokens: usize) -> Result<Chart> {
+    let per_token_elements = (2 * config.n_layers * config.kv_dim()) as f64;
+    let steps: Vec<usize> = (0..=64).map(|i| i * max_tokens / 64).collect();
+    let encoded = |name: String, bits: f64| {
+        Line::solid(
+            name,
+            steps.iter().map(|&t| (t as f64, t as f64 * per_token_elements * bits / 8.0 / MIB)).collect(),
+        )
+    };
+    let mut lines = Vec::new();
+    for e in [
+        KvEncoding::F32,
+        KvEncoding::Bf16,
+        KvEncoding::Int8 { key_tokens_per_scale: 32 },
+        KvEncoding::Fp4(crate::quant::fp4::Fp4Format::Nvfp4),
+    ] {
+        lines.push(encoded(e.name(), e.bits_per_element(config.head_dim)));
+    }
+    let budget = 256;
+    lines.push(Line::solid(
+        format!("window / H2O of {budget} (f32)"),
+        steps.iter().map(|&t| (t as f64, t.min(budget) as f64 * per_token_elements * 4.0 / MIB)).collect(),
+    ));
+    for growth in [Growth::Chunks { chunk: 1024 }, Growth::Doubling { initial: 256 }] {
+        lines
+            .push(Line::dashed(format!("f32, {}", growth.name()), growth_steps(config, growth, max_tokens)?));
+    }
+    Ok(Chart {
+        lines,
+        legend: SeriesLabelPosition::UpperLeft,
+        ..Chart::new(
+            format!(
+                "KV cache of one sequence, {} layers × {} KV heads × d {}",
+                config.n_layers, config.n_kv_heads, config.head_dim
+            ),
+            "tokens in the cache",
+            "MiB",
+        )
+    })
+}
+
+/// The allocated MiB of a growing cache after each appended token (one layer measured, times
+/// the layers: every layer grows alike).
+fn growth_steps(config: &LlamaConfig, growth: Growth, max_tokens: usize) -> Result<Vec<(f64, f64)>> {
+    let one_layer = LlamaConfig { n_layers: 1, ..config.clone() };
+    let mut cache = GrowingKvCache::new(&one_layer, growth).map_err(model_err)?;
+    let token = Array3::<f32>::zeros((config.n_kv_heads, 1, config.head_dim));
+    let mut points = vec![(0.0, 0.0)];
+    for t in 1..=max_tokens {
+        let before = cache.bytes_used();
+        cache.append(0, token.view(), token.view()).map_err(model_err)?;
+        let after = cache.bytes_used();
+        if after != before {
+            // A vertical step: the old capacity up to here, then the new one.
+            points.push(((t - 1) as f64, before * config.n_layers as f64 / MIB));
+            points.push(((t - 1) as f64, after * config.n_layers as f64 / MIB));
+        }
+    }
+    points.push((max_tokens as f64, cache.bytes_used() * config.n_layers as f64 / MIB));
+    Ok(points)
+}
+
+fn model_err(e: attn_model::Error) -> Error {
+    Error::InvalidArgument(e.to_string())
+}
+
+/// The family a cache row belongs to (one line each in the Pareto figure).
+fn family(name: &str) -> &'static str {
+    if name.starts_with("low rank") {
+        "low rank (PCA)"
+    } else if name.starts_with("sliding") {
+        "sliding window"
+    } else if name.starts_with("H2O adaptive") {
+        "H2O, adaptive per layer"
+    } else if name.starts_with("H2O") {
+        "H2O"
+    } else {
+        "number formats"
+    }
+}
+
+/// Perplexity against cache size (relative to the f32 cache) for every cache: the lower left is
+/// better. The reference is the dashed line.
+pub fn pareto_figure(rows: &[QualityRow]) -> Result<Chart> {
+    let reference = rows.first().ok_or_else(|| Error::InvalidArgument("no quality rows to draw".into()))?;
+    let mut families: Vec<(&str, Vec<(f64, f64)>)> = Vec::new();
+    for r in rows.iter().skip(1) {
+        let f = family(&r.name);
+        match families.iter_mut().find(|(name, _)| *name == f) {
+            Some((_, points)) => points.push((r.relative_bytes, r.perplexity)),
+            None => families.push((f, vec![(r.relative_bytes, r.perplexity)])),
+        }
+    }
+    let mut lines: Vec<Line> = families
+        .into_iter()
+        .map(|(name, mut points)| {
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Line::solid(name, points)
+        })
+        .collect();
+    lines.push(Line::dashed(
+        "f32 cache",
+        vec![(1.0 / 64.0, reference.perplexity), (1.0, reference.perplexity)],
+    ));
+    Ok(Chart {
+        x_scale: Scale::Log2,
+        y_scale: Scale::Log10,
+        lines,
+        legend: SeriesLabelPosition::UpperRight,
+        ..Chart::new(
+            "Quality against memory on SmolLM2-135M (1024 tokens of the book's text)",
+            "cache bytes, relative to the f32 cache",
+            "perplexity",
+        )
+    })
+}
+
+/// Time per generated token against its position, with and without a cache.
+pub fn token_time_figure(rows: &[TokenTime]) -> Result<Chart> {
+    let line = |label: &str, f: fn(&TokenTime) -> f64| {
+        Line::solid(label, rows.iter().map(|r| (r.position as f64, f(r) * 1e3)).collect())
+    };
+    Ok(Chart {
+        lines: vec![
+            line("without a cache (prefix recomputed)", |r| r.without_cache),
+            line("with a KV cache", |r| r.with_cache),
+        ],
+        legend: SeriesLabelPosition::UpperLeft,
+        ..Chart::new(
+            "Time for the next token, SmolLM2-135M on the CPU",
+            "position of the new token",
+            "ms per token",
+        )
+    })
+}
+
+/// Per-channel largest magnitude of K (left) and V (right), `(layers, channels)` each for one KV
+/// head, one line per layer in `layers`.
+pub fn channel_figure(
+    keys: &Array2<f32>,
+    values: &Array2<f32>,
+    layers: &[usize],
+    head: usize,
+) -> Result<Panels> {
+    let panel = |title: String, x: &Array2<f32>| Chart {
+        lines: layers
+            .iter()
+            .map(|&l| {
+                Line::solid(
+                    format!("layer {l}"),
+                    x.row(l).iter().enumerate().map(|(c, &v)| (c as f64, v as f64)).collect(),
+                )
+            })
+            .collect(),
+        legend: SeriesLabelPosition::UpperRight,
+        ..Chart::new(title, "channel", "largest |value| over the text")
+    };
+    Ok(Panels::new(
+        (640, 440),
+        vec![
+            panel(format!("Keys (after RoPE), KV head {head}"), keys),
+            panel(format!("Values, KV head {head}"), values),
+        ],
+    ))
+}
+
+/// Relative error of the low-rank projection against the rank: the energy the calibration
+/// bases leave out, and the error on held-out text.
+pub fn low_rank_figure(curves: &[(String, Vec<(f64, f64)>)]) -> Result<Chart> {
+    Ok(Chart {
+        y_scale: Scale::Log10,
+        lines: curves.iter().map(|(label, points)| Line::solid(label.clone(), points.clone())).collect(),
+        legend: SeriesLabelPosition::UpperRight,
+        ..Chart::new("Low-rank K and V: error against rank (d = 64)", "rank r", "relative squared error")
+    })
+}
