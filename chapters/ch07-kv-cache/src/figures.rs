@@ -186,7 +186,7 @@ pub fn channel_figure(
 
 /// Relative error of the low-rank projection against the rank: the energy the calibration
 /// bases leave out, and the error on held-out text.
-pub fn low_rank_figure(curves: &[(String, Vec<(f64, f64)>)]) -> Result<Chart> {
+pub fn low_rank_figure(curves: &[crate::experiments::Curve]) -> Result<Chart> {
     Ok(Chart {
         y_scale: Scale::Log10,
         lines: curves.iter().map(|(label, points)| Line::solid(label.clone(), points.clone())).collect(),
