@@ -40,8 +40,9 @@
 // Block (split, kvh, b) takes tokens [split·chunk, min(len_b, (split + 1)·chunk)). Within it a
 // token's d elements are spread over LPT = d/16 lanes, 16 elements each (a "lane group"; 8
 // lanes for d = 128, 4 for d = 64); a warp holds 32/LPT lane groups, the block NG = 4·32/LPT.
-// Each iteration, lane group j takes U consecutive tokens (U = 2 for bf16, 4 otherwise) starting
-// at chunk_start + it·NG·U + j·U, so that a warp reads consecutive token rows. Loads: 16 bytes per
+// Each iteration, lane group j takes U = 4 consecutive tokens starting at chunk_start + it·NG·U +
+// j·U, so that a warp reads consecutive token rows; 4 rather than 2 doubles the bytes in flight
+// (bf16, d = 128: 64 KB per SM at 2 blocks) for 32 more registers. Loads: 16 bytes per
 // lane per row (two 16-byte loads for bf16, one for INT8/FP8; 8 bytes, 16 codes, for NVFP4,
 // whose 16-byte load would hold 32 elements and double the registers of q and the accumulator).
 // An iteration issues all its loads first — the U rows of K and V, their per-token or block
@@ -108,7 +109,7 @@ __device__ __forceinline__ float int8_to_f32(unsigned w_biased) {
 template <int ELEM> struct Row;
 template <> struct Row<BF16> {
     uint4 w[2];
-    static constexpr int U = 2;
+    static constexpr int U = 4;
     static constexpr int BYTES = 32;
 };
 template <> struct Row<INT8> {
@@ -483,9 +484,10 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
 }
 
 // Registers: q and the accumulator take 2 · 16 · G per thread. Left to ptxas (the plain
-// __launch_bounds__), G = 4 takes 209–252 (2 blocks, 8 warps per SM), G = 3 160–225 (3 or 2),
-// G = 2 124–164, all without spills (ptxas 13, sm_90); for G = 1 it chose 72 and spilled (NVFP4, d = 64), so G = 1 is
-// asked to fit 4 blocks per SM (≤ 128 registers), which it does without spilling.
+// __launch_bounds__), G = 4 takes 229–252 (2 blocks, 8 warps per SM), G = 3 168–234 (3 or 2
+// blocks), G = 2 128–165, all without spills (ptxas 13, sm_90); for G = 1 it chose 72 and
+// spilled (NVFP4, d = 64), so G = 1 is asked to fit 4 blocks per SM (≤ 128 registers), which it
+// does without spilling.
 #define BOUNDS_G1 __launch_bounds__(DECODE_THREADS, 4)
 #define BOUNDS_G __launch_bounds__(DECODE_THREADS)
 
