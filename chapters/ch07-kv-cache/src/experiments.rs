@@ -83,11 +83,7 @@ pub type Curve = (String, Vec<(f64, f64)>);
 
 /// The low-rank error curves: energy left out on the calibration text, and the error on
 /// held-out text, for K and V, means over layers and heads, at ranks 0…d.
-pub fn low_rank_curves(
-    model: &Llama,
-    calibration: &[u32],
-    held_out: &[u32],
-) -> Result<Vec<Curve>> {
+pub fn low_rank_curves(model: &Llama, calibration: &[u32], held_out: &[u32]) -> Result<Vec<Curve>> {
     let fit = record_kv(model, calibration)?;
     let test = record_kv(model, held_out)?;
     let codec = LowRankCodec::fit(&fit, 1, 1)?;

@@ -190,7 +190,7 @@ pub fn low_rank_figure(curves: &[crate::experiments::Curve]) -> Result<Chart> {
     Ok(Chart {
         y_scale: Scale::Log10,
         lines: curves.iter().map(|(label, points)| Line::solid(label.clone(), points.clone())).collect(),
-        legend: SeriesLabelPosition::UpperRight,
+        legend: SeriesLabelPosition::LowerLeft,
         ..Chart::new("Low-rank K and V: error against rank (d = 64)", "rank r", "relative squared error")
     })
 }

@@ -1,9 +1,14 @@
-//! `ch07`: the KV cache. With a GPU, decode attention over bf16, INT8, FP8 and NVFP4 caches
-//! checked against the CPU; `--bench-decode` instead times it against the device's copy
-//! bandwidth (a minute) and draws KV-read bandwidth against context length.
+//! `ch07`: the KV cache. On the CPU: the memory table and figure; with the real model
+//! (`cargo xtask model`), K's outlier channels, the low-rank error curves and the time per token
+//! with and without a cache; with a GPU, decode attention over bf16, INT8, FP8 and NVFP4 caches
+//! checked against the CPU. `--quality` measures every cache on the real model (perplexity and
+//! greedy agreement, about ten minutes on 2 cores); `--bench-decode` times GPU decode attention
+//! against the device's copy bandwidth.
 //!
 //! ```text
 //! cargo run --release --bin ch07
+//! cargo run --release --bin ch07 -- --quality --out docs/src/figures/ch07 --csv target/ch07_quality.csv
+//! cargo run --release --bin ch07 -- --figures-from docs/src/results/cpu-2026-12-05-ch07 --out docs/src/figures/ch07
 //! cargo run --release --bin ch07 -- --bench-decode --out target/figures/ch07 --csv target/ch07_decode.csv
 //! ```
 
@@ -13,6 +18,11 @@ use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, MODELS, bandwidth_figure, run_decode_benchmark};
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP};
+use ch07_kv_cache::prelude::{
+    CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
+    channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure, memory_table,
+    model_path_or_skip, pareto_figure, read_quality, read_token_times, time_per_token, token_time_figure,
+};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -36,6 +46,17 @@ struct Args {
     /// Tokens per INT8 key scale.
     #[arg(long, default_value_t = DEFAULT_KEY_GROUP)]
     key_group: usize,
+    /// Measure every cache on the real model (perplexity over 1024 tokens of the evaluation
+    /// text, greedy agreement after a 512-token prompt) and draw the Pareto figure.
+    #[arg(long)]
+    quality: bool,
+    /// Tokens per forward call in --quality (1: token by token, as generation reads the cache).
+    #[arg(long, default_value_t = 16)]
+    chunk: usize,
+    /// Redraw the real-model figures from a folder of recorded CSVs (quality.csv,
+    /// token_times.csv) instead of measuring.
+    #[arg(long)]
+    figures_from: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -44,7 +65,143 @@ fn main() -> anyhow::Result<()> {
         with_gpu("the ch07 decode benchmark", |gpu| bench_decode(gpu, &args))?;
         return Ok(());
     }
+    if let Some(dir) = &args.figures_from {
+        return redraw(dir, &args.out);
+    }
+    if args.quality {
+        return quality(&args);
+    }
+    memory(&args.out)?;
+    if model_path_or_skip("the real-model part of ch07")?.is_some() {
+        real_model(&args.out)?;
+    }
     with_gpu("the ch07 GPU decode check", check_decode)?;
+    Ok(())
+}
+
+/// The memory formula for four models, and SmolLM2's cache against its length.
+fn memory(out: &std::path::Path) -> anyhow::Result<()> {
+    heading("KV cache of one sequence: 2 · layers · kv_heads · T · head_dim · bytes");
+    println!("{}", memory_table().render());
+    println!("wrote {:?}", save(&memory_figure(&LlamaConfig::smollm2_135m(), 8192)?, out, "memory")?);
+    Ok(())
+}
+
+/// The evaluation text's token ids: 0..1024 scored, 1024..1536 the prompt, 1536..2048 calibration.
+fn eval_ids(tokenizer: &ch07_kv_cache::prelude::ChatTokenizer) -> anyhow::Result<Vec<u32>> {
+    let ids = tokenizer.encode(EVAL_TEXT)?;
+    anyhow::ensure!(ids.len() >= 2048, "the evaluation text has {} tokens, 2048 needed", ids.len());
+    Ok(ids)
+}
+
+/// K's outlier channels, the low-rank curves and the time per token, on SmolLM2-135M.
+fn real_model(out: &std::path::Path) -> anyhow::Result<()> {
+    let (model, tokenizer) = load_smollm2()?;
+    let ids = eval_ids(&tokenizer)?;
+    heading("the real keys and values: largest channel over the median channel, worst KV head per layer");
+    let m = channel_magnitudes(&model, &ids[1536..2048], 0)?;
+    let mut table = TextTable::new(&[("layer", 0), ("K: max/median", 0), ("V: max/median", 0)]);
+    for l in (0..model.config().n_layers).step_by(3) {
+        table.push([
+            l.to_string(),
+            format!("{:.1}", m.key_outliers[l]),
+            format!("{:.1}", m.value_outliers[l]),
+        ]);
+    }
+    println!("{}", table.render());
+    println!("wrote {:?}", save(&channel_figure(&m.keys, &m.values, &[0, 14, 29], 0)?, out, "channels")?);
+
+    heading("low-rank K and V: relative squared error against rank (mean over layers and heads)");
+    let curves = low_rank_curves(&model, &ids[1536..2048], &ids[..512])?;
+    let mut table = TextTable::new(&[
+        ("rank", 0),
+        ("K calib.", 0),
+        ("K held-out", 0),
+        ("V calib.", 0),
+        ("V held-out", 0),
+    ]);
+    for r in [8usize, 16, 32, 48] {
+        let at = |c: usize| format!("{:.4}", curves[c].1[r - 1].1);
+        table.push([r.to_string(), at(0), at(1), at(2), at(3)]);
+    }
+    println!("{}", table.render());
+    println!("wrote {:?}", save(&low_rank_figure(&curves)?, out, "low_rank")?);
+
+    heading("time for the next token with and without a cache (CPU, f32)");
+    let rows = time_per_token(&model, &ids, &[16, 64, 128, 256, 512, 1024], 5)?;
+    let mut table =
+        TextTable::new(&[("position", 0), ("without cache ms", 0), ("with cache ms", 0), ("ratio", 0)]);
+    for r in &rows {
+        table.push([
+            r.position.to_string(),
+            format!("{:.1}", r.without_cache * 1e3),
+            format!("{:.1}", r.with_cache * 1e3),
+            format!("{:.1}×", r.without_cache / r.with_cache),
+        ]);
+    }
+    println!("{}", table.render());
+    write_lines(&out.join("token_times.csv"), TokenTime::CSV_HEADER, rows.iter().map(|r| r.csv()))?;
+    println!("wrote {:?}", save(&token_time_figure(&rows)?, out, "token_time")?);
+    Ok(())
+}
+
+/// `--quality`: every cache of the chapter on the real model.
+fn quality(args: &Args) -> anyhow::Result<()> {
+    let (model, tokenizer) = load_smollm2()?;
+    let ids = eval_ids(&tokenizer)?;
+    let calibration = Calibration::fit(&model, &ids[1536..2048])?;
+    let protocol =
+        Protocol { text: ids[..1024].to_vec(), prompt: ids[1024..1536].to_vec(), new: 48, chunk: args.chunk };
+    heading(&format!(
+        "every cache on SmolLM2-135M: perplexity over 1024 tokens (chunks of {}), 48 greedy tokens after a 512-token prompt",
+        args.chunk
+    ));
+    let specs = CacheSpec::chapter_list();
+    let bar = attn_support::report::progress_bar(specs.len(), "caches");
+    let rows = ch07_kv_cache::quality::evaluate(&model, &specs, &protocol, &calibration, |r| {
+        bar.println(r.csv());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    print_quality(&rows);
+    let csv = args.csv.clone().unwrap_or_else(|| args.out.join("quality.csv"));
+    write_lines(&csv, QualityRow::CSV_HEADER, rows.iter().map(|r| r.csv()))?;
+    println!("wrote {}", csv.display());
+    println!("wrote {:?}", save(&pareto_figure(&rows)?, &args.out, "pareto")?);
+    Ok(())
+}
+
+fn print_quality(rows: &[QualityRow]) {
+    let reference = rows.first().map_or(f64::NAN, |r| r.perplexity);
+    let mut table = TextTable::new(&[
+        ("cache", 0),
+        ("bytes vs f32", 0),
+        ("perplexity", 0),
+        ("Δ", 0),
+        ("greedy prefix", 0),
+        ("forced agree", 0),
+    ])
+    .left_aligned(0);
+    for r in rows {
+        table.push([
+            r.name.clone(),
+            format!("{:.3}", r.relative_bytes),
+            format!("{:.2}", r.perplexity),
+            format!("{:+.2}", r.perplexity - reference),
+            format!("{}/{}", r.agreeing_prefix, r.generated),
+            format!("{}/{}", r.agreeing_steps, r.generated),
+        ]);
+    }
+    println!("{}", table.render());
+}
+
+/// `--figures-from DIR`: the real-model figures from recorded CSVs.
+fn redraw(dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
+    let rows = read_quality(dir.join("quality.csv"))?;
+    print_quality(&rows);
+    println!("wrote {:?}", save(&pareto_figure(&rows)?, out, "pareto")?);
+    let times = read_token_times(dir.join("token_times.csv"))?;
+    println!("wrote {:?}", save(&token_time_figure(&times)?, out, "token_time")?);
     Ok(())
 }
 
