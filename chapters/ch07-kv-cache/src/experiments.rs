@@ -140,3 +140,31 @@ pub fn read_token_times(path: impl AsRef<Path>) -> attn_support::Result<Vec<Toke
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attn_support::report::write_lines;
+
+    #[test]
+    fn recorded_csvs_read_back_what_was_written() {
+        let dir = std::env::temp_dir().join(format!("ch07-csv-{}", std::process::id()));
+        let rows = vec![QualityRow {
+            name: "INT8 (K per channel, G=32; V per token)".into(),
+            relative_bytes: 0.27344,
+            perplexity: 43.31768,
+            agreeing_prefix: 48,
+            agreeing_steps: 47,
+            generated: 48,
+        }];
+        let path = dir.join("quality.csv");
+        write_lines(&path, QualityRow::CSV_HEADER, rows.iter().map(|r| r.csv())).unwrap();
+        let back = read_quality(&path).unwrap();
+        assert_eq!((back[0].agreeing_steps, back[0].perplexity), (47, 43.31768));
+        let times = [TokenTime { position: 16, without_cache: 0.1588, with_cache: 0.0752 }];
+        let path = dir.join("token_times.csv");
+        write_lines(&path, TokenTime::CSV_HEADER, times.iter().map(|t| t.csv())).unwrap();
+        assert_eq!(read_token_times(&path).unwrap()[0].position, 16);
+        std::fs::remove_dir_all(dir).ok();
+    }
+}

@@ -129,7 +129,7 @@ pub struct QualityRow {
 
 impl QualityRow {
     pub const CSV_HEADER: &'static str =
-        "cache,relative_bytes,perplexity,agreeing_prefix,agreeing_tokens,generated";
+        "cache,relative_bytes,perplexity,agreeing_prefix,agreeing_steps,generated";
 
     pub fn csv(&self) -> String {
         format!(

@@ -159,7 +159,7 @@ fn quality(args: &Args) -> anyhow::Result<()> {
     let specs = CacheSpec::chapter_list();
     let bar = attn_support::report::progress_bar(specs.len(), "caches");
     let rows = ch07_kv_cache::quality::evaluate(&model, &specs, &protocol, &calibration, |r| {
-        bar.println(r.csv());
+        bar.suspend(|| println!("{}", r.csv()));
         bar.inc(1);
     })?;
     bar.finish_and_clear();
