@@ -149,7 +149,7 @@ mod tests {
     #[test]
     fn recorded_csvs_read_back_what_was_written() {
         let dir = std::env::temp_dir().join(format!("ch07-csv-{}", std::process::id()));
-        let rows = vec![QualityRow {
+        let rows = [QualityRow {
             name: "INT8 (K per channel, G=32; V per token)".into(),
             relative_bytes: 0.27344,
             perplexity: 43.31768,
