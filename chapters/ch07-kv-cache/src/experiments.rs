@@ -168,3 +168,52 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 }
+
+/// The quality rows as a table: bytes relative to the f32 cache, perplexity and its change from
+/// the first row's (the reference), the greedy prefix and the teacher-forced agreement.
+pub fn quality_table(rows: &[QualityRow]) -> TextTable {
+    let reference = rows.first().map_or(f64::NAN, |r| r.perplexity);
+    let mut table = TextTable::new(&[
+        ("cache", 0),
+        ("bytes vs f32", 0),
+        ("perplexity", 0),
+        ("Δ", 0),
+        ("greedy prefix", 0),
+        ("forced agree", 0),
+    ])
+    .left_aligned(0);
+    for r in rows {
+        table.push([
+            r.name.clone(),
+            format!("{:.3}", r.relative_bytes),
+            format!("{:.2}", r.perplexity),
+            format!("{:+.2}", r.perplexity - reference),
+            format!("{}/{}", r.agreeing_prefix, r.generated),
+            format!("{}/{}", r.agreeing_steps, r.generated),
+        ]);
+    }
+    table
+}
+
+#[cfg(test)]
+mod quality_table_tests {
+    use super::*;
+
+    #[test]
+    fn quality_table_shows_the_change_from_the_reference() {
+        let row = |name: &str, perplexity: f64, prefix: usize| QualityRow {
+            name: name.into(),
+            relative_bytes: 0.5,
+            perplexity,
+            agreeing_prefix: prefix,
+            agreeing_steps: 47,
+            generated: 48,
+        };
+        let text = quality_table(&[row("f32 (reference)", 43.28, 48), row("bf16", 43.5, 19)]).render();
+        assert!(
+            text.contains("f32 (reference)") && text.contains("+0.22") && text.contains("19/48"),
+            "{text}"
+        );
+        assert!(text.contains("47/48") && text.contains("0.500"), "{text}");
+    }
+}

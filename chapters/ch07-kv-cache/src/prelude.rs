@@ -17,7 +17,8 @@ pub use crate::caches::growing::{GrowingKvCache, Growth, GrowthCost};
 pub use crate::caches::low_rank::{HeadBasis, LowRankCodec, held_out_error};
 pub use crate::calibration::{channel_absmax, outlier_ratio, record_kv};
 pub use crate::experiments::{
-    ChannelMagnitudes, channel_magnitudes, low_rank_curves, memory_table, read_quality, read_token_times,
+    ChannelMagnitudes, channel_magnitudes, low_rank_curves, memory_table, quality_table, read_quality,
+    read_token_times,
 };
 pub use crate::figures::{channel_figure, low_rank_figure, memory_figure, pareto_figure, token_time_figure};
 pub use crate::memory::{CacheShape, MODELS, human_bytes};
