@@ -2,12 +2,14 @@
 //! stored. The keys and values feed the low-rank bases, the per-channel magnitudes of K (its
 //! outlier channels, the reason K is quantised per channel) and the per-layer budgets.
 
+use attn_model::llama::AttentionBackend;
 use attn_model::{DenseKvCache, GqaSdpa, KvCache, Llama, Result};
-use attn_support::ndarray::{Array1, Array2, Array3, Axis};
+use attn_support::ndarray::{Array1, Array2, Array3, ArrayView3, Axis};
+use std::cell::RefCell;
 
 /// Keys and values of every layer after running `ids`: `(kv heads, tokens, d)` each, post-RoPE
 /// keys as the cache holds them.
-pub fn record_kv(model: &Llama, ids: &[u32]) -> Result<Vec<(Array3<f32>, Array3<f32>)>> {
+pub fn record_kv(model: &Llama, ids: &[u32]) -> Result<Vec<LayerKv>> {
     let mut cache = DenseKvCache::new(model.config(), ids.len())?;
     model.forward_last(ids, &mut cache, &GqaSdpa)?;
     (0..model.config().n_layers)
@@ -16,6 +18,46 @@ pub fn record_kv(model: &Llama, ids: &[u32]) -> Result<Vec<(Array3<f32>, Array3<
             Ok((k.into_owned(), v.into_owned()))
         })
         .collect()
+}
+
+/// One layer's keys and values, `(kv heads, tokens, d)` each.
+pub type LayerKv = (Array3<f32>, Array3<f32>);
+
+/// Chapter 2's attention that also keeps every call's queries `(n_heads, new, d)`, in call
+/// order: one call per layer per forward pass.
+#[derive(Default)]
+pub struct RecordingAttention {
+    pub queries: RefCell<Vec<Array3<f32>>>,
+}
+
+impl AttentionBackend for RecordingAttention {
+    fn attend(
+        &self,
+        queries: ArrayView3<f32>,
+        keys: ArrayView3<f32>,
+        values: ArrayView3<f32>,
+    ) -> Result<Array3<f32>> {
+        self.queries.borrow_mut().push(queries.to_owned());
+        GqaSdpa.attend(queries, keys, values)
+    }
+}
+
+/// As [`record_kv`], and the queries of every layer (post-RoPE, `(n_heads, tokens, d)`), in one
+/// forward pass.
+pub fn record_kv_and_queries(
+    model: &Llama,
+    ids: &[u32],
+) -> Result<(Vec<LayerKv>, Vec<Array3<f32>>)> {
+    let mut cache = DenseKvCache::new(model.config(), ids.len())?;
+    let recorder = RecordingAttention::default();
+    model.forward_last(ids, &mut cache, &recorder)?;
+    let kv = (0..model.config().n_layers)
+        .map(|l| {
+            let (k, v) = cache.keys_values(l)?;
+            Ok((k.into_owned(), v.into_owned()))
+        })
+        .collect::<Result<_>>()?;
+    Ok((kv, recorder.queries.into_inner()))
 }
 
 /// The largest magnitude of each channel of `x (kv heads, tokens, d)` over the tokens:

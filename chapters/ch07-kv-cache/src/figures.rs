@@ -86,8 +86,10 @@ fn model_err(e: attn_model::Error) -> Error {
 
 /// The family a cache row belongs to (one line each in the Pareto figure).
 fn family(name: &str) -> &'static str {
-    if name.starts_with("low rank") {
-        "low rank (PCA)"
+    if name.starts_with("low rank for scores") {
+        "low rank, for the scores"
+    } else if name.starts_with("low rank") {
+        "low rank, by energy"
     } else if name.starts_with("sliding") {
         "sliding window"
     } else if name.starts_with("H2O adaptive") {

@@ -19,9 +19,14 @@ use attn_model::{DenseKvCache, GqaSdpa, KvCache, Llama, Result};
 pub enum CacheSpec {
     Dense,
     Encoded(KvEncoding),
+    /// Keys and values projected on bases of most energy.
     LowRank {
         key_rank: usize,
         value_rank: usize,
+    },
+    /// Keys projected on a basis fitted for the scores `q·k` (values whole).
+    LowRankForScores {
+        key_rank: usize,
     },
     Evicting(Eviction),
     /// H2O with a budget per layer from [`keys_needed`], averaging `mean_budget`, half recent.
@@ -36,6 +41,7 @@ impl CacheSpec {
             CacheSpec::Dense => "f32 (reference)".into(),
             CacheSpec::Encoded(e) => e.name(),
             CacheSpec::LowRank { key_rank, value_rank } => format!("low rank K{key_rank}/V{value_rank}"),
+            CacheSpec::LowRankForScores { key_rank } => format!("low rank for scores K{key_rank}/V64"),
             CacheSpec::Evicting(e) => e.name(),
             CacheSpec::AdaptiveHeavyHitters { mean_budget } => format!("H2O adaptive, mean {mean_budget}"),
         }
@@ -59,6 +65,9 @@ impl CacheSpec {
         for rank in [48, 32, 16] {
             specs.push(CacheSpec::LowRank { key_rank: rank, value_rank: 64 });
         }
+        for rank in [48, 32, 16] {
+            specs.push(CacheSpec::LowRankForScores { key_rank: rank });
+        }
         for budget in [64, 128, 256] {
             specs.push(CacheSpec::Evicting(Eviction::SlidingWindow { window: budget }));
             specs.push(CacheSpec::Evicting(Eviction::HeavyHitters { heavy: budget / 2, recent: budget / 2 }));
@@ -72,14 +81,16 @@ impl CacheSpec {
 /// the adaptive budgets (a part of the text not scored).
 pub struct Calibration {
     pub low_rank: LowRankCodec,
+    pub low_rank_for_scores: LowRankCodec,
     pub keys_needed: Vec<f64>,
 }
 
 impl Calibration {
     pub fn fit(model: &Llama, ids: &[u32]) -> Result<Self> {
-        let kv = crate::calibration::record_kv(model, ids)?;
+        let (kv, queries) = crate::calibration::record_kv_and_queries(model, ids)?;
         Ok(Calibration {
             low_rank: LowRankCodec::fit(&kv, 64, 64)?,
+            low_rank_for_scores: LowRankCodec::fit_for_scores(&kv, &queries, 64, 64)?,
             keys_needed: keys_needed(model, ids, 0.9)?,
         })
     }
@@ -99,6 +110,11 @@ pub fn build(
         CacheSpec::LowRank { key_rank, value_rank } => Box::new(EncodedKvCache::new(
             config,
             calibration.low_rank.with_ranks(*key_rank, *value_rank),
+            capacity,
+        )?),
+        CacheSpec::LowRankForScores { key_rank } => Box::new(EncodedKvCache::new(
+            config,
+            calibration.low_rank_for_scores.with_ranks(*key_rank, 64),
             capacity,
         )?),
         CacheSpec::Evicting(policy) => Box::new(EvictingKvCache::new(config, *policy)?),
@@ -144,6 +160,29 @@ impl QualityRow {
     }
 }
 
+/// Prefill `prompt` through `cache` in `chunk`s, then run `steps` single-token steps; at each
+/// step the best token is recorded and `feed(step, best)` is the token fed next. Returns the best
+/// tokens.
+fn decode(
+    model: &Llama,
+    prompt: &[u32],
+    steps: usize,
+    chunk: usize,
+    cache: &mut dyn KvCache,
+    feed: impl Fn(usize, u32) -> u32,
+) -> Result<Vec<u32>> {
+    let mut logits = Vec::new();
+    for part in prompt.chunks(chunk.max(1)) {
+        logits = model.forward_last(part, cache, &GqaSdpa)?;
+    }
+    let mut best = Vec::with_capacity(steps);
+    for step in 0..steps {
+        best.push(argmax(&logits));
+        logits = model.forward_last(&[feed(step, best[step])], cache, &GqaSdpa)?;
+    }
+    Ok(best)
+}
+
 /// Greedy continuation of `prompt` for `new` tokens through `cache`, prefilled in `chunk`s.
 pub fn greedy(
     model: &Llama,
@@ -152,17 +191,7 @@ pub fn greedy(
     chunk: usize,
     cache: &mut dyn KvCache,
 ) -> Result<Vec<u32>> {
-    let mut logits = Vec::new();
-    for part in prompt.chunks(chunk.max(1)) {
-        logits = model.forward_last(part, cache, &GqaSdpa)?;
-    }
-    let mut out = Vec::with_capacity(new);
-    for _ in 0..new {
-        let next = argmax(&logits);
-        out.push(next);
-        logits = model.forward_last(&[next], cache, &GqaSdpa)?;
-    }
-    Ok(out)
+    decode(model, prompt, new, chunk, cache, |_, best| best)
 }
 
 /// How each cache is measured: perplexity over `text` fed in `chunk`s, and the greedy
@@ -175,7 +204,8 @@ pub struct Protocol {
     pub chunk: usize,
 }
 
-/// The best token at each step when `continuation` is fed after `prompt` through `cache`.
+/// The best token at each step when `continuation` is fed after `prompt` through `cache`
+/// (teacher forcing).
 pub fn teacher_forced(
     model: &Llama,
     prompt: &[u32],
@@ -183,16 +213,7 @@ pub fn teacher_forced(
     chunk: usize,
     cache: &mut dyn KvCache,
 ) -> Result<Vec<u32>> {
-    let mut logits = Vec::new();
-    for part in prompt.chunks(chunk.max(1)) {
-        logits = model.forward_last(part, cache, &GqaSdpa)?;
-    }
-    let mut best = Vec::with_capacity(continuation.len());
-    for &token in continuation {
-        best.push(argmax(&logits));
-        logits = model.forward_last(&[token], cache, &GqaSdpa)?;
-    }
-    Ok(best)
+    decode(model, prompt, continuation.len(), chunk, cache, |step, _| continuation[step])
 }
 
 /// Evaluate `specs` by `protocol`; the first spec is the reference the others are compared with

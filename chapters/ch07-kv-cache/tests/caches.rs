@@ -190,3 +190,39 @@ fn a_low_rank_cache_at_full_rank_is_lossless_and_its_error_is_the_energy_left_ou
     assert!(LowRankCodec::fit(&calibration, 0, 4).is_err());
     assert!(LowRankCodec::fit(&calibration, 4, 9).is_err());
 }
+
+#[test]
+fn a_basis_fitted_for_the_scores_beats_the_energy_basis_on_the_scores() {
+    use ch07_kv_cache::caches::low_rank::HeadBasis;
+    use ch07_kv_cache::calibration::record_kv_and_queries;
+    let model = model(5);
+    let (kv, queries) = record_kv_and_queries(&model, &ids(40, 2)).unwrap();
+    // Layer 1, KV head 0 and the queries of its group (query heads 0 and 1).
+    let keys = kv[1].0.index_axis(ch07_kv_cache::ndarray::Axis(0), 0).to_owned();
+    let q = queries[1].slice(s![0..2, .., ..]).to_shape((80, 8)).unwrap().to_owned();
+    let score_error = |basis: &HeadBasis, rank: usize| {
+        let approx = basis.project(keys.view(), rank);
+        let diff = &keys - &approx;
+        q.dot(&diff.t()).iter().map(|e| (*e as f64).powi(2)).sum::<f64>()
+    };
+    let (energy, scores) = (HeadBasis::fit(keys.view()), HeadBasis::fit_for_scores(keys.view(), q.view()));
+    for rank in 1..8 {
+        let (e, s) = (score_error(&energy, rank), score_error(&scores, rank));
+        assert!(s <= e * (1.0 + 1e-4), "rank {rank}: score error {s} for the score basis, {e} by energy");
+    }
+    assert!(score_error(&scores, 8) < 1e-6 * score_error(&scores, 1).max(1e-30) + 1e-6);
+}
+
+#[test]
+fn teacher_forcing_with_the_greedy_tokens_gives_the_greedy_tokens() {
+    use ch07_kv_cache::quality::{greedy, teacher_forced};
+    let model = model(8);
+    let prompt = ids(9, 1);
+    let fresh = || DenseKvCache::new(model.config(), 32).unwrap();
+    let tokens = greedy(&model, &prompt, 12, 4, &mut fresh()).unwrap();
+    assert_eq!(teacher_forced(&model, &prompt, &tokens, 4, &mut fresh()).unwrap(), tokens);
+    let mut other = tokens.clone();
+    other[3] = (other[3] + 1) % 41;
+    let forced = teacher_forced(&model, &prompt, &other, 4, &mut fresh()).unwrap();
+    assert_eq!(forced[..4], tokens[..4], "the steps before the changed token are the same");
+}

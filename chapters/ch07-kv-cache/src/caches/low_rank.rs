@@ -16,31 +16,74 @@ use nalgebra::{DMatrix, SymmetricEigen};
 /// One head's basis and spectrum.
 #[derive(Clone, Debug)]
 pub struct HeadBasis {
-    /// `(d, d)`: eigenvectors of `XᵀX` as columns, by falling eigenvalue.
+    /// `(d, d)`: eigenvectors as columns, by falling eigenvalue.
     pub vectors: Array2<f32>,
     /// The eigenvalues, falling.
     pub energies: Array1<f64>,
+    /// For a basis fitted for the scores: `(A, A⁻¹)` with `A = Σ_q^{1/2}`; the projection
+    /// happens in the coordinates `y = x A`.
+    pub metric: Option<(Array2<f32>, Array2<f32>)>,
+}
+
+/// `Σ xᵢ xᵢᵀ` over the rows of `x`, in f64.
+fn gram(x: ArrayView2<f32>) -> DMatrix<f64> {
+    let d = x.ncols();
+    let mut gram = DMatrix::<f64>::zeros(d, d);
+    for row in x.rows() {
+        for i in 0..d {
+            for j in 0..=i {
+                gram[(i, j)] += row[i] as f64 * row[j] as f64;
+            }
+        }
+    }
+    gram.fill_upper_triangle_with_lower_triangle();
+    gram
+}
+
+/// Eigenvectors (columns) and eigenvalues of a symmetric matrix, by falling eigenvalue.
+fn sorted_eigen(m: DMatrix<f64>) -> (Array2<f64>, Vec<f64>) {
+    let d = m.nrows();
+    let eigen = SymmetricEigen::new(m);
+    let mut order: Vec<usize> = (0..d).collect();
+    order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
+    let vectors = Array2::from_shape_fn((d, d), |(i, k)| eigen.eigenvectors[(i, order[k])]);
+    (vectors, order.iter().map(|&k| eigen.eigenvalues[k].max(0.0)).collect())
 }
 
 impl HeadBasis {
-    /// PCA (uncentred) of the rows of `x (tokens, d)`.
+    /// PCA (uncentred) of the rows of `x (tokens, d)`: the directions of most energy of `x`.
     pub fn fit(x: ArrayView2<f32>) -> Self {
-        let d = x.ncols();
-        let mut gram = DMatrix::<f64>::zeros(d, d);
-        for row in x.rows() {
-            for i in 0..d {
-                for j in 0..=i {
-                    gram[(i, j)] += row[i] as f64 * row[j] as f64;
-                }
-            }
+        let (vectors, energies) = sorted_eigen(gram(x));
+        HeadBasis { vectors: vectors.mapv(|v| v as f32), energies: energies.into(), metric: None }
+    }
+
+    /// The basis that keeps the *scores* best: the error that matters in a key is
+    /// `q·(k − k̂)`, whose mean square over the queries is `(k − k̂)ᵀ Σ_q (k − k̂)` with
+    /// `Σ_q = E[q qᵀ]`. With `A = Σ_q^{1/2}` that is `‖(k − k̂) A‖²`: PCA of the keys in the
+    /// coordinates `y = k A`, then back with `A⁻¹`. Directions the queries never look along
+    /// cost nothing; the small channels the queries weigh are kept.
+    pub fn fit_for_scores(keys: ArrayView2<f32>, queries: ArrayView2<f32>) -> Self {
+        let (q_vectors, q_energies) = sorted_eigen(gram(queries) / queries.nrows().max(1) as f64);
+        // A = V √Λ Vᵀ and A⁻¹ = V Λ^{-1/2} Vᵀ, directions with almost no query energy clamped
+        // (they cost nothing in the scores, and their inverse would blow up rounding).
+        let floor = q_energies.first().copied().unwrap_or(0.0) * 1e-8;
+        let scaled = |f: &dyn Fn(f64) -> f64| {
+            let d = q_energies.len();
+            Array2::from_shape_fn((d, d), |(i, j)| {
+                (0..d)
+                    .map(|k| q_vectors[[i, k]] * f(q_energies[k].max(floor)) * q_vectors[[j, k]])
+                    .sum::<f64>()
+            })
+        };
+        let a = scaled(&|l| l.sqrt());
+        let a_inv = scaled(&|l| 1.0 / l.sqrt());
+        let y = keys.mapv(|v| v as f64).dot(&a).mapv(|v| v as f32);
+        let (vectors, energies) = sorted_eigen(gram(y.view()));
+        HeadBasis {
+            vectors: vectors.mapv(|v| v as f32),
+            energies: energies.into(),
+            metric: Some((a.mapv(|v| v as f32), a_inv.mapv(|v| v as f32))),
         }
-        gram.fill_upper_triangle_with_lower_triangle();
-        let eigen = SymmetricEigen::new(gram);
-        let mut order: Vec<usize> = (0..d).collect();
-        order.sort_by(|&a, &b| eigen.eigenvalues[b].total_cmp(&eigen.eigenvalues[a]));
-        let vectors = Array2::from_shape_fn((d, d), |(i, k)| eigen.eigenvectors[(i, order[k])] as f32);
-        let energies = order.iter().map(|&k| eigen.eigenvalues[k].max(0.0)).collect();
-        HeadBasis { vectors, energies }
     }
 
     /// The fraction of the calibration energy rank `r` leaves out: `Σ_{i>r} λ_i / Σ λ_i`.
@@ -49,10 +92,14 @@ impl HeadBasis {
         if total == 0.0 { 0.0 } else { self.energies.iter().skip(rank).sum::<f64>() / total }
     }
 
-    /// `x (tokens, d)` projected on the first `rank` directions and back.
+    /// `x (tokens, d)` projected on the first `rank` directions and back (in the score
+    /// metric's coordinates when the basis has one).
     pub fn project(&self, x: ArrayView2<f32>, rank: usize) -> Array2<f32> {
         let u = self.vectors.slice(s![.., ..rank]);
-        x.dot(&u).dot(&u.t())
+        match &self.metric {
+            None => x.dot(&u).dot(&u.t()),
+            Some((a, a_inv)) => x.dot(a).dot(&u).dot(&u.t()).dot(a_inv),
+        }
     }
 }
 
@@ -84,6 +131,44 @@ impl LowRankCodec {
             key_rank,
             value_rank,
         })
+    }
+
+    /// Key bases fitted for the scores ([`HeadBasis::fit_for_scores`]) from each layer's
+    /// calibration queries `(n_heads, tokens, d)`, pooled over the query heads of each KV
+    /// head's group; value bases by energy as in [`LowRankCodec::fit`].
+    pub fn fit_for_scores(
+        calibration: &[(Array3<f32>, Array3<f32>)],
+        queries: &[Array3<f32>],
+        key_rank: usize,
+        value_rank: usize,
+    ) -> Result<Self> {
+        let plain = Self::fit(calibration, key_rank, value_rank)?;
+        if queries.len() != calibration.len() {
+            return Err(Error::Shape(format!(
+                "{} layers of queries for {} of keys",
+                queries.len(),
+                calibration.len()
+            )));
+        }
+        let keys = calibration
+            .iter()
+            .zip(queries)
+            .map(|((k, _), q)| {
+                let group = q.dim().0 / k.dim().0;
+                k.outer_iter()
+                    .enumerate()
+                    .map(|(h, kh)| {
+                        let q_group = q.slice(s![h * group..(h + 1) * group, .., ..]);
+                        let pooled = q_group
+                            .to_shape((group * q.dim().1, q.dim().2))
+                            .expect("a contiguous slice")
+                            .to_owned();
+                        HeadBasis::fit_for_scores(kh, pooled.view())
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(LowRankCodec { keys, ..plain })
     }
 
     /// The same bases at other ranks (fitting is the expensive part).
@@ -130,7 +215,9 @@ impl KvCodec for LowRankCodec {
     }
 
     fn name(&self) -> String {
-        format!("low rank K {} / V {}", self.key_rank, self.value_rank)
+        let how =
+            if self.keys.iter().flatten().any(|b| b.metric.is_some()) { "for scores" } else { "by energy" };
+        format!("low rank ({how}) K {} / V {}", self.key_rank, self.value_rank)
     }
 }
 
