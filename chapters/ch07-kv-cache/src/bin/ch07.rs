@@ -18,6 +18,7 @@ use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, MODELS, bandwidth_figure, run_decode_benchmark};
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP};
+use ch07_kv_cache::experiments::quality_table;
 use ch07_kv_cache::prelude::{
     CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
     channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure, memory_table,
@@ -172,27 +173,7 @@ fn quality(args: &Args) -> anyhow::Result<()> {
 }
 
 fn print_quality(rows: &[QualityRow]) {
-    let reference = rows.first().map_or(f64::NAN, |r| r.perplexity);
-    let mut table = TextTable::new(&[
-        ("cache", 0),
-        ("bytes vs f32", 0),
-        ("perplexity", 0),
-        ("Δ", 0),
-        ("greedy prefix", 0),
-        ("forced agree", 0),
-    ])
-    .left_aligned(0);
-    for r in rows {
-        table.push([
-            r.name.clone(),
-            format!("{:.3}", r.relative_bytes),
-            format!("{:.2}", r.perplexity),
-            format!("{:+.2}", r.perplexity - reference),
-            format!("{}/{}", r.agreeing_prefix, r.generated),
-            format!("{}/{}", r.agreeing_steps, r.generated),
-        ]);
-    }
-    println!("{}", table.render());
+    println!("{}", quality_table(rows).render());
 }
 
 /// `--figures-from DIR`: the real-model figures from recorded CSVs.
