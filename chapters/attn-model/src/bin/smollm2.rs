@@ -37,6 +37,11 @@ struct Args {
     /// CPU threads for the matrix products (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Time instead of answering: generate --max-tokens tokens greedily (no stop) this many
+    /// times and print the median prefill and decode speeds (llama.cpp's timing protocol in
+    /// `tests/fixtures/make_llama_cpp_reference.py`).
+    #[arg(long)]
+    bench: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,6 +62,9 @@ fn main() -> anyhow::Result<()> {
     } else {
         tokenizer.encode_chat(args.system.as_deref(), &args.prompt)?
     };
+    if let Some(repetitions) = args.bench {
+        return bench(&model, &prompt, args.max_tokens, repetitions);
+    }
     let mut sampler = Sampler::new(args.temperature, args.top_k, args.top_p, args.seed)?;
     let mut cache = DenseKvCache::new(model.config(), prompt.len() + args.max_tokens)?;
     // Print the text of all tokens so far minus what was printed: a token may end inside a
@@ -93,6 +101,30 @@ fn main() -> anyhow::Result<()> {
         result.tokens.len(),
         result.decode_tokens_per_second(),
         if result.stopped { " (stopped at <|im_end|>)" } else { "" }
+    );
+    Ok(())
+}
+
+/// `--bench`: one warm-up, then `repetitions` greedy generations of `new` tokens with no stop;
+/// the median speeds.
+fn bench(model: &Llama, prompt: &[u32], new: usize, repetitions: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(repetitions > 0 && new > 1, "--bench needs ≥ 1 repetition and --max-tokens ≥ 2");
+    let run = || -> anyhow::Result<attn_model::llama::Generation> {
+        let mut cache = DenseKvCache::new(model.config(), prompt.len() + new)?;
+        Ok(generate(model, prompt, new, &mut Sampler::greedy(), &[], &mut cache, &GqaSdpa, |_| Ok(()))?)
+    };
+    run()?;
+    let runs: Vec<_> = (0..repetitions).map(|_| run()).collect::<anyhow::Result<_>>()?;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let prefill = median(runs.iter().map(|r| r.prompt_tokens as f64 / r.prefill_seconds).collect());
+    let decode = median(runs.iter().map(|r| r.decode_tokens_per_second()).collect());
+    println!(
+        "prompt {} tokens: {prefill:.1} tokens/s; decode {new} tokens: {decode:.1} tokens/s (median of {repetitions}, {} threads)",
+        prompt.len(),
+        rayon::current_num_threads()
     );
     Ok(())
 }
