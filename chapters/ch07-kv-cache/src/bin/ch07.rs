@@ -15,10 +15,10 @@
 use attn_support::gpu::{Gpu, with_gpu};
 use attn_support::plot::save;
 use attn_support::report::{TextTable, heading, write_lines};
+use ch07_kv_cache::experiments::quality_table;
 use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, MODELS, bandwidth_figure, run_decode_benchmark};
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP};
-use ch07_kv_cache::experiments::quality_table;
 use ch07_kv_cache::prelude::{
     CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
     channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure, memory_table,
@@ -54,6 +54,10 @@ struct Args {
     /// Tokens per forward call in --quality (1: token by token, as generation reads the cache).
     #[arg(long, default_value_t = 16)]
     chunk: usize,
+    /// Only the caches whose name contains one of these (comma-separated), besides the f32
+    /// reference, in --quality.
+    #[arg(long, value_delimiter = ',')]
+    caches: Vec<String>,
     /// Redraw the real-model figures from a folder of recorded CSVs (quality.csv,
     /// token_times.csv) instead of measuring.
     #[arg(long)]
@@ -157,7 +161,14 @@ fn quality(args: &Args) -> anyhow::Result<()> {
         "every cache on SmolLM2-135M: perplexity over 1024 tokens (chunks of {}), 48 greedy tokens after a 512-token prompt",
         args.chunk
     ));
-    let specs = CacheSpec::chapter_list();
+    let specs: Vec<CacheSpec> = CacheSpec::chapter_list()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, spec)| {
+            *i == 0 || args.caches.is_empty() || args.caches.iter().any(|c| spec.name().contains(c.as_str()))
+        })
+        .map(|(_, spec)| spec)
+        .collect();
     let bar = attn_support::report::progress_bar(specs.len(), "caches");
     let rows = ch07_kv_cache::quality::evaluate(&model, &specs, &protocol, &calibration, |r| {
         bar.suspend(|| println!("{}", r.csv()));
