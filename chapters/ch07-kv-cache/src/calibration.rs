@@ -44,10 +44,7 @@ impl AttentionBackend for RecordingAttention {
 
 /// As [`record_kv`], and the queries of every layer (post-RoPE, `(n_heads, tokens, d)`), in one
 /// forward pass.
-pub fn record_kv_and_queries(
-    model: &Llama,
-    ids: &[u32],
-) -> Result<(Vec<LayerKv>, Vec<Array3<f32>>)> {
+pub fn record_kv_and_queries(model: &Llama, ids: &[u32]) -> Result<(Vec<LayerKv>, Vec<Array3<f32>>)> {
     let mut cache = DenseKvCache::new(model.config(), ids.len())?;
     let recorder = RecordingAttention::default();
     model.forward_last(ids, &mut cache, &recorder)?;

@@ -88,8 +88,15 @@ pub fn low_rank_curves(model: &Llama, calibration: &[u32], held_out: &[u32]) -> 
     let test = record_kv(model, held_out)?;
     let codec = LowRankCodec::fit(&fit, 1, 1)?;
     let d = model.config().head_dim;
+    // Ranks 1…d−1: rank d reconstructs exactly (its error is rounding, ~1e-13, and would squash
+    // the log axis).
     let points = |errors: Vec<f64>| {
-        errors.into_iter().enumerate().filter(|(r, _)| *r > 0).map(|(r, e)| (r as f64, e)).collect()
+        errors
+            .into_iter()
+            .enumerate()
+            .filter(|(r, _)| (1..d).contains(r))
+            .map(|(r, e)| (r as f64, e))
+            .collect()
     };
     let held = |bases: &[Vec<crate::caches::low_rank::HeadBasis>], key: bool| -> Vec<f64> {
         (0..=d)

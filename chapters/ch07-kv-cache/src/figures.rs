@@ -15,48 +15,53 @@ use attn_support::{Error, Result};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Memory of one sequence's cache against its length for `config`, in MiB: the encodings by
-/// their bits per element, a window and H2O (flat past their budget), and the growth policies
-/// as measured by appending to a [`GrowingKvCache`] (steps: the capacity, not the length).
-pub fn memory_figure(config: &LlamaConfig, max_tokens: usize) -> Result<Chart> {
+/// Memory of one sequence's cache against its length for `config`, in MiB, two panels. Left:
+/// the encodings by their bits per element and an evicting cache (flat past its budget). Right:
+/// an f32 cache's allocated memory under each growth policy, measured by appending to a
+/// [`GrowingKvCache`] (steps: the capacity, not the length).
+pub fn memory_figure(config: &LlamaConfig, max_tokens: usize) -> Result<Panels> {
     let per_token_elements = (2 * config.n_layers * config.kv_dim()) as f64;
     let steps: Vec<usize> = (0..=64).map(|i| i * max_tokens / 64).collect();
-    let encoded = |name: String, bits: f64| {
-        Line::solid(
-            name,
-            steps.iter().map(|&t| (t as f64, t as f64 * per_token_elements * bits / 8.0 / MIB)).collect(),
-        )
+    let at = |bits: f64, tokens: &dyn Fn(usize) -> usize| -> Vec<(f64, f64)> {
+        steps.iter().map(|&t| (t as f64, tokens(t) as f64 * per_token_elements * bits / 8.0 / MIB)).collect()
     };
-    let mut lines = Vec::new();
+    let mut encodings = Vec::new();
     for e in [
         KvEncoding::F32,
         KvEncoding::Bf16,
         KvEncoding::Int8 { key_tokens_per_scale: 32 },
         KvEncoding::Fp4(crate::quant::fp4::Fp4Format::Nvfp4),
     ] {
-        lines.push(encoded(e.name(), e.bits_per_element(config.head_dim)));
+        encodings.push(Line::solid(e.name(), at(e.bits_per_element(config.head_dim), &|t| t)));
     }
     let budget = 256;
-    lines.push(Line::solid(
-        format!("window / H2O of {budget} (f32)"),
-        steps.iter().map(|&t| (t as f64, t.min(budget) as f64 * per_token_elements * 4.0 / MIB)).collect(),
-    ));
-    for growth in [Growth::Chunks { chunk: 1024 }, Growth::Doubling { initial: 256 }] {
-        lines
-            .push(Line::dashed(format!("f32, {}", growth.name()), growth_steps(config, growth, max_tokens)?));
+    encodings.push(Line::solid(format!("window / H2O of {budget} (f32)"), at(32.0, &|t| t.min(budget))));
+    let mut growth = vec![Line::dashed("f32, the tokens held", at(32.0, &|t| t))];
+    for policy in [
+        Growth::Preallocated { max: max_tokens },
+        Growth::Chunks { chunk: 1024 },
+        Growth::Doubling { initial: 256 },
+    ] {
+        growth.push(Line::solid(policy.name(), growth_steps(config, policy, max_tokens)?));
     }
-    Ok(Chart {
+    let chart = |title: &str, lines| Chart {
         lines,
         legend: SeriesLabelPosition::UpperLeft,
-        ..Chart::new(
-            format!(
-                "KV cache of one sequence, {} layers × {} KV heads × d {}",
-                config.n_layers, config.n_kv_heads, config.head_dim
+        ..Chart::new(title, "tokens in the cache", "MiB")
+    };
+    Ok(Panels::new(
+        (640, 460),
+        vec![
+            chart(
+                &format!(
+                    "One sequence, {} layers × {} KV heads × d {}",
+                    config.n_layers, config.n_kv_heads, config.head_dim
+                ),
+                encodings,
             ),
-            "tokens in the cache",
-            "MiB",
-        )
-    })
+            chart("f32, allocated as it grows", growth),
+        ],
+    ))
 }
 
 /// The allocated MiB of a growing cache after each appended token (one layer measured, times
@@ -65,7 +70,7 @@ fn growth_steps(config: &LlamaConfig, growth: Growth, max_tokens: usize) -> Resu
     let one_layer = LlamaConfig { n_layers: 1, ..config.clone() };
     let mut cache = GrowingKvCache::new(&one_layer, growth).map_err(model_err)?;
     let token = Array3::<f32>::zeros((config.n_kv_heads, 1, config.head_dim));
-    let mut points = vec![(0.0, 0.0)];
+    let mut points = vec![(0.0, cache.bytes_used() * config.n_layers as f64 / MIB)];
     for t in 1..=max_tokens {
         let before = cache.bytes_used();
         cache.append(0, token.view(), token.view()).map_err(model_err)?;
