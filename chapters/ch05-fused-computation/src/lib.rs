@@ -33,11 +33,10 @@
 //! `--figures-from`). The book chapter is `docs/src/05-fused-computation.md`, the notebook
 //! `notebooks/05-fused-computation.ipynb`.
 //!
-//! Not yet measured on a GPU (the next run of `ATTN_CHAPTERS=ch05 bash
-//! target/gpu-bundle/run.sh`): the QKV and epilogue benchmarks, the bytes by Nsight Compute
-//! (`dram__bytes_read.sum`, `dram__bytes_write.sum`) against the models here, the
-//! sanitizers, and the softmax kernel since its short-row change (one earlier version ran:
-//! `docs/src/results/h100-2026-12-05-ch05-softmax/`).
+//! Measured on a GPU once, all of it: an H200 on 2026-12-05 (tests, the three benchmarks with
+//! their PyTorch peers, Nsight Compute's `dram__bytes_read.sum` / `dram__bytes_write.sum` against
+//! the models here, the sanitizers), in `docs/src/results/h200-2026-12-05-ch05-ch06/`; an earlier
+//! softmax kernel ran on an H100 (`docs/src/results/h100-2026-12-05-ch05-softmax/`).
 //!
 //! Tensors are row-major f32: scores (batch, heads, Nq, Nk), activations (batch, tokens, d_model),
 //! weights (out features, in features) as PyTorch's `nn.Linear` stores them.
