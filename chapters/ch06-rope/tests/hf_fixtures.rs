@@ -3,7 +3,10 @@
 //! `fixtures/make_hf_fixtures.py` (its docstring says how to run it; `fixtures/README.md` says
 //! where the committed files were made: transformers 5.17.0, torch 2.15.0, AVX-512 kernels). A
 //! missing fixture fails these tests; it never skips them. `CH06_FIXTURES_DIR=DIR` reads them
-//! from `DIR` instead (e.g. the files the GPU run writes with its own PyTorch).
+//! from `DIR` instead (e.g. the files the GPU run writes with its own PyTorch); give an absolute
+//! path, as cargo runs the test from the crate's folder. The H200 run's files of 2026-12-05
+//! (torch 2.11.0, `docs/src/results/h200-2026-12-05-ch05-ch06/ch06/fixtures/`) are byte-identical
+//! to the committed ones but for the torch version they record.
 //!
 //! Against the committed files (2026-12-05): 573 of the 576 frequencies are bit-equal, three
 //! are 1 ulp apart (dynamic NTK's θ_38 at 16 384 tokens, θ_6 and θ_10 of YaRN without
