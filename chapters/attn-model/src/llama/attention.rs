@@ -3,7 +3,7 @@
 //! own (on the GPU, over a paged cache, with sinks); [`GqaSdpa`] is chapter 2's.
 
 use crate::error::{Error, Result};
-use attn_support::ndarray::{Array3, ArrayView3, Axis, s};
+use attn_support::ndarray::{Array3, ArrayView3, ArrayView4, Axis, s};
 use ch02_scaled_dot_product::{SdpaMask, SdpaOptions, attention_weights, sdpa};
 
 /// Attention over a cache: `queries (n_heads, new, d)`, `keys`/`values (n_kv_heads, kept, d)`
@@ -36,17 +36,13 @@ impl AttentionBackend for GqaSdpa {
         // One sdpa call per KV head, its group's query heads batched as sdpa's batch axis: each
         // sees the same (1, 1, kept, d) keys broadcast, no copy.
         for (kv_head, mut out_group) in out.axis_chunks_iter_mut(Axis(0), group).enumerate() {
-            let q = queries.slice(s![kv_head * group..(kv_head + 1) * group, .., ..]).insert_axis(Axis(1));
-            let k = keys.slice(s![kv_head..kv_head + 1, .., ..]).insert_axis(Axis(1));
-            let v = values.slice(s![kv_head..kv_head + 1, .., ..]).insert_axis(Axis(1));
-            let shape = |a: usize, d: usize| [group, 1, a, d];
-            let k = k
-                .broadcast(shape(k.dim().2, k.dim().3))
-                .expect("a KV head of batch 1 broadcasts to its group");
-            let v = v
-                .broadcast(shape(v.dim().2, v.dim().3))
-                .expect("a KV head of batch 1 broadcasts to its group");
-            let o = sdpa(q, k, v, &SdpaMask::causal())?;
+            let (k, v) = (kv_head_view(keys, kv_head), kv_head_view(values, kv_head));
+            let o = sdpa(
+                group_queries(queries, kv_head, group),
+                across(&k, group),
+                across(&v, group),
+                &SdpaMask::causal(),
+            )?;
             out_group.assign(&o.index_axis(Axis(1), 0));
         }
         Ok(out)
@@ -60,15 +56,29 @@ pub fn gqa_attention_weights(queries: ArrayView3<f32>, keys: ArrayView3<f32>) ->
     let (h, n, _) = queries.dim();
     let mut weights = Array3::<f32>::zeros((h, n, keys.dim().1));
     for (kv_head, mut w_group) in weights.axis_chunks_iter_mut(Axis(0), group).enumerate() {
-        let q = queries.slice(s![kv_head * group..(kv_head + 1) * group, .., ..]).insert_axis(Axis(1));
-        let k = keys.slice(s![kv_head..kv_head + 1, .., ..]).insert_axis(Axis(1));
-        let k = k
-            .broadcast([group, 1, k.dim().2, k.dim().3])
-            .expect("a KV head of batch 1 broadcasts to its group");
-        let w = attention_weights(q, k, &SdpaMask::causal(), &SdpaOptions::default())?;
+        let k = kv_head_view(keys, kv_head);
+        let q = group_queries(queries, kv_head, group);
+        let w = attention_weights(q, across(&k, group), &SdpaMask::causal(), &SdpaOptions::default())?;
         w_group.assign(&w.index_axis(Axis(1), 0));
     }
     Ok(weights)
+}
+
+/// The `group` query heads of KV head `kv_head` as chapter 2's batch axis: `(group, 1, new, d)`.
+fn group_queries(queries: ArrayView3<'_, f32>, kv_head: usize, group: usize) -> ArrayView4<'_, f32> {
+    queries.slice_move(s![kv_head * group..(kv_head + 1) * group, .., ..]).insert_axis(Axis(1))
+}
+
+/// KV head `kv_head`'s keys or values as a batch of one: `(1, 1, kept, d)`.
+fn kv_head_view(x: ArrayView3<'_, f32>, kv_head: usize) -> ArrayView4<'_, f32> {
+    x.slice_move(s![kv_head..kv_head + 1, .., ..]).insert_axis(Axis(1))
+}
+
+/// That batch of one seen by each of the `group` query heads: `(group, 1, kept, d)`, broadcast
+/// (stride 0 along the group), no copy.
+fn across<'a>(x: &'a ArrayView4<f32>, group: usize) -> ArrayView4<'a, f32> {
+    let (_, _, kept, d) = x.dim();
+    x.broadcast([group, 1, kept, d]).expect("a KV head of batch 1 broadcasts to its group")
 }
 
 /// Check the shapes of one attention call; returns the query heads per KV head.

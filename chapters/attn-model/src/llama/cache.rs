@@ -87,11 +87,7 @@ impl KvCache for DenseKvCache {
         let (heads, capacity, dim) = self.keys[layer].dim();
         check_new_tokens(keys, values, heads, dim)?;
         let (start, new) = (self.len[layer], keys.dim().1);
-        if start + new > capacity {
-            return Err(Error::Cache(format!(
-                "layer {layer} holds {start} of {capacity} tokens; appending {new} would pass the capacity"
-            )));
-        }
+        check_room(layer, start, new, capacity)?;
         self.keys[layer].slice_mut(s![.., start..start + new, ..]).assign(&keys);
         self.values[layer].slice_mut(s![.., start..start + new, ..]).assign(&values);
         self.len[layer] += new;
@@ -113,6 +109,17 @@ impl KvCache for DenseKvCache {
     fn bytes_used(&self) -> f64 {
         self.keys.iter().zip(&self.len).map(|(k, &n)| (2 * k.dim().0 * n * k.dim().2 * 4) as f64).sum()
     }
+}
+
+/// A cache of `capacity` tokens per layer holding `held` in `layer` refuses `new` more that do
+/// not fit (the caller then leaves it unchanged).
+pub fn check_room(layer: usize, held: usize, new: usize, capacity: usize) -> Result<()> {
+    if held + new > capacity {
+        return Err(Error::Cache(format!(
+            "layer {layer} holds {held} of {capacity} tokens; appending {new} would pass the capacity"
+        )));
+    }
+    Ok(())
 }
 
 /// The new tokens' keys and values must be `(heads, new, dim)` alike with `new ≥ 1`.

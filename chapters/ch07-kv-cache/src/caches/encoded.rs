@@ -23,7 +23,7 @@ use crate::quant::fp4::nvfp4::quantize_nvfp4;
 use crate::quant::fp8::quantize_fp8;
 use crate::quant::int8::{Int8Granularity, quantize_int8};
 use crate::quant::kivi::{KiviAxis, quantize_kivi};
-use attn_model::llama::cache::check_new_tokens;
+use attn_model::llama::cache::{check_new_tokens, check_room};
 use attn_model::{Error, KvCache, LlamaConfig, Result};
 use attn_support::ndarray::{Array2, Array3, ArrayView2, ArrayView3, CowArray, Ix3, s};
 use half::bf16;
@@ -182,12 +182,7 @@ impl<C: KvCodec> KvCache for EncodedKvCache<C> {
         let (heads, capacity, dim) = l.keys.dim();
         check_new_tokens(keys, values, heads, dim)?;
         let new = keys.dim().1;
-        if l.len + new > capacity {
-            return Err(Error::Cache(format!(
-                "layer {layer} holds {} of {capacity} tokens; appending {new} would pass the capacity",
-                l.len
-            )));
-        }
+        check_room(layer, l.len, new, capacity)?;
         l.keys.slice_mut(s![.., l.len..l.len + new, ..]).assign(&keys);
         l.values.slice_mut(s![.., l.len..l.len + new, ..]).assign(&values);
         l.len += new;
