@@ -171,7 +171,10 @@ pub fn channel_figure(
     layers: &[usize],
     head: usize,
 ) -> Result<Panels> {
+    // Headroom above the tallest channel keeps the legend off the outliers the figure is about.
+    let top = |x: &Array2<f32>| layers.iter().flat_map(|&l| x.row(l).to_vec()).fold(0.0f32, f32::max) as f64;
     let panel = |title: String, x: &Array2<f32>| Chart {
+        y_range: Some((0.0, 1.35 * top(x))),
         lines: layers
             .iter()
             .map(|&l| {
