@@ -154,80 +154,142 @@ __device__ __forceinline__ Interval visible_keys(long long row, int heads, int n
 
 // ---- the fused row softmax ----------------------------------------------------------------------
 
-// The row softmax shared by both launch shapes. A participant (a lane, or a thread of a block)
-// with index `t` among `stride` participants owns the W-element vectors t, t + stride, ...
-// (N of them, N·W = V values) and keeps them in registers between the three steps; `reduce_max`
-// and `reduce_sum` combine one float across all participants.
-// `write` is false for the lanes of a group past the last row: they take part in the shuffles
-// (every lane of the warp must) with an empty interval, and store nothing.
+// 2^x with the special function unit's approximation (relative error about 2⁻²², ex2(−∞) = +0;
+// results below 2⁻¹²⁶ are flushed to zero: a probability under 1e-38 is written as 0).
+__device__ __forceinline__ float exp2_approx(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
+// The row softmax shared by both launch shapes, for R rows at once. A participant (a lane, or a
+// thread of a block) with index `t` among `stride` participants owns the W-element vectors t,
+// t + stride, ... (N of them, N·W = V values) of each of its R rows, and keeps them in registers
+// between the three steps; `reduce_max` and `reduce_sum` combine R floats across all
+// participants at once, so that the R rows' shuffles overlap instead of waiting on each other.
+// Rows with `keys[r]` empty (including the lanes past the last row, which still take part in the
+// shuffles, as every lane of the warp must) read nothing and, when `write[r]` is false, store
+// nothing.
+//
+// Instructions per element are what limit bf16 (a 16-byte load brings 8 values, and an H100/H200
+// moves ~1 bf16 value per 16-lane-cycles-per-SM of its copy bandwidth), so the exponential is
+// taken in base 2 with log₂e folded into the scale, c = scale · log₂e:
+//     t_j = s_j · c,  m = max_j t_j,  e_j = 2^(t_j − m) = exp(s_j · scale − max),
+// one multiply, one max, one subtract and one MUFU.EX2 per element, and the mask is tested per
+// element only in the (at most two) vectors a row's interval boundaries cut.
 // ANCHOR: softmax_row
-template <typename T, int W, int N, typename MaxFn, typename SumFn>
-__device__ __forceinline__ void softmax_row(const T* __restrict__ x, T* __restrict__ y, int nk, float scale,
-                                            Interval keys, int t, int stride, bool write, MaxFn reduce_max,
-                                            SumFn reduce_sum) {
-    float v[N][W];
+template <typename T, int W, int N, int R, typename MaxFn, typename SumFn>
+__device__ __forceinline__ void softmax_rows(const T* __restrict__ x, T* __restrict__ y, int nk, float scale_log2e,
+                                             const Interval (&keys)[R], const bool (&write)[R], int t, int stride,
+                                             MaxFn reduce_max, SumFn reduce_sum) {
+    float v[R][N][W];
+    float m[R];
     // Step 1: read the visible scores once (skipping vectors with no visible key), scale them,
     // −∞ everywhere else, and the local max.
-    float m = neg_inf();
 #pragma unroll
-    for (int n = 0; n < N; ++n) {
-        const int j0 = (n * stride + t) * W;
-        const bool any_visible = j0 < nk && j0 < keys.hi && j0 + W > keys.lo;
-        if (any_visible) {
-            load<T, W>(x + j0, v[n]);
-        } else {
+    for (int r = 0; r < R; ++r) {
+        m[r] = neg_inf();
+        const T* row = x + (long long)r * nk;
 #pragma unroll
-            for (int w = 0; w < W; ++w) v[n][w] = 0.0f;
-        }
+        for (int n = 0; n < N; ++n) {
+            const int j0 = (n * stride + t) * W;
+            if (j0 < nk && j0 >= keys[r].lo && j0 + W <= keys[r].hi) {  // wholly visible
+                load<T, W>(row + j0, v[r][n]);
 #pragma unroll
-        for (int w = 0; w < W; ++w) {
-            const int j = j0 + w;
-            v[n][w] = (any_visible && j >= keys.lo && j < keys.hi) ? v[n][w] * scale : neg_inf();
-            m = fmaxf(m, v[n][w]);
-        }
-    }
-    m = reduce_max(m);
-    // Step 2: e_j = exp(x_j − m) and their sum. With no visible key m = −∞ and every e_j is
-    // set to 0 (exp(−∞ − (−∞)) would be NaN); a masked key gives exp(−∞) = 0 exactly.
-    float sum = 0.0f;
+                for (int w = 0; w < W; ++w) v[r][n][w] *= scale_log2e;
+            } else if (j0 < nk && j0 < keys[r].hi && j0 + W > keys[r].lo) {  // cut by a boundary
+                load<T, W>(row + j0, v[r][n]);
 #pragma unroll
-    for (int n = 0; n < N; ++n) {
+                for (int w = 0; w < W; ++w) {
+                    const int j = j0 + w;
+                    v[r][n][w] = (j >= keys[r].lo && j < keys[r].hi) ? v[r][n][w] * scale_log2e : neg_inf();
+                }
+            } else {  // wholly masked, or past the row's end
 #pragma unroll
-        for (int w = 0; w < W; ++w) {
-            v[n][w] = m == neg_inf() ? 0.0f : expf(v[n][w] - m);
-            sum += v[n][w];
+                for (int w = 0; w < W; ++w) v[r][n][w] = neg_inf();
+            }
+#pragma unroll
+            for (int w = 0; w < W; ++w) m[r] = fmaxf(m[r], v[r][n][w]);
         }
     }
-    sum = reduce_sum(sum);
+    reduce_max(m);
+    // Step 2: e_j = 2^(t_j − m) and their sum; a masked key gives 2^−∞ = 0 exactly. With no
+    // visible key m = −∞, and −∞ − (−∞) would be NaN: subtracting 0 instead leaves every
+    // e_j = 2^−∞ = 0, the sum 0, and the row zeros.
+    float sum[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        const float shift = m[r] == neg_inf() ? 0.0f : m[r];
+        sum[r] = 0.0f;
+#pragma unroll
+        for (int n = 0; n < N; ++n) {
+#pragma unroll
+            for (int w = 0; w < W; ++w) {
+                v[r][n][w] = exp2_approx(v[r][n][w] - shift);
+                sum[r] += v[r][n][w];
+            }
+        }
+    }
+    reduce_sum(sum);
     // Step 3: normalise and write every element of the row once (zeros where masked).
-    const float inv_sum = sum > 0.0f ? 1.0f / sum : 0.0f;
 #pragma unroll
-    for (int n = 0; n < N; ++n) {
-        const int j0 = (n * stride + t) * W;
-        if (write && j0 < nk) {
+    for (int r = 0; r < R; ++r) {
+        const float inv_sum = sum[r] > 0.0f ? 1.0f / sum[r] : 0.0f;
+        T* row = y + (long long)r * nk;
 #pragma unroll
-            for (int w = 0; w < W; ++w) v[n][w] *= inv_sum;
-            store<T, W>(y + j0, v[n]);
+        for (int n = 0; n < N; ++n) {
+            const int j0 = (n * stride + t) * W;
+            if (write[r] && j0 < nk) {
+#pragma unroll
+                for (int w = 0; w < W; ++w) v[r][n][w] *= inv_sum;
+                store<T, W>(row + j0, v[r][n]);
+            }
         }
     }
 }
 // ANCHOR_END: softmax_row
 
+// log₂e, to fold into the scale (see softmax_rows).
+#define LOG2E 1.4426950408889634f
+
+// Rows a lane group takes at once in the warp-per-row kernels: 2 when a lane holds at most 8
+// values (rows of ≤ 256 keys), so that a warp has two rows' loads in flight and half as many
+// warps (and blocks) are launched for the same bytes; 1 for longer rows, whose registers are
+// better spent on the row itself. Mirrored by `rows_per_group` in src/gpu/softmax.rs.
+#define ROWS_PER_GROUP(V) ((V) <= 8 ? 2 : 1)
+
 // A group of LANES lanes per row: the whole warp (32) for rows of more than 16·V keys, or 16 or 8
 // lanes so that a short row (128 bf16 keys are 16 vectors of 8) still keeps every lane busy, with
-// 32 / LANES rows per warp.
-template <typename T, int W, int N, int LANES>
+// 32 / LANES groups per warp, each taking R consecutive rows.
+template <typename T, int W, int N, int LANES, int R>
 __device__ __forceinline__ void softmax_warp_per_row(const T* __restrict__ x, T* __restrict__ y, long long rows,
                                                      int heads, int nq, int nk, float scale, int causal,
                                                      const int* __restrict__ key_lengths, int window) {
     const int lane = threadIdx.x % WARP;
     const long long warp = (long long)blockIdx.x * WARPS_PER_BLOCK + threadIdx.x / WARP;
-    const long long row = warp * (WARP / LANES) + lane / LANES;
-    const bool valid = row < rows;
-    const Interval keys = valid ? visible_keys(row, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
-    const long long offset = valid ? row * nk : 0;
-    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, lane % LANES, LANES, valid,
-                         [](float v) { return warp_max<LANES>(v); }, [](float v) { return warp_sum<LANES>(v); });
+    const long long row0 = (warp * (WARP / LANES) + lane / LANES) * R;
+    Interval keys[R];
+    bool valid[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+        valid[r] = row0 + r < rows;
+        keys[r] = valid[r] ? visible_keys(row0 + r, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
+    }
+    const long long offset = row0 < rows ? row0 * nk : 0;
+    softmax_rows<T, W, N, R>(
+        x + offset, y + offset, nk, scale * LOG2E, keys, valid, lane % LANES, LANES,
+        [](float (&v)[R]) {
+#pragma unroll
+            for (int offset = LANES / 2; offset > 0; offset >>= 1)
+#pragma unroll
+                for (int r = 0; r < R; ++r) v[r] = fmaxf(v[r], __shfl_xor_sync(0xffffffffu, v[r], offset));
+        },
+        [](float (&v)[R]) {
+#pragma unroll
+            for (int offset = LANES / 2; offset > 0; offset >>= 1)
+#pragma unroll
+                for (int r = 0; r < R; ++r) v[r] += __shfl_xor_sync(0xffffffffu, v[r], offset);
+        });
 }
 
 template <typename T, int W, int N>
@@ -236,11 +298,12 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
                                                       const int* __restrict__ key_lengths, int window) {
     __shared__ float partial[BLOCK_MAX_THREADS / WARP];
     const long long row = blockIdx.x;
-    const Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
+    const Interval keys[1] = {visible_keys(row, heads, nq, nk, causal, key_lengths, window)};
+    const bool write[1] = {true};
     const long long offset = row * nk;
-    softmax_row<T, W, N>(x + offset, y + offset, nk, scale, keys, threadIdx.x, blockDim.x, true,
-                         [&](float v) { return block_reduce(v, true, partial); },
-                         [&](float v) { return block_reduce(v, false, partial); });
+    softmax_rows<T, W, N, 1>(x + offset, y + offset, nk, scale * LOG2E, keys, write, threadIdx.x, blockDim.x,
+                             [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
+                             [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
 }
 
 // One extern "C" entry per (shape, dtype, access width W, values per thread V = N·W), named
@@ -250,8 +313,8 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
     extern "C" __global__ void __launch_bounds__(WARP_BLOCK_THREADS)                                      \
         NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
              float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
-        softmax_warp_per_row<TYPE, W, (V) / (W), LANES>(x, y, rows, heads, nq, nk, scale, causal,         \
-                                                        key_lengths, window);                             \
+        softmax_warp_per_row<TYPE, W, (V) / (W), LANES, ROWS_PER_GROUP(V)>(x, y, rows, heads, nq, nk, scale, \
+                                                                            causal, key_lengths, window);        \
     }
 
 #define BLOCK_ENTRY(NAME, TYPE, W, V)                                                                     \

@@ -142,6 +142,46 @@ fn bf16_fused_and_unfused_match_the_cpu() -> Result<()> {
 }
 
 #[test]
+fn odd_row_counts_end_in_half_a_pair() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch05 odd row count GPU test")? else { return Ok(()) };
+    // A lane group of a short-row kernel takes two rows (rows_per_group); with an odd number of
+    // rows the last group holds one real row and one past the end, which it must neither read
+    // nor write. The output buffer starts as NaN so that any row left unwritten fails the check,
+    // and the last row is compared like every other.
+    for (nk, seed) in [(3, 21), (8, 22), (100, 23), (128, 24), (256, 25)] {
+        let s = ScoreShape { batch: 1, heads: 1, nq: 7, nk };
+        let x = scores(s, seed).mapv(|v| bf16::from_f32(v));
+        let widened = x.mapv(|v| v.to_f32());
+        for (name, mask) in [("none", MaskSpec::none()), ("causal", MaskSpec::causal())] {
+            let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
+            let input =
+                gpu.stream.clone_htod(x.as_slice().expect("standard layout")).ctx("copying the scores")?;
+            let nan = vec![bf16::NAN; x.len()];
+            let mut output = gpu.stream.clone_htod(&nan).ctx("filling the output with NaN")?;
+            let device_mask = DeviceMask::upload(&gpu, &mask, s)?;
+            let plan = launch_fused(
+                &gpu,
+                &input.as_view(),
+                &mut output.as_view_mut(),
+                SCALE,
+                &device_mask,
+                RowLaunch::Auto,
+            )?;
+            assert_eq!(plan.rows_per_group, 2, "Nk = {nk}: {plan:?}");
+            let got = gpu.download(&output, (1, 1, 7, nk))?.mapv(|v: bf16| v.to_f32());
+            assert_close(
+                got.view(),
+                want.view(),
+                &mask,
+                BF16_RTOL,
+                &format!("7 rows of {nk} keys, mask {name}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn fully_masked_rows_are_exact_zeros() -> Result<()> {
     let Some(gpu) = Gpu::open_or_skip("ch05 fully masked rows GPU test")? else { return Ok(()) };
     // Every key padded in both batch entries, with −∞-free scores: the kernel must not divide 0 by 0.

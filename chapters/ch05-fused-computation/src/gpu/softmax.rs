@@ -8,7 +8,8 @@
 //!
 //! - **a warp per row** for short rows: 32 lanes × V values, reductions by warp shuffles alone,
 //!   no shared memory and no barrier; up to [`WARP_MAX_KEYS`] = 2048 keys (V = 64). Rows too
-//!   short to give each of 32 lanes a vector go to groups of 16 or 8 lanes, 2 or 4 rows a warp;
+//!   short to give each of 32 lanes a vector go to groups of 16 or 8 lanes, 2 or 4 groups a
+//!   warp; a group whose lanes hold ≤ 8 values takes 2 rows at once ([`rows_per_group`]);
 //! - **a block per row** for long rows: up to 512 threads × V values, warp shuffles then one
 //!   float per warp through shared memory; up to [`BLOCK_MAX_KEYS`] = 32768 keys.
 //!
@@ -135,8 +136,19 @@ pub struct FusedPlan {
     /// Threads working on one row: 32, 16 or 8 lanes of a warp, or a multiple of 32 up to 512
     /// threads of a block.
     pub threads_per_row: usize,
+    /// Rows each group of `threads_per_row` lanes takes at once ([`rows_per_group`]; 1 for a
+    /// block per row).
+    pub rows_per_group: usize,
     /// The kernel's entry point, `ch05_softmax_{warp|block}_{f32|bf16}_{vec|scalar}_v{V}`.
     pub kernel: String,
+}
+
+/// Rows a lane group of the warp-per-row kernels takes at once, for `v` values per lane
+/// (`ROWS_PER_GROUP` in the .cu file): 2 when a lane holds at most 8 values (rows of ≤ 256
+/// keys), so that a warp has two rows' loads in flight and half as many blocks are launched
+/// for the same bytes (PyTorch's short-row softmax also gives a warp two rows); 1 beyond.
+pub const fn rows_per_group(v: usize) -> usize {
+    if v <= 8 { 2 } else { 1 }
 }
 
 /// Elements per 16-byte vector of a type of `elem_bytes`.
@@ -204,7 +216,8 @@ pub fn plan_fused(
         if access == Access::Vector { "vec" } else { "scalar" },
         if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() }
     );
-    Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, kernel })
+    let rows_per_group = if shape == RowLaunch::WarpPerRow { rows_per_group(values_per_thread) } else { 1 };
+    Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, rows_per_group, kernel })
 }
 
 /// A [`MaskSpec`] as the kernels take it: the key lengths on the device as i32, the window as
@@ -303,7 +316,7 @@ pub fn launch_fused_with_access<T: ScoreElement>(
     let rows = shape.elements() / shape.nk as u64;
     let cfg = match plan.shape {
         RowLaunch::WarpPerRow => {
-            let rows_per_block = WARPS_PER_BLOCK * 32 / plan.threads_per_row;
+            let rows_per_block = WARPS_PER_BLOCK * 32 / plan.threads_per_row * plan.rows_per_group;
             launch_config((cdiv(rows as usize, rows_per_block), 1, 1), 32 * WARPS_PER_BLOCK, 0)?
         }
         _ => launch_config((rows as usize, 1, 1), plan.threads_per_row, 0)?,
@@ -461,6 +474,10 @@ mod tests {
         let p = plan_fused(128, "bf16", 2, true, RowLaunch::Auto).unwrap();
         assert_eq!((p.values_per_thread, p.threads_per_row), (8, 16));
         assert_eq!(p.kernel, "ch05_softmax_warp_bf16_vec_v8_lanes16");
+        // ... and each group of 16 lanes takes two rows at once: 4 rows per warp.
+        assert_eq!(p.rows_per_group, 2);
+        assert_eq!(plan_fused(1024, "bf16", 2, true, RowLaunch::Auto).unwrap().rows_per_group, 1);
+        assert_eq!(plan_fused(4096, "f32", 4, true, RowLaunch::Auto).unwrap().rows_per_group, 1);
         assert_eq!(plan_fused(129, "bf16", 2, true, RowLaunch::Auto).unwrap().threads_per_row, 32);
         // Tiny rows: 8 lanes, 4 rows per warp.
         assert_eq!(
