@@ -150,7 +150,7 @@ fn odd_row_counts_end_in_half_a_pair() -> Result<()> {
     // and the last row is compared like every other.
     for (nk, seed) in [(3, 21), (8, 22), (100, 23), (128, 24), (256, 25)] {
         let s = ScoreShape { batch: 1, heads: 1, nq: 7, nk };
-        let x = scores(s, seed).mapv(|v| bf16::from_f32(v));
+        let x = scores(s, seed).mapv(bf16::from_f32);
         let widened = x.mapv(|v| v.to_f32());
         for (name, mask) in [("none", MaskSpec::none()), ("causal", MaskSpec::causal())] {
             let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
