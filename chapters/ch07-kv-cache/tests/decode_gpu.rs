@@ -1,4 +1,5 @@
-//! The GPU decode attention (`kernels/ch07_decode_attention.cu`) against an f64 CPU reference
+//! The GPU decode attention, both versions (`kernels/ch07_decode_attention.cu`, registers, and
+//! `kernels/ch07_decode_pipelined.cu`, a shared-memory pipeline), against an f64 CPU reference
 //! over the *dequantised* cache — the values chapter 7's quant module decodes, which are what
 //! the kernel reads — for every element type (bf16, INT8 with several key groups, FP8, NVFP4),
 //! head dims 64 and 128, GQA groups 1 to 4, batches of sequences of different lengths (0, 1,
@@ -8,7 +9,7 @@
 //! The launch checks, the split plan and the cache layout are tested without a GPU.
 //!
 //! Tolerance, per (sequence, query head), u = 2⁻²⁴: the kernel computes in f32 with q scaled by
-//! log2(e)/√d, scale factors applied to partial sums, exp2f (≤ 2 ulp) and sums in a different
+//! log2(e)/√d, scale factors applied to partial sums, ex2.approx (≤ 3 ulp) and sums in a different
 //! order than the reference. A score then carries an absolute error of a few u times
 //! S = max_t Σ_c |q_c·k_tc| / √d, which moves every weight by that relative amount, and the
 //! weighted sum of V over `len` tokens adds rounding growing like √len (random signs): we allow
@@ -23,17 +24,20 @@ use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
 use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK};
 use ch07_kv_cache::gpu::{
-    CacheDims, CacheElement, DecodeAttention, DecodeWorkspace, DeviceKvCache, DeviceLengths, check_launch,
-    decode_attention_gpu, decode_attention_reference, kernel_name, plan_splits, quantize_cache,
+    CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
+    QuantizedCache, check_launch, decode_attention_gpu, decode_attention_reference, kernel_name,
+    pipelined_shared_bytes, plan_splits, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
 
 /// The element types of the tests: INT8 with a key group that divides the lane groups' tokens
-/// (32), an odd one (5, groups change inside an iteration) and 1 (a scale per token and
-/// channel).
+/// (32), one that does not divide the pipelined kernel's 64-token tile (20: a tile touches 4
+/// groups, staged in shared memory), an odd one below the staging minimum (5, groups change
+/// inside an iteration, scales read from global memory) and 1 (a scale per token and channel).
 fn elements() -> Vec<CacheElement> {
     let mut all = CacheElement::all(32).to_vec();
+    all.push(CacheElement::Int8 { key_group: 20 });
     all.push(CacheElement::Int8 { key_group: 5 });
     all.push(CacheElement::Int8 { key_group: 1 });
     all
@@ -58,8 +62,9 @@ fn inputs(
     (q, k, v)
 }
 
-/// Run one case on the GPU and compare with the f64 reference as the module docs say; return
-/// the number of splits the launch used.
+/// Run one case on the GPU with both kernel versions and compare each with the f64 reference as
+/// the module docs say; return the number of splits each version's launch used (their plans
+/// may differ: a split plan depends on how many blocks of the kernel fit an SM).
 fn check_case(
     gpu: &Gpu,
     element: CacheElement,
@@ -67,15 +72,39 @@ fn check_case(
     lengths: &[u32],
     capacity: usize,
     seed: u64,
-) -> Result<usize> {
+) -> Result<Vec<usize>> {
     let batch = lengths.len();
     let (q, k, v) = inputs(batch, kv_heads, group, capacity, d, seed);
     let quantized = quantize_cache(element, k.view(), v.view(), lengths)?;
-    let kernel = DecodeAttention::new(gpu, element, d, group)?;
-    let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
     let want =
         decode_attention_reference(q.view(), quantized.k_read.view(), quantized.v_read.view(), lengths)?;
-    let what = format!("{element:?} kv_heads {kv_heads} group {group} d {d} lengths {lengths:?} {plan:?}");
+    let mut splits = Vec::new();
+    for version in DecodeKernel::ALL {
+        let kernel = DecodeAttention::with_kernel(gpu, version, element, d, group)?;
+        let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
+        let what = format!(
+            "{} kernel, {element:?} kv_heads {kv_heads} group {group} d {d} lengths {lengths:?} {plan:?}",
+            version.name()
+        );
+        check_against_reference(&got, &want, &quantized, &q, (group, d), lengths, &what);
+        splits.push(plan.splits);
+    }
+    Ok(splits)
+}
+
+/// Every output row within the module docs' tolerance of the reference; sequences of length 0
+/// exactly zero.
+fn check_against_reference(
+    got: &Array3<f32>,
+    want: &Array3<f64>,
+    quantized: &QuantizedCache,
+    q: &Array3<f32>,
+    (group, d): (usize, usize),
+    lengths: &[u32],
+    what: &str,
+) {
+    let batch = lengths.len();
+    let kv_heads = got.shape()[1] / group;
     for b in 0..batch {
         let len = lengths[b] as usize;
         for hq in 0..kv_heads * group {
@@ -106,7 +135,6 @@ fn check_case(
             }
         }
     }
-    Ok(plan.splits)
 }
 
 /// (kv_heads, group, d): SmolLM2's 3 × 3 at d = 64, Llama's group of 4 at d = 128 (2 KV heads
@@ -133,7 +161,8 @@ fn every_element_head_dim_and_group_matches_the_f64_reference() -> Result<()> {
             for (n, (lengths, capacity)) in cases.iter().enumerate() {
                 let splits =
                     check_case(&gpu, element, heads, lengths, *capacity, (100 * i + 10 * j + n) as u64)?;
-                assert_eq!(splits == 1, n == 1, "{element:?} {heads:?} {lengths:?}: {splits} splits");
+                let one = splits.iter().all(|&s| s == 1);
+                assert!(one == (n == 1), "{element:?} {heads:?} {lengths:?}: {splits:?} splits");
             }
         }
     }
@@ -157,7 +186,7 @@ fn long_contexts_across_many_splits() -> Result<()> {
                 let capacity = *lengths.iter().max().unwrap() as usize + 3;
                 let seed = (1000 + 100 * i + 10 * j + n) as u64;
                 let splits = check_case(&gpu, element, (kv_heads, group, d), lengths, capacity, seed)?;
-                assert!(splits > 1, "{element:?}: {splits} splits");
+                assert!(splits.iter().all(|&s| s > 1), "{element:?}: {splits:?} splits");
             }
         }
     }
@@ -217,6 +246,20 @@ fn bad_launches_are_refused_naming_the_value() -> Result<()> {
 
 #[test]
 fn launch_checks_and_plans_without_a_gpu() {
+    // The pipelined kernel's shared memory: stages × (K and V rows of a 64-token tile + scales),
+    // two blocks of the largest (bf16, d = 128: 3 × 32 KiB) fit an SM's 228 KiB.
+    assert_eq!(pipelined_shared_bytes(CacheElement::Bf16, 128), 3 * 2 * 64 * 256);
+    assert_eq!(pipelined_shared_bytes(CacheElement::Nvfp4, 64), 6 * (2 * 64 * 32 + 2 * 64 * 4));
+    assert_eq!(pipelined_shared_bytes(CacheElement::Fp8, 128), 4 * (2 * 64 * 128 + 2 * 64 * 4));
+    assert_eq!(
+        pipelined_shared_bytes(CacheElement::Int8 { key_group: 32 }, 64),
+        4 * (2 * 64 * 64 + 64 * 4 + 5 * 64 * 4)
+    );
+    for element in elements() {
+        for d in [64, 128] {
+            assert!(2 * (pipelined_shared_bytes(element, d) + 8 * 1024) <= 228 * 1024, "{element:?} d {d}");
+        }
+    }
     let dims = CacheDims { batch: 2, kv_heads: 8, capacity: 4096, head_dim: 128 };
     let n = 2 * 8 * 4 * 128;
     assert!(check_launch(dims, 4, n, n, 2, (4096, 1)).is_ok());

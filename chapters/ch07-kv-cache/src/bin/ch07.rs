@@ -18,7 +18,7 @@ use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::experiments::quality_table;
 use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, MODELS, bandwidth_figure, run_decode_benchmark};
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
-use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP};
+use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel};
 use ch07_kv_cache::prelude::{
     CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
     channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure, memory_table,
@@ -228,6 +228,7 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     let rows = run_decode_benchmark(gpu, args.key_group, args.repeats)?;
     let mut table = TextTable::new(&[
         ("model", 0),
+        ("kernel", 0),
         ("cache", 0),
         ("batch × context", 16),
         ("splits", 0),
@@ -237,7 +238,8 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
         ("vs bf16", 0),
     ])
     .left_aligned(0)
-    .left_aligned(1);
+    .left_aligned(1)
+    .left_aligned(2);
     for r in &rows {
         let bf16 = rows.iter().find(|b| {
             b.model == r.model
@@ -249,6 +251,10 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
             bf16.map_or(String::new(), |b| format!("{:.2}×", b.timing.median_ms / r.timing.median_ms));
         table.push([
             r.model.name.to_string(),
+            match r.impl_name {
+                "copy" => String::new(),
+                name => name.strip_prefix("ch07_decode_").unwrap_or("registers").to_string(),
+            },
             if r.impl_name == "copy" { "copy".into() } else { r.dtype.to_string() },
             format!("{} × {}", r.point.batch, r.point.context),
             r.splits.to_string(),
@@ -263,8 +269,19 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     write_lines(&csv, BENCH_CSV_HEADER, rows.iter().map(|r| r.csv()))?;
     println!("wrote {}", csv.display());
     for model in MODELS {
-        let fig = bandwidth_figure(&rows, model)?;
-        println!("wrote {:?}", save(&fig, &args.out, &format!("decode_bandwidth_{}", model.name))?);
+        for version in DecodeKernel::ALL {
+            let fig = bandwidth_figure(&rows, model, version)?;
+            // The register kernel's figure keeps the name the book first used.
+            let suffix = if version == DecodeKernel::Registers {
+                String::new()
+            } else {
+                format!("_{}", version.name())
+            };
+            println!(
+                "wrote {:?}",
+                save(&fig, &args.out, &format!("decode_bandwidth_{}{suffix}", model.name))?
+            );
+        }
     }
     Ok(())
 }

@@ -21,7 +21,7 @@
 
 use super::cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, quantize_cache};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
-use super::launch::DecodeAttention;
+use super::launch::{DecodeAttention, DecodeKernel};
 use attn_support::Result;
 use attn_support::data::randn;
 use attn_support::error::DriverContext;
@@ -163,7 +163,15 @@ fn time_copy(gpu: &Gpu, model: BenchModel, repeats: usize) -> Result<BenchRow> {
 }
 
 // ANCHOR: bench_model
-/// Every element type at every point for one model, after the copy.
+/// The benchmark's name of a kernel version: `ch07_decode` (registers) or `ch07_decode_pipelined`.
+pub fn impl_name(version: DecodeKernel) -> &'static str {
+    match version {
+        DecodeKernel::Registers => "ch07_decode",
+        DecodeKernel::Pipelined => "ch07_decode_pipelined",
+    }
+}
+
+/// Every element type at every point for one model and both kernel versions, after the copy.
 pub fn bench_model(
     gpu: &Gpu,
     model: BenchModel,
@@ -184,35 +192,37 @@ pub fn bench_model(
         let host = template.tiled(CACHE_BATCH, model.kv_heads, CACHE_CONTEXT)?;
         let mut cache = DeviceKvCache::upload(gpu, &host)?;
         drop(host);
-        let kernel = DecodeAttention::new(gpu, element, d, model.group())?;
-        let mut workspace = DecodeWorkspace::new();
-        // Each point reads the one allocation as (batch, context); reshape refuses a point
-        // that needs more slots than it holds.
-        for &point in points {
-            cache.reshape(CacheDims {
-                batch: point.batch,
-                kv_heads: model.kv_heads,
-                capacity: point.context,
-                head_dim: d,
-            })?;
-            let lengths = DeviceLengths::upload(gpu, &vec![point.context as u32; point.batch])?;
-            q_rng_seed += 1;
-            let q = gpu.upload(&randn((point.batch * model.q_heads * d,), q_rng_seed))?;
-            let mut out = gpu.zeros::<f32>(point.batch * model.q_heads * d)?;
-            let plan = kernel.plan(cache.dims(), point.context);
-            let timing = gpu_time(gpu, WARMUP, repeats, || {
-                kernel.launch(gpu, &q, &cache, &lengths, &mut out, &mut workspace).map(|_| ())
-            })?;
-            rows.push(BenchRow {
-                impl_name: "ch07_decode",
-                dtype: element.name(),
-                model,
-                point,
-                timing,
-                kv_bytes: kv_bytes(element, model, point),
-                copy_gbps,
-                splits: plan.splits,
-            });
+        for version in DecodeKernel::ALL {
+            let kernel = DecodeAttention::with_kernel(gpu, version, element, d, model.group())?;
+            let mut workspace = DecodeWorkspace::new();
+            // Each point reads the one allocation as (batch, context); reshape refuses a point
+            // that needs more slots than it holds.
+            for &point in points {
+                cache.reshape(CacheDims {
+                    batch: point.batch,
+                    kv_heads: model.kv_heads,
+                    capacity: point.context,
+                    head_dim: d,
+                })?;
+                let lengths = DeviceLengths::upload(gpu, &vec![point.context as u32; point.batch])?;
+                q_rng_seed += 1;
+                let q = gpu.upload(&randn((point.batch * model.q_heads * d,), q_rng_seed))?;
+                let mut out = gpu.zeros::<f32>(point.batch * model.q_heads * d)?;
+                let plan = kernel.plan(cache.dims(), point.context);
+                let timing = gpu_time(gpu, WARMUP, repeats, || {
+                    kernel.launch(gpu, &q, &cache, &lengths, &mut out, &mut workspace).map(|_| ())
+                })?;
+                rows.push(BenchRow {
+                    impl_name: impl_name(version),
+                    dtype: element.name(),
+                    model,
+                    point,
+                    timing,
+                    kv_bytes: kv_bytes(element, model, point),
+                    copy_gbps,
+                    splits: plan.splits,
+                });
+            }
         }
     }
     Ok(rows)
@@ -229,14 +239,14 @@ pub fn run_decode_benchmark(gpu: &Gpu, key_group: usize, repeats: usize) -> Resu
     Ok(rows)
 }
 
-/// KV-read bandwidth against context length at batch 16 for one model: a line per element
-/// type, the copy's bandwidth dashed.
-pub fn bandwidth_figure(rows: &[BenchRow], model: BenchModel) -> Result<Chart> {
+/// KV-read bandwidth against context length at batch 16 for one model and kernel version: a
+/// line per element type, the copy's bandwidth dashed.
+pub fn bandwidth_figure(rows: &[BenchRow], model: BenchModel, version: DecodeKernel) -> Result<Chart> {
     let mut lines = Vec::new();
     for element in CacheElement::all(DEFAULT_KEY_GROUP) {
         let points: Vec<(f64, f64)> = rows
             .iter()
-            .filter(|r| r.model == model && r.impl_name == "ch07_decode" && r.dtype == element.name())
+            .filter(|r| r.model == model && r.impl_name == impl_name(version) && r.dtype == element.name())
             .filter(|r| r.point.batch == CACHE_BATCH)
             .map(|r| (r.point.context as f64, r.gbps()))
             .collect();
@@ -251,8 +261,12 @@ pub fn bandwidth_figure(rows: &[BenchRow], model: BenchModel) -> Result<Chart> {
         lines,
         ..Chart::new(
             format!(
-                "decode attention, {} ({} q / {} KV heads, d = {}), batch {CACHE_BATCH}",
-                model.name, model.q_heads, model.kv_heads, model.head_dim
+                "decode attention ({} kernel), {} ({} q / {} KV heads, d = {}), batch {CACHE_BATCH}",
+                version.name(),
+                model.name,
+                model.q_heads,
+                model.kv_heads,
+                model.head_dim
             ),
             "context (tokens)",
             "KV bytes read per second (GB/s)",

@@ -1,4 +1,7 @@
-//! Checking, planning and launching the decode kernels of `kernels/ch07_decode_attention.cu`.
+//! Checking, planning and launching the decode kernels: `kernels/ch07_decode_attention.cu`
+//! (K and V loaded into registers) and `kernels/ch07_decode_pipelined.cu` (the same computation
+//! with K and V brought into shared memory by a `cp.async` pipeline); both share
+//! `kernels/ch07_decode_common.cuh` and the combine kernel.
 
 use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
@@ -8,8 +11,54 @@ use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, KernelSource, launch_config};
 use attn_support::{Error, Result, kernel_source};
 
-/// The kernel file.
-pub const DECODE_SOURCE: KernelSource = kernel_source!("ch07_decode_attention.cu");
+/// The register kernel's file (and the combine kernel both versions use).
+pub const DECODE_SOURCE: KernelSource = kernel_source!("ch07_decode_common.cuh", "ch07_decode_attention.cu");
+/// The pipelined kernel's file.
+pub const PIPELINED_SOURCE: KernelSource =
+    kernel_source!("ch07_decode_common.cuh", "ch07_decode_pipelined.cu");
+
+/// Which version of the decode kernel runs: the two rungs of the chapter's ladder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeKernel {
+    /// Each iteration loads its K and V rows into registers, then computes on them.
+    Registers,
+    /// K and V (and their scales) copied into shared memory by `cp.async`, several 64-token
+    /// tiles ahead of the compute.
+    Pipelined,
+}
+
+impl DecodeKernel {
+    pub const ALL: [DecodeKernel; 2] = [DecodeKernel::Registers, DecodeKernel::Pipelined];
+
+    /// The name in tables and in the kernels' entry points.
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeKernel::Registers => "registers",
+            DecodeKernel::Pipelined => "pipelined",
+        }
+    }
+}
+
+/// Tokens per shared-memory tile of the pipelined kernel (`TILE`).
+pub const PIPELINE_TILE: usize = 64;
+/// The smallest INT8 key group whose K scale rows the pipelined kernel stages in shared memory
+/// (`MIN_STAGED_KEY_GROUP`); smaller groups read them from global memory.
+pub const MIN_STAGED_KEY_GROUP: usize = 16;
+
+/// Dynamic shared memory of the pipelined kernel: stages × bytes per stage, as `Tile<ELEM, D>`
+/// of `kernels/ch07_decode_pipelined.cu` lays them out (K and V rows of a 64-token tile, then
+/// the element type's scales).
+pub fn pipelined_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
+    let tile = PIPELINE_TILE;
+    let key_groups_staged = tile / MIN_STAGED_KEY_GROUP + 1;
+    let (row_bytes, extra, stages) = match element {
+        CacheElement::Bf16 => (2 * head_dim, 0, 3),
+        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 4),
+        CacheElement::Int8 { .. } => (head_dim, tile * 4 + key_groups_staged * head_dim * 4, 4),
+        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
+    };
+    stages * (2 * tile * row_bytes + extra).next_multiple_of(16)
+}
 /// Threads per block of the main kernel (`DECODE_THREADS`): 4 warps, so that with about 220
 /// registers per thread (G = 4) two blocks fit an SM's 64 K registers.
 pub const DECODE_THREADS: usize = 128;
@@ -109,34 +158,86 @@ pub fn check_launch(
     Ok(())
 }
 
-/// The kernel name of an element type, head dim and group.
+/// The register kernel's name for an element type, head dim and group.
 pub fn kernel_name(element: CacheElement, head_dim: usize, group: usize) -> String {
     format!("ch07_decode_{}_d{head_dim}_g{group}", element.name())
 }
 
+/// The entry point of `version` for an element type, head dim and group.
+pub fn versioned_kernel_name(
+    version: DecodeKernel,
+    element: CacheElement,
+    head_dim: usize,
+    group: usize,
+) -> String {
+    match version {
+        DecodeKernel::Registers => kernel_name(element, head_dim, group),
+        DecodeKernel::Pipelined => format!("ch07_decode_pipelined_{}_d{head_dim}_g{group}", element.name()),
+    }
+}
+
 /// Decode attention for one element type, head dim and GQA group, compiled and loaded.
 pub struct DecodeAttention {
+    version: DecodeKernel,
     element: CacheElement,
     head_dim: usize,
     group: usize,
     main: CudaFunction,
+    /// Dynamic shared memory per block of `main` (0 for the register kernel).
+    shared_bytes: usize,
     combine: CudaFunction,
     /// Blocks of the main kernel the whole device runs at once.
     wave_blocks: usize,
 }
 
 impl DecodeAttention {
+    /// The register kernel (see [`DecodeAttention::with_kernel`]).
     pub fn new(gpu: &Gpu, element: CacheElement, head_dim: usize, group: usize) -> Result<DecodeAttention> {
+        DecodeAttention::with_kernel(gpu, DecodeKernel::Registers, element, head_dim, group)
+    }
+
+    /// Compile and load `version` for an element type, head dim and group; an unsupported head
+    /// dim or group is an error naming it.
+    pub fn with_kernel(
+        gpu: &Gpu,
+        version: DecodeKernel,
+        element: CacheElement,
+        head_dim: usize,
+        group: usize,
+    ) -> Result<DecodeAttention> {
         let probe = CacheDims { batch: 1, kv_heads: 1, capacity: 0, head_dim };
         check_launch(probe, group, head_dim * group, head_dim * group, 1, (0, 0))?;
-        let main = gpu.function(&DECODE_SOURCE, &kernel_name(element, head_dim, group))?;
+        let name = versioned_kernel_name(version, element, head_dim, group);
+        let (main, shared_bytes) = match version {
+            DecodeKernel::Registers => (gpu.function(&DECODE_SOURCE, &name)?, 0),
+            DecodeKernel::Pipelined => {
+                let main = gpu.function(&PIPELINED_SOURCE, &name)?;
+                let bytes = pipelined_shared_bytes(element, head_dim);
+                gpu.opt_in_shared_memory(&main, &name, bytes)?;
+                (main, bytes)
+            }
+        };
         let combine = gpu.function(&DECODE_SOURCE, "ch07_decode_combine")?;
         let per_sm = main
-            .occupancy_max_active_blocks_per_multiprocessor(DECODE_THREADS as u32, 0, None)
+            .occupancy_max_active_blocks_per_multiprocessor(DECODE_THREADS as u32, shared_bytes, None)
             .ctx("reading the decode kernel's occupancy")? as usize;
         let sms =
             gpu.ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).ctx("reading the SM count")? as usize;
-        Ok(DecodeAttention { element, head_dim, group, main, combine, wave_blocks: per_sm.max(1) * sms })
+        Ok(DecodeAttention {
+            version,
+            element,
+            head_dim,
+            group,
+            main,
+            shared_bytes,
+            combine,
+            wave_blocks: per_sm.max(1) * sms,
+        })
+    }
+
+    /// Which kernel version this is.
+    pub fn version(&self) -> DecodeKernel {
+        self.version
     }
 
     pub fn element(&self) -> CacheElement {
@@ -194,7 +295,8 @@ impl DecodeAttention {
         let (kv_heads, capacity, chunk) = (dims.kv_heads as i32, dims.capacity as i32, plan.chunk as i32);
         let key_group = cache.element.key_group() as i32;
         let qk_scale = (std::f64::consts::LOG2_E / (dims.head_dim as f64).sqrt()) as f32;
-        let grid = launch_config((plan.splits, dims.kv_heads, dims.batch), DECODE_THREADS, 0)?;
+        let grid =
+            launch_config((plan.splits, dims.kv_heads, dims.batch), DECODE_THREADS, self.shared_bytes)?;
         {
             let mut b = gpu.stream.launch_builder(&self.main);
             b.arg(q).arg(&cache.k.codes).arg(&cache.v.codes);
@@ -225,7 +327,8 @@ impl DecodeAttention {
             // SAFETY: the arguments match the kernel's signature; every buffer holds what the
             // dims need (checked when the cache was uploaded or reshaped), q and out their
             // (batch, q_heads, d), no length passes the capacity (check_launch), and the
-            // workspace holds (rows, splits, d) partials when there are several splits.
+            // workspace holds (rows, splits, d) partials when there are several splits; the
+            // pipelined kernel's dynamic shared memory was opted into when it was loaded.
             unsafe { b.launch(grid) }.ctx("launching the ch07 decode kernel")?;
         }
         if plan.splits > 1 {

@@ -28,7 +28,10 @@ pub mod reference;
 
 pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, QuantizedCache, quantize_cache};
 pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
-pub use launch::{DecodeAttention, SplitPlan, check_launch, kernel_name, plan_splits};
+pub use launch::{
+    DecodeAttention, DecodeKernel, SplitPlan, check_launch, kernel_name, pipelined_shared_bytes, plan_splits,
+    versioned_kernel_name,
+};
 pub use reference::decode_attention_reference;
 
 use attn_support::gpu::Gpu;

@@ -1,0 +1,337 @@
+// ch07_decode_pipelined.cu — the decode attention of ch07_decode_attention.cu (same inputs, same
+// output, same split-K partials and combine kernel), with the KV cache brought into shared memory
+// by an asynchronous copy pipeline instead of loaded into registers.
+//
+// Why: the register kernel issues an iteration's loads, then computes on them; with its ~230
+// registers an SM holds 8 warps, and while those compute (shuffles, exponentials, online
+// softmax) few bytes are in flight, so the memory system idles. Little's law wants
+// bandwidth × latency ≈ 36 GB/s × 1–1.5 µs ≈ 36–54 KB in flight per SM at all times. Here the
+// block copies tile i + STAGES − 1 of K and V (and their scales) with cp.async while it computes
+// on tile i: the copies need no registers and keep going during the compute.
+//
+// Launch: grid (splits, kv_heads, batch) as the register kernel, DECODE_THREADS = 128 threads,
+// dynamic shared memory STAGES × STAGE_BYTES (host: decode_pipelined_shared_bytes in launch.rs,
+// with the opt-in above 48 KB). A tile is TILE = 64 consecutive tokens of the block's chunk:
+//   K rows  TILE × ROW_BYTES      V rows  TILE × ROW_BYTES     (ROW_BYTES: 2d, d, d, d/2)
+//   then per type: FP8 K and V scales (TILE f32 each); INT8 V scales (TILE f32) and the K scale
+//   rows of the key groups the tile touches (at most KEY_GROUPS_STAGED rows of d f32, when the
+//   key group has ≥ MIN_STAGED_KEY_GROUP tokens; smaller groups read their scales from global
+//   memory); NVFP4 K and V block scales (TILE × d/16 bytes each).
+// STAGES: 3 for bf16 (96 KB at d = 128), 4 for INT8 and FP8, 6 for NVFP4 (~55 KB at d = 128).
+// Every thread copies 16-byte pieces (cp.async.cg; 4-byte cp.async.ca for per-token scales and
+// NVFP4 block scales); pieces of tokens at or past the chunk's end are zero-filled (src-size 0)
+// and never read from global memory, so a partial tile computes on zeros, which the mask then
+// ignores (a weight of exactly 0 times a finite 0).
+//
+// Compute: as the register kernel, a token row spread over LPT = d/16 lanes (16 elements
+// each), NG = 128/LPT lane groups; group j takes tokens j, j + NG, j + 2·NG, ... of the tile
+// (U = TILE/NG of them), so that the lane groups reading at once read consecutive rows and the
+// shared-memory reads are free of bank conflicts: a quarter warp (8 lanes) reads 128 contiguous
+// bytes. For bf16 a lane's 16 elements are two 16-byte pieces, piece `sub` and `sub + LPT` of
+// the row (channels 8·sub … and 8·(sub + LPT) …), so that the 8 lanes of a d = 128 row read
+// 128 contiguous bytes per instruction; at d = 64 two rows (two lane groups) share a quarter
+// warp, and the pieces of odd rows are stored with their halves swapped (piece index XOR LPT)
+// so the two rows land on different banks.
+//
+// Bytes moved: as the register kernel (each cached byte read once from HBM).
+
+#define TILE 64
+#define MIN_STAGED_KEY_GROUP 16
+#define KEY_GROUPS_STAGED (TILE / MIN_STAGED_KEY_GROUP + 1)
+
+// ---- asynchronous copies (sm_80+) ---------------------------------------------------------------
+
+__device__ __forceinline__ unsigned smem_addr(const void *p) {
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+// 16 bytes global → shared; `bytes` 16 copies, 0 writes zeros and reads nothing.
+__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+// 4 bytes global → shared, zero-filled the same way.
+__device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int PENDING> __device__ __forceinline__ void copy_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+}
+
+// ---- the shared-memory tile of one stage --------------------------------------------------------
+
+template <int ELEM, int D> struct Tile {
+    static constexpr int ROW_BYTES = ELEM == BF16 ? 2 * D : ELEM == NVFP4 ? D / 2 : D;
+    static constexpr int PIECES = ROW_BYTES / 16;  // 16-byte pieces per row
+    static constexpr int BLOCKS_PER_ROW = D / 16;  // NVFP4 block scales per row
+    static constexpr int K_OFF = 0;
+    static constexpr int V_OFF = TILE * ROW_BYTES;
+    static constexpr int EXTRA_OFF = 2 * TILE * ROW_BYTES;
+    // FP8: k scales at EXTRA_OFF, v scales after. INT8: v scales at EXTRA_OFF, key-group scale
+    // rows after. NVFP4: k block scales at EXTRA_OFF, v block scales after.
+    static constexpr int SECOND_OFF =
+        EXTRA_OFF + (ELEM == NVFP4 ? TILE * BLOCKS_PER_ROW : (ELEM == BF16 ? 0 : TILE * 4));
+    static constexpr int EXTRA_BYTES = ELEM == BF16    ? 0
+                                       : ELEM == FP8   ? 2 * TILE * 4
+                                       : ELEM == INT8  ? TILE * 4 + KEY_GROUPS_STAGED * D * 4
+                                                       : 2 * TILE * BLOCKS_PER_ROW;
+    static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
+    static constexpr int STAGES = ELEM == BF16 ? 3 : ELEM == NVFP4 ? 6 : 4;
+    // bf16 at d = 64: two rows share a quarter warp; odd rows have their halves swapped.
+    __device__ static __forceinline__ int piece(int token, int p) {
+        return (ELEM == BF16 && D == 64) ? (p ^ ((token & 1) * (PIECES / 2))) : p;
+    }
+};
+
+// Issue the copies of the tile of tokens [first, first + TILE) ∩ [first, end) into `st`.
+template <int ELEM, int D>
+__device__ __forceinline__ void copy_tile(unsigned char *st, const Plane &p, int first, int end, int key_group) {
+    using T = Tile<ELEM, D>;
+    const int valid = min(TILE, end - first);
+    for (int i = threadIdx.x; i < TILE * T::PIECES; i += DECODE_THREADS) {
+        const int token = i / T::PIECES, piece = i % T::PIECES;
+        const bool ok = token < valid;
+        const long long offset = (long long)(first + token) * T::ROW_BYTES + piece * 16;
+        const int dst = token * T::ROW_BYTES + T::piece(token, piece) * 16;
+        copy16(st + T::K_OFF + dst, ok ? p.k + offset : p.k, ok ? 16 : 0);
+        copy16(st + T::V_OFF + dst, ok ? p.v + offset : p.v, ok ? 16 : 0);
+    }
+    if constexpr (ELEM == FP8 || ELEM == INT8) {
+        float *k_sc = reinterpret_cast<float *>(st + T::EXTRA_OFF);
+        for (int i = threadIdx.x; i < TILE; i += DECODE_THREADS) {
+            const bool ok = i < valid;
+            if constexpr (ELEM == FP8) {
+                float *v_sc = reinterpret_cast<float *>(st + T::SECOND_OFF);
+                copy4(k_sc + i, ok ? p.k_scales + first + i : p.k_scales, ok ? 4 : 0);
+                copy4(v_sc + i, ok ? p.v_scales + first + i : p.v_scales, ok ? 4 : 0);
+            } else {
+                copy4(k_sc + i, ok ? p.v_scales + first + i : p.v_scales, ok ? 4 : 0);  // INT8: V's
+            }
+        }
+    }
+    if constexpr (ELEM == INT8) {
+        // The K scale rows (d f32 each) of the key groups [first / G, (first + valid − 1) / G].
+        if (key_group >= MIN_STAGED_KEY_GROUP) {
+            const int g0 = first / key_group, g1 = (first + valid - 1) / key_group;
+            const int pieces = (g1 - g0 + 1) * D / 4;
+            const float *src = p.k_scales + (long long)g0 * D;
+            unsigned char *dst = st + T::SECOND_OFF;
+            for (int i = threadIdx.x; i < pieces; i += DECODE_THREADS) copy16(dst + 16 * i, src + 4 * i, 16);
+        }
+    }
+    if constexpr (ELEM == NVFP4) {
+        constexpr int WORDS = T::BLOCKS_PER_ROW / 4;  // 4-byte words of block scales per row
+        for (int i = threadIdx.x; i < TILE * WORDS; i += DECODE_THREADS) {
+            const int token = i / WORDS;
+            const bool ok = token < valid;
+            const long long offset = (long long)first * T::BLOCKS_PER_ROW + 4 * i;
+            copy4(st + T::EXTRA_OFF + 4 * i, ok ? p.k_blocks + offset : p.k_blocks, ok ? 4 : 0);
+            copy4(st + T::SECOND_OFF + 4 * i, ok ? p.v_blocks + offset : p.v_blocks, ok ? 4 : 0);
+        }
+    }
+}
+
+// The lane's 16 elements of row `token` of a tile side (K_OFF or V_OFF).
+template <int ELEM, int D, int LPT>
+__device__ __forceinline__ void read_row(const unsigned char *side, int token, int sub, Row<ELEM> &r) {
+    using T = Tile<ELEM, D>;
+    const unsigned char *row = side + token * T::ROW_BYTES;
+    if constexpr (ELEM == BF16) {
+        r.w[0] = *reinterpret_cast<const uint4 *>(row + T::piece(token, sub) * 16);
+        r.w[1] = *reinterpret_cast<const uint4 *>(row + T::piece(token, sub + LPT) * 16);
+    } else if constexpr (ELEM == NVFP4) {
+        r.w[0] = *reinterpret_cast<const uint2 *>(row + sub * 8);
+    } else {
+        r.w[0] = *reinterpret_cast<const uint4 *>(row + sub * 16);
+    }
+}
+
+template <int ELEM, int D, int G>
+__device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, const unsigned char *__restrict__ k_codes,
+                                                 const unsigned char *__restrict__ v_codes,
+                                                 const float *__restrict__ k_scales, const float *__restrict__ v_scales,
+                                                 const unsigned char *__restrict__ k_blocks,
+                                                 const unsigned char *__restrict__ v_blocks,
+                                                 const float *__restrict__ k_tensor, const float *__restrict__ v_tensor,
+                                                 const unsigned *__restrict__ lengths, float *__restrict__ part_acc,
+                                                 float *__restrict__ part_ml, float *__restrict__ out, int kv_heads,
+                                                 int capacity, int chunk, int key_group, float qk_scale) {
+    using T = Tile<ELEM, D>;
+    constexpr int LPT = D / EPL;            // lanes per token row
+    constexpr int NG = DECODE_THREADS / LPT;  // lane groups per block
+    constexpr int U = TILE / NG;            // tokens per lane group per tile
+    constexpr int STAGES = T::STAGES;
+    extern __shared__ __align__(16) unsigned char stages[];
+
+    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+    const int splits = gridDim.x;
+    const int lane = threadIdx.x & 31;
+    const int sub = lane % LPT;
+    const int group = threadIdx.x / LPT;
+    const int q_heads = kv_heads * G;
+    const int len = (int)lengths[b];
+    const int t0 = split * chunk;
+    const int t1 = min(len, t0 + chunk);
+    const long long plane = (long long)b * kv_heads + kvh;
+    const long long head0 = (long long)b * q_heads + (long long)kvh * G;
+
+    if (t0 >= len) {
+        if (splits == 1)
+            for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) out[head0 * D + i] = 0.0f;
+        return;
+    }
+
+    // Plane pointers without the lane's offset: the copies move whole rows.
+    Plane p;
+    p.k = k_codes + plane * capacity * T::ROW_BYTES;
+    p.v = v_codes + plane * capacity * T::ROW_BYTES;
+    const int key_groups = ELEM == INT8 ? (capacity + key_group - 1) / key_group : 0;
+    p.k_scales = ELEM == INT8 ? k_scales + plane * key_groups * D : (ELEM == FP8 ? k_scales + plane * capacity : nullptr);
+    p.v_scales = (ELEM == INT8 || ELEM == FP8) ? v_scales + plane * capacity : nullptr;
+    p.k_blocks = ELEM == NVFP4 ? k_blocks + plane * capacity * T::BLOCKS_PER_ROW : nullptr;
+    p.v_blocks = ELEM == NVFP4 ? v_blocks + plane * capacity * T::BLOCKS_PER_ROW : nullptr;
+    p.k_tensor = ELEM == NVFP4 ? __ldg(k_tensor + plane) * 4194304.0f : 1.0f;  // × 2^22
+    p.v_tensor = ELEM == NVFP4 ? __ldg(v_tensor + plane) * 4194304.0f : 1.0f;
+
+    const int tiles = (t1 - t0 + TILE - 1) / TILE;
+    // The first STAGES − 1 tiles in flight before any compute; one commit group per tile slot,
+    // empty ones included, so that "all but STAGES − 2 groups done" always means "this tile".
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; ++s) {
+        if (s < tiles) copy_tile<ELEM, D>(stages + s * T::BYTES, p, t0 + s * TILE, t1, key_group);
+        copy_commit();
+    }
+
+    // The channel of the lane's element e (see the header).
+    auto channel = [&](int e) {
+        if constexpr (ELEM == BF16) return e < 8 ? 8 * sub + e : 8 * (sub + LPT) + e - 8;
+        else return sub * EPL + e;
+    };
+    float qr[G][EPL];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+#pragma unroll
+        for (int e = 0; e < EPL; e += 4) {
+            const float4 v = __ldg(reinterpret_cast<const float4 *>(q + (head0 + g) * D + channel(e)));
+            qr[g][e] = v.x * qk_scale;
+            qr[g][e + 1] = v.y * qk_scale;
+            qr[g][e + 2] = v.z * qk_scale;
+            qr[g][e + 3] = v.w * qk_scale;
+        }
+    }
+    float m[G], l[G], acc[G][EPL];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        m[g] = neg_inf();
+        l[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
+    }
+    float k_sigma[ELEM == INT8 ? EPL : 1] = {};
+    int sigma_group = -1;
+
+    for (int it = 0; it < tiles; ++it) {
+        copy_wait<STAGES - 2>();  // this thread's copies of tile `it` have landed
+        __syncthreads();          // everyone's have; everyone is done with tile it − 1's slot
+        {
+            const int next = it + STAGES - 1;
+            if (next < tiles)
+                copy_tile<ELEM, D>(stages + (next % STAGES) * T::BYTES, p, t0 + next * TILE, t1, key_group);
+            copy_commit();
+        }
+        const unsigned char *st = stages + (it % STAGES) * T::BYTES;
+        const int first = t0 + it * TILE;
+
+        float s[U][G];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int token = group + NG * u;
+            const int t = first + token;
+            Row<ELEM> kr;
+            read_row<ELEM, D, LPT>(st + T::K_OFF, token, sub, kr);
+            float x[EPL];
+            decode_row<ELEM>(kr, x);
+            float k_factor = 1.0f;
+            if constexpr (ELEM == FP8) k_factor = reinterpret_cast<const float *>(st + T::EXTRA_OFF)[token] * 256.0f;
+            if constexpr (ELEM == NVFP4)
+                k_factor = e4m3_to_f32_scaled(st[T::EXTRA_OFF + token * T::BLOCKS_PER_ROW + sub]) * p.k_tensor;
+            if constexpr (ELEM == INT8) {
+                // Past the chunk's end the token's codes are zeros: any scale will do, so the
+                // last valid token's group keeps the staged rows in range.
+                const int kg = min(t, t1 - 1) / key_group;
+                if (kg != sigma_group) {
+                    const float *src = key_group >= MIN_STAGED_KEY_GROUP
+                                           ? reinterpret_cast<const float *>(st + T::SECOND_OFF) +
+                                                 (kg - first / key_group) * D
+                                           : p.k_scales + (long long)kg * D;
+                    // Generic loads: `src` is in shared memory (staged) or global memory.
+#pragma unroll
+                    for (int e = 0; e < EPL; e += 4) {
+                        const float4 v = *reinterpret_cast<const float4 *>(src + sub * EPL + e);
+                        k_sigma[e] = v.x;
+                        k_sigma[e + 1] = v.y;
+                        k_sigma[e + 2] = v.z;
+                        k_sigma[e + 3] = v.w;
+                    }
+                    sigma_group = kg;
+                }
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) x[e] *= k_sigma[e];
+            }
+#pragma unroll
+            for (int g = 0; g < G; ++g) {
+                float dot = 0.0f;
+#pragma unroll
+                for (int e = 0; e < EPL; ++e) dot = fmaf(qr[g][e], x[e], dot);
+                dot *= k_factor;
+#pragma unroll
+                for (int off = LPT / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+                s[u][g] = t < t1 ? dot : neg_inf();
+            }
+        }
+
+        float w[U][G];
+        online_softmax_step<U, G>(s, m, l, acc, w);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int token = group + NG * u;
+            Row<ELEM> vr;
+            read_row<ELEM, D, LPT>(st + T::V_OFF, token, sub, vr);
+            float x[EPL];
+            decode_row<ELEM>(vr, x);
+            float v_factor = 1.0f;
+            if constexpr (ELEM == FP8) v_factor = reinterpret_cast<const float *>(st + T::SECOND_OFF)[token] * 256.0f;
+            if constexpr (ELEM == INT8) v_factor = reinterpret_cast<const float *>(st + T::EXTRA_OFF)[token];
+            if constexpr (ELEM == NVFP4)
+                v_factor = e4m3_to_f32_scaled(st[T::SECOND_OFF + token * T::BLOCKS_PER_ROW + sub]) * p.v_tensor;
+            accumulate_value<G>(x, w[u], v_factor, acc);
+        }
+    }
+    copy_wait<0>();  // no copy may still write into shared memory the merge reuses
+    merge_and_write<D, G, LPT>(m, l, acc, channel, head0, split, splits, out, part_acc, part_ml);
+}
+
+#define PIPELINED_ENTRY(NAME, ELEM, D, G)                                                                            \
+    extern "C" __global__ void __launch_bounds__(DECODE_THREADS) NAME(                                               \
+        const float *q, const unsigned char *k_codes, const unsigned char *v_codes, const float *k_scales,           \
+        const float *v_scales, const unsigned char *k_blocks, const unsigned char *v_blocks, const float *k_tensor,  \
+        const float *v_tensor, const unsigned *lengths, float *part_acc, float *part_ml, float *out, int kv_heads,    \
+        int capacity, int chunk, int key_group, float qk_scale) {                                                    \
+        decode_pipelined<ELEM, D, G>(q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor,         \
+                                     v_tensor, lengths, part_acc, part_ml, out, kv_heads, capacity, chunk, key_group, \
+                                     qk_scale);                                                                      \
+    }
+
+#define PIPELINED_GROUPS(ENAME, ELEM, D)                                  \
+    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g1, ELEM, D, 1) \
+    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g2, ELEM, D, 2) \
+    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g3, ELEM, D, 3) \
+    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g4, ELEM, D, 4)
+
+#define PIPELINED_DIMS(ENAME, ELEM)   \
+    PIPELINED_GROUPS(ENAME, ELEM, 64) \
+    PIPELINED_GROUPS(ENAME, ELEM, 128)
+
+PIPELINED_DIMS(bf16, BF16)
+PIPELINED_DIMS(int8, INT8)
+PIPELINED_DIMS(fp8, FP8)
+PIPELINED_DIMS(nvfp4, NVFP4)
