@@ -14,6 +14,12 @@ pub fn check_math_escapes(src: &Path) -> Result<Vec<String>> {
     for page in markdown_files(src)? {
         let text = std::fs::read_to_string(&page).with_context(|| format!("reading {}", page.display()))?;
         let name = page.strip_prefix(root()).unwrap_or(&page).display().to_string();
+        for (line, c) in lost_backslashes(&text) {
+            problems.push(format!(
+                "{name}:{line}: control character {c:?}, what a string escape makes of a lost backslash \\
+                 (\\text → tab + \"ext\", \\frac → form feed + \"rac\")"
+            ));
+        }
         let found = single_backslash_math(&text);
         // One report per line: a formula has two delimiters, and a line often several formulas.
         for (i, (line, excerpt)) in found.iter().enumerate() {
@@ -26,6 +32,19 @@ pub fn check_math_escapes(src: &Path) -> Result<Vec<String>> {
         }
     }
     Ok(problems)
+}
+
+/// Lines holding a tab, bell, backspace, vertical tab or form feed, with that character: the
+/// book has no use for them, and each is what a non-raw string (Python's "\t", "\a", "\b",
+/// "\v", "\f") makes of a LaTeX command (\text, \alpha, \beta, \vec, \frac) written into a page.
+fn lost_backslashes(markdown: &str) -> Vec<(usize, char)> {
+    markdown
+        .lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            line.chars().find(|c| matches!(c, '\t' | '\x07' | '\x08' | '\x0b' | '\x0c')).map(|c| (i + 1, c))
+        })
+        .collect()
 }
 
 /// The delimiters of `markdown` written with exactly one backslash, outside fenced code blocks
@@ -123,6 +142,12 @@ fn scan_prose(lines: &[(usize, &str)]) -> Vec<(usize, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_from_lost_backslashes_are_found() {
+        assert_eq!(lost_backslashes("a \\\\(\\text{acc}\\\\)\nfine\n\\(x\\) \\frac"), vec![]);
+        assert_eq!(lost_backslashes("ok\n\\\\(\text{acc}\\\\)\n\x0crac{1}{2}"), vec![(2, '\t'), (3, '\x0c')]);
+    }
 
     #[test]
     fn finds_single_backslash_delimiters_with_their_lines() {
