@@ -53,7 +53,7 @@
 // accumulator acc[G][16] per lane — rescaling only when the max grows. At the end the lane groups
 // of a warp merge by shuffles, the 4 warps through shared memory, and the block writes its
 // partial (m, l, acc) per query head, or, with one split, the normalised output directly.
-// Combine kernel: grid (batch · q_heads), d threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+// Combine kernel: grid (batch · q_heads), 512 threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
 // over the splits s that hold tokens of the sequence (M = max_s m_s); zeros for length 0.
 //
 // Bytes moved per cached token and KV head (K + V, d = head dim), what the benchmark counts:
@@ -260,26 +260,56 @@ DECODE_DIMS(int8, INT8)
 DECODE_DIMS(fp8, FP8)
 DECODE_DIMS(nvfp4, NVFP4)
 
-// The splits' partial results merged: block (b·q_heads + hq), one thread per channel (d threads).
+// The splits' partial results merged: block (b·q_heads + hq) of COMBINE_THREADS threads. A
+// sequence of 256 k tokens has 512 splits: one thread per channel walking them all would be 512
+// dependent steps on 32 blocks, as long as a good part of the main kernel. Instead every thread
+// takes part: first the max M over the splits (strided, then a block reduction), then thread
+// (p, c) with c = tid mod d, p = tid / d sums splits p, p + P, … (P = COMBINE_THREADS / d) for
+// channel c, and the P partial sums of each channel are added through shared memory.
 // Splits whose chunk starts at or past len_b hold nothing and are not read.
-extern "C" __global__ void __launch_bounds__(128)
+#define COMBINE_THREADS 512
+extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
     ch07_decode_combine(const float *__restrict__ part_acc, const float *__restrict__ part_ml,
                         const unsigned *__restrict__ lengths, float *__restrict__ out, int q_heads, int head_dim,
                         int splits, int chunk) {
+    __shared__ float s_sum[COMBINE_THREADS];
+    __shared__ float s_max[COMBINE_THREADS / 32];
+    __shared__ float s_l[COMBINE_THREADS / 64];  // one per split lane p (P ≤ 512 / 64)
     const long long row = blockIdx.x;  // b · q_heads + hq
     const int b = (int)(row / q_heads);
-    const int d = threadIdx.x;
+    const int tid = threadIdx.x;
     const int len = (int)lengths[b];
     const int used = min(splits, (len + chunk - 1) / chunk);
     const float *ml = part_ml + row * splits * 2;
     const float *acc = part_acc + row * splits * head_dim;
+
     float mx = neg_inf();
-    for (int s = 0; s < used; ++s) mx = fmaxf(mx, ml[2 * s]);
-    float a = 0.0f, lsum = 0.0f;
-    for (int s = 0; s < used; ++s) {
+    for (int s = tid; s < used; s += COMBINE_THREADS) mx = fmaxf(mx, ml[2 * s]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+    if (tid % 32 == 0) s_max[tid / 32] = mx;
+    __syncthreads();
+    mx = s_max[0];
+#pragma unroll
+    for (int w = 1; w < COMBINE_THREADS / 32; ++w) mx = fmaxf(mx, s_max[w]);
+
+    const int lanes = COMBINE_THREADS / head_dim;  // P: 8 for d = 64, 4 for d = 128
+    const int c = tid % head_dim, p = tid / head_dim;
+    float a = 0.0f, l = 0.0f;
+    for (int s = p; s < used; s += lanes) {
         const float f = exp2f(ml[2 * s] - mx);
-        a = fmaf(acc[(long long)s * head_dim + d], f, a);
-        lsum = fmaf(ml[2 * s + 1], f, lsum);
+        a = fmaf(acc[(long long)s * head_dim + c], f, a);
+        l = fmaf(ml[2 * s + 1], f, l);
     }
-    out[row * head_dim + d] = used == 0 ? 0.0f : a / lsum;
+    s_sum[tid] = a;
+    if (c == 0) s_l[p] = l;
+    __syncthreads();
+    if (p == 0) {
+        float lsum = s_l[0];
+        for (int q = 1; q < lanes; ++q) {
+            a += s_sum[q * head_dim + c];
+            lsum += s_l[q];
+        }
+        out[row * head_dim + c] = used == 0 ? 0.0f : a / lsum;
+    }
 }

@@ -27,7 +27,9 @@
 // each), NG = 128/LPT lane groups; group j takes tokens j, j + NG, j + 2·NG, ... of the tile
 // (U = TILE/NG of them), so that the lane groups reading at once read consecutive rows and the
 // shared-memory reads are free of bank conflicts: a quarter warp (8 lanes) reads 128 contiguous
-// bytes. For bf16 a lane's 16 elements are two 16-byte pieces, piece `sub` and `sub + LPT` of
+// bytes. INT8 instead gives group j the U consecutive tokens j·U … (its K scales change with the
+// key group) and stores the tile transposed, token j·U + u in row u·NG + j, which keeps the rows
+// read at once consecutive. For bf16 a lane's 16 elements are two 16-byte pieces, piece `sub` and `sub + LPT` of
 // the row (channels 8·sub … and 8·(sub + LPT) …), so that the 8 lanes of a d = 128 row read
 // 128 contiguous bytes per instruction; at d = 64 two rows (two lane groups) share a quarter
 // warp, and the pieces of odd rows are stored with their halves swapped (piece index XOR LPT)
@@ -76,6 +78,22 @@ template <int ELEM, int D> struct Tile {
                                                        : 2 * TILE * BLOCKS_PER_ROW;
     static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
     static constexpr int STAGES = ELEM == BF16 ? 3 : ELEM == NVFP4 ? 6 : 4;
+    // Lane groups per block and tokens per lane group per tile (see the header).
+    static constexpr int NG = DECODE_THREADS * EPL / D;
+    static constexpr int U = TILE / NG;
+    // Which tokens of the tile lane group j takes: j, j + NG, … (strided), or, for INT8, the U
+    // consecutive tokens j·U … j·U + U − 1, so that a lane group meets a new key group (and
+    // reloads its 16 K scales) once per key group rather than at nearly every token.
+    static constexpr bool CONSECUTIVE = ELEM == INT8;
+    __device__ static __forceinline__ int token_of(int group, int u) {
+        return CONSECUTIVE ? group * U + u : group + NG * u;
+    }
+    // The shared-memory row of a token: the lane groups reading at once must read consecutive
+    // rows (bank-conflict free), so consecutive assignment stores the tile transposed, token
+    // j·U + u in row u·NG + j.
+    __device__ static __forceinline__ int row(int token) {
+        return CONSECUTIVE ? (token % U) * NG + token / U : token;
+    }
     // bf16 at d = 64: two rows share a quarter warp; odd rows have their halves swapped.
     __device__ static __forceinline__ int piece(int token, int p) {
         return (ELEM == BF16 && D == 64) ? (p ^ ((token & 1) * (PIECES / 2))) : p;
@@ -91,7 +109,7 @@ __device__ __forceinline__ void copy_tile(unsigned char *st, const Plane &p, int
         const int token = i / T::PIECES, piece = i % T::PIECES;
         const bool ok = token < valid;
         const long long offset = (long long)(first + token) * T::ROW_BYTES + piece * 16;
-        const int dst = token * T::ROW_BYTES + T::piece(token, piece) * 16;
+        const int dst = T::row(token) * T::ROW_BYTES + T::piece(token, piece) * 16;
         copy16(st + T::K_OFF + dst, ok ? p.k + offset : p.k, ok ? 16 : 0);
         copy16(st + T::V_OFF + dst, ok ? p.v + offset : p.v, ok ? 16 : 0);
     }
@@ -134,7 +152,7 @@ __device__ __forceinline__ void copy_tile(unsigned char *st, const Plane &p, int
 template <int ELEM, int D, int LPT>
 __device__ __forceinline__ void read_row(const unsigned char *side, int token, int sub, Row<ELEM> &r) {
     using T = Tile<ELEM, D>;
-    const unsigned char *row = side + token * T::ROW_BYTES;
+    const unsigned char *row = side + T::row(token) * T::ROW_BYTES;
     if constexpr (ELEM == BF16) {
         r.w[0] = *reinterpret_cast<const uint4 *>(row + T::piece(token, sub) * 16);
         r.w[1] = *reinterpret_cast<const uint4 *>(row + T::piece(token, sub + LPT) * 16);
@@ -157,8 +175,8 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
                                                  int capacity, int chunk, int key_group, float qk_scale) {
     using T = Tile<ELEM, D>;
     constexpr int LPT = D / EPL;            // lanes per token row
-    constexpr int NG = DECODE_THREADS / LPT;  // lane groups per block
-    constexpr int U = TILE / NG;            // tokens per lane group per tile
+    constexpr int NG = T::NG;               // lane groups per block, DECODE_THREADS / LPT
+    constexpr int U = T::U;                 // tokens per lane group per tile
     constexpr int STAGES = T::STAGES;
     extern __shared__ __align__(16) unsigned char stages[];
 
@@ -227,7 +245,7 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
         for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
     }
     float k_sigma[ELEM == INT8 ? EPL : 1] = {};
-    int sigma_group = -1;
+    int sigma_group = -1;  // the key group whose scales k_sigma holds
 
     for (int it = 0; it < tiles; ++it) {
         copy_wait<STAGES - 2>();  // this thread's copies of tile `it` have landed
@@ -240,11 +258,19 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
         }
         const unsigned char *st = stages + (it % STAGES) * T::BYTES;
         const int first = t0 + it * TILE;
+        // INT8: the key group of the lane group's first token, and where the next one starts
+        // (one division per tile; past the chunk's end a token's codes are zeros and any scale
+        // will do, so the last valid token's group keeps the staged rows in range).
+        int key = 0, next_key_start = 0;
+        if constexpr (ELEM == INT8) {
+            key = min(first + T::token_of(group, 0), t1 - 1) / key_group;
+            next_key_start = (key + 1) * key_group;
+        }
 
         float s[U][G];
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            const int token = group + NG * u;
+            const int token = T::token_of(group, u);
             const int t = first + token;
             Row<ELEM> kr;
             read_row<ELEM, D, LPT>(st + T::K_OFF, token, sub, kr);
@@ -255,9 +281,8 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
             if constexpr (ELEM == NVFP4)
                 k_factor = e4m3_to_f32_scaled(st[T::EXTRA_OFF + token * T::BLOCKS_PER_ROW + sub]) * p.k_tensor;
             if constexpr (ELEM == INT8) {
-                // Past the chunk's end the token's codes are zeros: any scale will do, so the
-                // last valid token's group keeps the staged rows in range.
-                const int kg = min(t, t1 - 1) / key_group;
+                for (const int te = min(t, t1 - 1); te >= next_key_start; next_key_start += key_group) ++key;
+                const int kg = key;
                 if (kg != sigma_group) {
                     const float *src = key_group >= MIN_STAGED_KEY_GROUP
                                            ? reinterpret_cast<const float *>(st + T::SECOND_OFF) +
@@ -293,7 +318,7 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
         online_softmax_step<U, G>(s, m, l, acc, w);
 #pragma unroll
         for (int u = 0; u < U; ++u) {
-            const int token = group + NG * u;
+            const int token = T::token_of(group, u);
             Row<ELEM> vr;
             read_row<ELEM, D, LPT>(st + T::V_OFF, token, sub, vr);
             float x[EPL];
