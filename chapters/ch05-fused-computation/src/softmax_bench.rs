@@ -10,8 +10,6 @@
 //!   the same computation as `torch.softmax(x, -1)` (the PyTorch peer in
 //!   `xtask/baselines/torch_softmax.py`); `fused_warp` only where a warp holds the row
 //!   (Nk ≤ 2048);
-//! - `fused_block_floats` where the bf16 block kernel holds its row packed
-//!   ([`crate::gpu::softmax::PACKED_BLOCK_VALUES`]): the same block with the row held as f32;
 //! - `fused_auto_scalar`, mask `none`: the same kernel choice built for one element per load and
 //!   store instead of 128-bit vectors, to measure what the vectors are worth;
 //! - `fused_warp`, `fused_block`, `fused_auto` with mask `causal` and scale 1/√128: the whole
@@ -26,7 +24,6 @@
 
 use crate::gpu::softmax::{
     DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, launch_fused, launch_fused_with_access,
-    plan_fused,
 };
 use crate::softmax_fusion::{MaskSpec, ScoreShape, SoftmaxPipeline};
 use attn_support::data::randn;
@@ -210,7 +207,6 @@ fn bench_shape<T: ScoreElement>(
         ("fused_warp", RowLaunch::WarpPerRow),
         ("fused_block", RowLaunch::BlockPerRow),
         ("fused_auto", RowLaunch::Auto),
-        ("fused_block_floats", RowLaunch::BlockPerRowFloats),
     ];
     for (mask_name, spec, scale) in
         [("none", MaskSpec::none(), 1.0), ("causal", MaskSpec::causal(), BENCH_SCALE)]
@@ -219,10 +215,6 @@ fn bench_shape<T: ScoreElement>(
         for (name, launch) in launches {
             if launch == RowLaunch::WarpPerRow && shape.nk > WARP_MAX_KEYS {
                 continue; // a warp cannot hold the row
-            }
-            let packable = plan_fused(shape.nk, T::NAME, T::BYTES, true, RowLaunch::BlockPerRow)?.packed;
-            if launch == RowLaunch::BlockPerRowFloats && !packable {
-                continue; // the same kernel as fused_block
             }
             let t = gpu_time(gpu, warmup, repeats, || {
                 launch_fused(gpu, &scores.as_view(), &mut probs.as_view_mut(), scale, &mask, launch)

@@ -114,16 +114,7 @@ pub enum RowLaunch {
     WarpPerRow,
     /// Force a block per row (an error above [`BLOCK_MAX_KEYS`]).
     BlockPerRow,
-    /// A block per row with every value held as an f32, also where [`PACKED_BLOCK_VALUES`]
-    /// would hold bf16 rows packed: the benchmark's measure of what packing is worth.
-    BlockPerRowFloats,
 }
-
-/// Values per thread at which a bf16 block-per-row kernel holds its row packed (16-byte vectors
-/// as loaded, unpacked again in each step) instead of as f32: the 512-thread block of 8193 to
-/// 16384 keys, where holding 32 floats per thread (60 registers) leaves room for only two rows
-/// per SM and holding them packed (40) for three. `_floats` kernels are the unpacked build.
-pub const PACKED_BLOCK_VALUES: usize = 32;
 
 /// How a row is read and written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,8 +136,6 @@ pub struct FusedPlan {
     /// Threads working on one row: 32, 16 or 8 lanes of a warp, or a multiple of 32 up to 512
     /// threads of a block.
     pub threads_per_row: usize,
-    /// Whether a bf16 block holds its row packed ([`PACKED_BLOCK_VALUES`]).
-    pub packed: bool,
     /// Rows each group of `threads_per_row` lanes takes at once ([`rows_per_group`]; 1 for a
     /// block per row).
     pub rows_per_group: usize,
@@ -185,7 +174,7 @@ pub fn plan_fused(
     let fits_access = |v: usize| access == Access::Scalar || v.is_multiple_of(width);
     let shape = match launch {
         RowLaunch::Auto if nk <= AUTO_WARP_MAX_KEYS => RowLaunch::WarpPerRow,
-        RowLaunch::Auto | RowLaunch::BlockPerRowFloats => RowLaunch::BlockPerRow,
+        RowLaunch::Auto => RowLaunch::BlockPerRow,
         other => other,
     };
     let (values_per_thread, threads_per_row) = match shape {
@@ -221,20 +210,14 @@ pub fn plan_fused(
             (v, threads(v))
         }
     };
-    let packable = shape == RowLaunch::BlockPerRow
-        && dtype == "bf16"
-        && access == Access::Vector
-        && values_per_thread == PACKED_BLOCK_VALUES;
-    let packed = packable && launch != RowLaunch::BlockPerRowFloats;
     let kernel = format!(
-        "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}{}",
+        "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
         if shape == RowLaunch::WarpPerRow { "warp" } else { "block" },
         if access == Access::Vector { "vec" } else { "scalar" },
-        if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() },
-        if packable && !packed { "_floats" } else { "" }
+        if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() }
     );
     let rows_per_group = if shape == RowLaunch::WarpPerRow { rows_per_group(values_per_thread) } else { 1 };
-    Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, packed, rows_per_group, kernel })
+    Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, rows_per_group, kernel })
 }
 
 /// A [`MaskSpec`] as the kernels take it: the key lengths on the device as i32, the window as
@@ -514,15 +497,9 @@ mod tests {
         assert_eq!(plan_fused(1024, "f32", 4, true, RowLaunch::Auto).unwrap().shape, RowLaunch::WarpPerRow);
         let p = plan_fused(1025, "f32", 4, true, RowLaunch::Auto).unwrap();
         assert_eq!((p.shape, p.threads_per_row, p.values_per_thread), (RowLaunch::BlockPerRow, 96, 16));
-        // 16384 keys: 16 per thread would need 1024 threads, so 32 per thread × 512, packed in
-        // bf16; the floats build on request, and f32 is never packed.
+        // 16384 keys: 16 per thread would need 1024 threads, so 32 per thread × 512.
         let p = plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap();
-        assert_eq!((p.threads_per_row, p.values_per_thread, p.packed), (512, 32, true));
-        assert_eq!(p.kernel, "ch05_softmax_block_bf16_vec_v32");
-        let p = plan_fused(16384, "bf16", 2, true, RowLaunch::BlockPerRowFloats).unwrap();
-        assert_eq!((p.packed, p.kernel.as_str()), (false, "ch05_softmax_block_bf16_vec_v32_floats"));
-        assert!(!plan_fused(16384, "f32", 4, true, RowLaunch::Auto).unwrap().packed);
-        assert!(!plan_fused(4096, "bf16", 2, true, RowLaunch::Auto).unwrap().packed);
+        assert_eq!((p.threads_per_row, p.values_per_thread), (512, 32));
         // A forced block on a tiny row still launches one warp.
         assert_eq!(plan_fused(1, "f32", 4, true, RowLaunch::BlockPerRow).unwrap().threads_per_row, 32);
     }
@@ -542,12 +519,7 @@ mod tests {
         for (dtype, bytes) in [("f32", 4), ("bf16", 2)] {
             for nk in [1, 3, 8, 100, 128, 1000, 1023, 1024, 2048, 4097, 16384, 32768] {
                 for aligned in [true, false] {
-                    for launch in [
-                        RowLaunch::Auto,
-                        RowLaunch::WarpPerRow,
-                        RowLaunch::BlockPerRow,
-                        RowLaunch::BlockPerRowFloats,
-                    ] {
+                    for launch in [RowLaunch::Auto, RowLaunch::WarpPerRow, RowLaunch::BlockPerRow] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
                             // The threads of a row hold all of it.
                             assert!(
