@@ -303,17 +303,10 @@ __device__ __forceinline__ void softmax_row_packed(const bf16_t* __restrict__ x,
                                                    float scale_log2e, Interval keys, float* partial) {
     const int t = threadIdx.x, stride = blockDim.x;
     uint4 raw[N];
-    // The scaled values t of a vector starting at j0, −∞ where masked; the per-element test
-    // only in a vector the interval's boundaries cut (as in softmax_rows).
-    auto scaled = [&](const uint4& packed, int j0, float (&v)[8]) {
-        load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&packed), v);
-        if (j0 >= keys.lo && j0 + 8 <= keys.hi) {
-#pragma unroll
-            for (int w = 0; w < 8; ++w) v[w] *= scale_log2e;
-        } else {
-#pragma unroll
-            for (int w = 0; w < 8; ++w) v[w] = (j0 + w >= keys.lo && j0 + w < keys.hi) ? v[w] * scale_log2e : neg_inf();
-        }
+    // The scaled value of element w of vector n, −∞ where masked (vector starting at j0).
+    auto scaled = [&](const float (&v)[8], int j0, int w) {
+        const int j = j0 + w;
+        return (j >= keys.lo && j < keys.hi) ? v[w] * scale_log2e : neg_inf();
     };
     float m = neg_inf();
 #pragma unroll
@@ -323,9 +316,9 @@ __device__ __forceinline__ void softmax_row_packed(const bf16_t* __restrict__ x,
         raw[n] = any ? *reinterpret_cast<const uint4*>(x + j0) : make_uint4(0u, 0u, 0u, 0u);
         if (any) {
             float v[8];
-            scaled(raw[n], j0, v);
+            load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&raw[n]), v);
 #pragma unroll
-            for (int w = 0; w < 8; ++w) m = fmaxf(m, v[w]);
+            for (int w = 0; w < 8; ++w) m = fmaxf(m, scaled(v, j0, w));
         }
     }
     m = block_reduce(m, true, partial);
@@ -336,9 +329,9 @@ __device__ __forceinline__ void softmax_row_packed(const bf16_t* __restrict__ x,
         const int j0 = (n * stride + t) * 8;
         if (j0 < nk && j0 < keys.hi && j0 + 8 > keys.lo) {
             float v[8];
-            scaled(raw[n], j0, v);
+            load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&raw[n]), v);
 #pragma unroll
-            for (int w = 0; w < 8; ++w) sum += exp2_approx(v[w] - shift);
+            for (int w = 0; w < 8; ++w) sum += exp2_approx(scaled(v, j0, w) - shift);
         }
     }
     sum = block_reduce(sum, false, partial);
@@ -348,9 +341,9 @@ __device__ __forceinline__ void softmax_row_packed(const bf16_t* __restrict__ x,
         const int j0 = (n * stride + t) * 8;
         if (j0 < nk) {
             float v[8];
-            scaled(raw[n], j0, v);
+            load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&raw[n]), v);
 #pragma unroll
-            for (int w = 0; w < 8; ++w) v[w] = exp2_approx(v[w] - shift) * inv_sum;
+            for (int w = 0; w < 8; ++w) v[w] = exp2_approx(scaled(v, j0, w) - shift) * inv_sum;
             store<bf16_t, 8>(y + j0, v);
         }
     }
@@ -386,7 +379,7 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
     }
 
 #define BLOCK_ENTRY(NAME, TYPE, W, V, PACKED)                                                             \
-    extern "C" __global__ void __launch_bounds__(BLOCK_MAX_THREADS, (PACKED) && (V) <= 32 ? 3 : 1)             \
+    extern "C" __global__ void __launch_bounds__(BLOCK_MAX_THREADS)                                       \
         NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
              float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
         softmax_block_per_row<TYPE, W, (V) / (W), PACKED>(x, y, heads, nq, nk, scale, causal, key_lengths, \
@@ -428,9 +421,9 @@ BLOCK_ENTRY(ch05_softmax_block_f32_vec_v64, float, 4, 64, false)
 BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v16, float, 1, 16, false)
 BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v32, float, 1, 32, false)
 BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v64, float, 1, 64, false)
-BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v16, bf16_t, 8, 16, false)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v16, bf16_t, 8, 16, true)
 BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v32, bf16_t, 8, 32, true)
-BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v64, bf16_t, 8, 64, false)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v64, bf16_t, 8, 64, true)
 BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v16, bf16_t, 1, 16, false)
 BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v32, bf16_t, 1, 32, false)
 BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64, false)
