@@ -292,79 +292,18 @@ __device__ __forceinline__ void softmax_warp_per_row(const T* __restrict__ x, T*
         });
 }
 
-// A block per row of bf16 held packed: the same three steps as softmax_rows, but each thread
-// keeps its N 16-byte vectors as loaded (8 bf16 in 4 registers) instead of as 8 floats, and
-// computes t_j = s_j · c again in step 2 and 2^(t_j − m) again in step 3. Long rows are limited
-// by how many rows an SM keeps in flight, not by instructions: holding 32 bf16 values in 16
-// registers instead of 32 lets twice as many 512-thread blocks (rows) share an SM's registers,
-// for one more unpack, multiply and exponential per element.
-template <int N>
-__device__ __forceinline__ void softmax_row_packed(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, int nk,
-                                                   float scale_log2e, Interval keys, float* partial) {
-    const int t = threadIdx.x, stride = blockDim.x;
-    uint4 raw[N];
-    // The scaled value of element w of vector n, −∞ where masked (vector starting at j0).
-    auto scaled = [&](const float (&v)[8], int j0, int w) {
-        const int j = j0 + w;
-        return (j >= keys.lo && j < keys.hi) ? v[w] * scale_log2e : neg_inf();
-    };
-    float m = neg_inf();
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-        const int j0 = (n * stride + t) * 8;
-        const bool any = j0 < nk && j0 < keys.hi && j0 + 8 > keys.lo;
-        raw[n] = any ? *reinterpret_cast<const uint4*>(x + j0) : make_uint4(0u, 0u, 0u, 0u);
-        if (any) {
-            float v[8];
-            load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&raw[n]), v);
-#pragma unroll
-            for (int w = 0; w < 8; ++w) m = fmaxf(m, scaled(v, j0, w));
-        }
-    }
-    m = block_reduce(m, true, partial);
-    const float shift = m == neg_inf() ? 0.0f : m;
-    float sum = 0.0f;
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-        const int j0 = (n * stride + t) * 8;
-        if (j0 < nk && j0 < keys.hi && j0 + 8 > keys.lo) {
-            float v[8];
-            load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&raw[n]), v);
-#pragma unroll
-            for (int w = 0; w < 8; ++w) sum += exp2_approx(scaled(v, j0, w) - shift);
-        }
-    }
-    sum = block_reduce(sum, false, partial);
-    const float inv_sum = sum > 0.0f ? 1.0f / sum : 0.0f;
-#pragma unroll
-    for (int n = 0; n < N; ++n) {
-        const int j0 = (n * stride + t) * 8;
-        if (j0 < nk) {
-            float v[8];
-            load<bf16_t, 8>(reinterpret_cast<const bf16_t*>(&raw[n]), v);
-#pragma unroll
-            for (int w = 0; w < 8; ++w) v[w] = exp2_approx(scaled(v, j0, w) - shift) * inv_sum;
-            store<bf16_t, 8>(y + j0, v);
-        }
-    }
-}
-
-template <typename T, int W, int N, bool PACKED>
+template <typename T, int W, int N>
 __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T* __restrict__ y, int heads,
                                                       int nq, int nk, float scale, int causal,
                                                       const int* __restrict__ key_lengths, int window) {
     __shared__ float partial[BLOCK_MAX_THREADS / WARP];
     const long long row = blockIdx.x;
     const Interval keys[1] = {visible_keys(row, heads, nq, nk, causal, key_lengths, window)};
+    const bool write[1] = {true};
     const long long offset = row * nk;
-    if constexpr (PACKED) {
-        softmax_row_packed<N>(x + offset, y + offset, nk, scale * LOG2E, keys[0], partial);
-    } else {
-        const bool write[1] = {true};
-        softmax_rows<T, W, N, 1>(x + offset, y + offset, nk, scale * LOG2E, keys, write, threadIdx.x, blockDim.x,
-                                 [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
-                                 [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
-    }
+    softmax_rows<T, W, N, 1>(x + offset, y + offset, nk, scale * LOG2E, keys, write, threadIdx.x, blockDim.x,
+                             [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
+                             [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
 }
 
 // One extern "C" entry per (shape, dtype, access width W, values per thread V = N·W), named
@@ -378,12 +317,12 @@ __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T
                                                                             causal, key_lengths, window);        \
     }
 
-#define BLOCK_ENTRY(NAME, TYPE, W, V, PACKED)                                                             \
+#define BLOCK_ENTRY(NAME, TYPE, W, V)                                                                     \
     extern "C" __global__ void __launch_bounds__(BLOCK_MAX_THREADS)                                       \
         NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
              float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
-        softmax_block_per_row<TYPE, W, (V) / (W), PACKED>(x, y, heads, nq, nk, scale, causal, key_lengths, \
-                                                          window);                                        \
+        softmax_block_per_row<TYPE, W, (V) / (W)>(x, y, heads, nq, nk, scale, causal, key_lengths,        \
+                                                  window);                                                \
     }
 
 WARP_ENTRY(ch05_softmax_warp_f32_vec_v4, float, 4, 4, 32)
@@ -415,18 +354,18 @@ WARP_ENTRY(ch05_softmax_warp_bf16_vec_v8_lanes8, bf16_t, 8, 8, 8)
 WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4_lanes16, bf16_t, 1, 4, 16)
 WARP_ENTRY(ch05_softmax_warp_bf16_scalar_v4_lanes8, bf16_t, 1, 4, 8)
 
-BLOCK_ENTRY(ch05_softmax_block_f32_vec_v16, float, 4, 16, false)
-BLOCK_ENTRY(ch05_softmax_block_f32_vec_v32, float, 4, 32, false)
-BLOCK_ENTRY(ch05_softmax_block_f32_vec_v64, float, 4, 64, false)
-BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v16, float, 1, 16, false)
-BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v32, float, 1, 32, false)
-BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v64, float, 1, 64, false)
-BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v16, bf16_t, 8, 16, true)
-BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v32, bf16_t, 8, 32, true)
-BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v64, bf16_t, 8, 64, true)
-BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v16, bf16_t, 1, 16, false)
-BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v32, bf16_t, 1, 32, false)
-BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64, false)
+BLOCK_ENTRY(ch05_softmax_block_f32_vec_v16, float, 4, 16)
+BLOCK_ENTRY(ch05_softmax_block_f32_vec_v32, float, 4, 32)
+BLOCK_ENTRY(ch05_softmax_block_f32_vec_v64, float, 4, 64)
+BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v16, float, 1, 16)
+BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v32, float, 1, 32)
+BLOCK_ENTRY(ch05_softmax_block_f32_scalar_v64, float, 1, 64)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v16, bf16_t, 8, 16)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v32, bf16_t, 8, 32)
+BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v64, bf16_t, 8, 64)
+BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v16, bf16_t, 1, 16)
+BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v32, bf16_t, 1, 32)
+BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64)
 
 // ---- the unfused chain's first two passes ------------------------------------------------------
 
