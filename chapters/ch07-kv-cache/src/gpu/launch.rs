@@ -30,6 +30,18 @@ pub enum DecodeKernel {
 impl DecodeKernel {
     pub const ALL: [DecodeKernel; 2] = [DecodeKernel::Registers, DecodeKernel::Pipelined];
 
+    /// The faster version for an element type, as measured on an H100 on 2026-12-05
+    /// (`docs/src/results/h100-2026-12-05-ch05-ch07-run2`): the pipeline for bf16 (4–7 % faster
+    /// at long contexts, 86–100 % of the copy bandwidth for Llama-3-8B's heads), FP8 (20–25 %)
+    /// and NVFP4 (about 10 %); the register kernel for INT8, whose pipelined version ran 7–20 %
+    /// slower (both are bound by instructions at 8 warps per SM, and the INT8 one has the most).
+    pub fn fastest_for(element: CacheElement) -> DecodeKernel {
+        match element {
+            CacheElement::Int8 { .. } => DecodeKernel::Registers,
+            _ => DecodeKernel::Pipelined,
+        }
+    }
+
     /// The name in tables and in the kernels' entry points.
     pub fn name(self) -> &'static str {
         match self {
@@ -193,9 +205,10 @@ pub struct DecodeAttention {
 }
 
 impl DecodeAttention {
-    /// The register kernel (see [`DecodeAttention::with_kernel`]).
+    /// The faster kernel version for `element` ([`DecodeKernel::fastest_for`]; see
+    /// [`DecodeAttention::with_kernel`]).
     pub fn new(gpu: &Gpu, element: CacheElement, head_dim: usize, group: usize) -> Result<DecodeAttention> {
-        DecodeAttention::with_kernel(gpu, DecodeKernel::Registers, element, head_dim, group)
+        DecodeAttention::with_kernel(gpu, DecodeKernel::fastest_for(element), element, head_dim, group)
     }
 
     /// Compile and load `version` for an element type, head dim and group; an unsupported head
