@@ -64,6 +64,16 @@ impl Scale {
         }
     }
 
+    /// Light grid lines between two labelled ones: plotters' default (10), except on a log₁₀
+    /// axis of under two decades, whose 1…9 × 10ᵏ key points (see `label_count`) are already a
+    /// fine grid, and ten more lines between each pair would draw a grey band.
+    pub fn light_lines(self, lo: f64, hi: f64) -> usize {
+        match self {
+            Scale::Log10 if hi / lo < 100.0 => 0,
+            _ => 10,
+        }
+    }
+
     /// Tick label of plotted coordinate `v` (on a log₁₀ axis only 1, 2 and 5 × 10ᵏ).
     pub fn label(self, v: f64) -> String {
         match self {
@@ -226,6 +236,8 @@ impl Chart {
             .label_style(("sans-serif", 15))
             .axis_desc_style(("sans-serif", 17))
             .light_line_style(RGBColor(238, 238, 238))
+            .x_max_light_lines(x_scale.light_lines(xr.start, xr.end))
+            .y_max_light_lines(y_scale.light_lines(yr.start, yr.end))
             .draw()
             .map_err(plot_err)?;
         let grey = RGBColor(90, 90, 90);
