@@ -66,15 +66,7 @@
 
 
 template <int ELEM, int D, int G>
-__device__ __forceinline__ void decode_split(const float *__restrict__ q, const unsigned char *__restrict__ k_codes,
-                                             const unsigned char *__restrict__ v_codes,
-                                             const float *__restrict__ k_scales, const float *__restrict__ v_scales,
-                                             const unsigned char *__restrict__ k_blocks,
-                                             const unsigned char *__restrict__ v_blocks,
-                                             const float *__restrict__ k_tensor, const float *__restrict__ v_tensor,
-                                             const unsigned *__restrict__ lengths, float *__restrict__ part_acc,
-                                             float *__restrict__ part_ml, float *__restrict__ out, int kv_heads,
-                                             int capacity, int chunk, int key_group, float qk_scale) {
+__device__ __forceinline__ void decode_split(DECODE_KERNEL_PARAMS) {
     constexpr int LPT = D / EPL;          // lanes per token row
     constexpr int TPW = 32 / LPT;         // lane groups per warp
     constexpr int NG = DECODE_WARPS * TPW;  // lane groups per block
@@ -82,25 +74,13 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
     constexpr int ROW_BYTES = ELEM == BF16 ? 2 * D : ELEM == NVFP4 ? D / 2 : D;
     constexpr int BLOCKS_PER_ROW = D / 16;  // NVFP4 blocks of 16 per token row
 
-    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
-    const int splits = gridDim.x;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int sub = lane % LPT;  // the lane's 16 channels: sub·16 …
     const int group = warp * TPW + lane / LPT;
-    const int q_heads = kv_heads * G;
-    const int len = (int)lengths[b];
-    const int t0 = split * chunk;
-    const int t1 = min(len, t0 + chunk);
-    const long long plane = (long long)b * kv_heads + kvh;
-    const long long head0 = (long long)b * q_heads + (long long)kvh * G;  // first query head
-
-    if (t0 >= len) {
-        // No token of this sequence here. With one split the block owns the output: zeros (a
-        // sequence of length 0 attends to nothing). With several, the combine skips this split.
-        if (splits == 1)
-            for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) out[head0 * D + i] = 0.0f;
-        return;
-    }
+    const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
+    if (!work.has_tokens) return;
+    const int split = work.split, splits = work.splits, t0 = work.t0, t1 = work.t1;
+    const long long plane = work.plane, head0 = work.head0;
 
     Plane p;
     p.k = k_codes + plane * capacity * ROW_BYTES + sub * (ROW_BYTES / LPT);
@@ -114,29 +94,9 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
     p.k_tensor = ELEM == NVFP4 ? __ldg(k_tensor + plane) * 4194304.0f : 1.0f;  // × 2^22
     p.v_tensor = ELEM == NVFP4 ? __ldg(v_tensor + plane) * 4194304.0f : 1.0f;
 
-    // q · log2(e)/√d for the lane's 16 channels of each of the G query heads.
-    float qr[G][EPL];
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-        const float4 *src = reinterpret_cast<const float4 *>(q + (head0 + g) * D + sub * EPL);
-#pragma unroll
-        for (int i = 0; i < EPL / 4; ++i) {
-            const float4 v = __ldg(src + i);
-            qr[g][4 * i] = v.x * qk_scale;
-            qr[g][4 * i + 1] = v.y * qk_scale;
-            qr[g][4 * i + 2] = v.z * qk_scale;
-            qr[g][4 * i + 3] = v.w * qk_scale;
-        }
-    }
-
-    float m[G], l[G], acc[G][EPL];
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-        m[g] = neg_inf();
-        l[g] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
-    }
+    const auto channel = [&](int e) { return sub * EPL + e; };
+    float qr[G][EPL], m[G], l[G], acc[G][EPL];
+    start_heads<D, G>(q, head0, qk_scale, channel, qr, m, l, acc);
     // INT8 K: the per-channel scales of the key group the lane last used.
     float k_sigma[ELEM == INT8 ? EPL : 1] = {};
     int sigma_group = -1;
@@ -222,8 +182,7 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
         }
     }
 
-    merge_and_write<D, G, LPT>(m, l, acc, [&](int e) { return sub * EPL + e; }, head0, split, splits, out, part_acc,
-                               part_ml);
+    merge_and_write<D, G, LPT>(m, l, acc, channel, head0, split, splits, out, part_acc, part_ml);
 }
 
 // Registers: q and the accumulator take 2 · 16 · G per thread. Left to ptxas (the plain
@@ -235,15 +194,8 @@ __device__ __forceinline__ void decode_split(const float *__restrict__ q, const 
 #define BOUNDS_G __launch_bounds__(DECODE_THREADS)
 
 // One extern "C" entry per (element, head dim, group): ch07_decode_<elem>_d<D>_g<G>.
-#define DECODE_ENTRY(NAME, ELEM, D, G, BOUNDS)                                                                       \
-    extern "C" __global__ void BOUNDS NAME(                                                                          \
-        const float *q, const unsigned char *k_codes, const unsigned char *v_codes, const float *k_scales,           \
-        const float *v_scales, const unsigned char *k_blocks, const unsigned char *v_blocks, const float *k_tensor,  \
-        const float *v_tensor, const unsigned *lengths, float *part_acc, float *part_ml, float *out, int kv_heads,    \
-        int capacity, int chunk, int key_group, float qk_scale) {                                                    \
-        decode_split<ELEM, D, G>(q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor, v_tensor,   \
-                                 lengths, part_acc, part_ml, out, kv_heads, capacity, chunk, key_group, qk_scale);   \
-    }
+#define DECODE_ENTRY(NAME, ELEM, D, G, BOUNDS) \
+    extern "C" __global__ void BOUNDS NAME(DECODE_KERNEL_PARAMS) { decode_split<ELEM, D, G>(DECODE_KERNEL_ARGS); }
 
 #define DECODE_GROUPS(ENAME, ELEM, D)                                    \
     DECODE_ENTRY(ch07_decode_##ENAME##_d##D##_g1, ELEM, D, 1, BOUNDS_G1) \

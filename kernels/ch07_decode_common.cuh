@@ -176,6 +176,70 @@ __device__ __forceinline__ void load_key_scales(const float *__restrict__ src, f
     }
 }
 
+// The parameters of both decode kernels' entry points (launch.rs passes them in this order).
+#define DECODE_KERNEL_PARAMS                                                                                       \
+    const float *__restrict__ q, const unsigned char *__restrict__ k_codes,                                        \
+        const unsigned char *__restrict__ v_codes, const float *__restrict__ k_scales,                             \
+        const float *__restrict__ v_scales, const unsigned char *__restrict__ k_blocks,                            \
+        const unsigned char *__restrict__ v_blocks, const float *__restrict__ k_tensor,                            \
+        const float *__restrict__ v_tensor, const unsigned *__restrict__ lengths, float *__restrict__ part_acc,     \
+        float *__restrict__ part_ml, float *__restrict__ out, int kv_heads, int capacity, int chunk, int key_group, \
+        float qk_scale
+#define DECODE_KERNEL_ARGS                                                                                        \
+    q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor, v_tensor, lengths, part_acc, part_ml, \
+        out, kv_heads, capacity, chunk, key_group, qk_scale
+
+// What block (split, kvh, b) works on: the tokens [t0, t1) of plane (b, kvh), and its first
+// query head. `has_tokens` is false when the split starts at or past the sequence's end; then,
+// with one split, the block owns the output and writes zeros (a sequence of length 0 attends to
+// nothing), and with several the combine skips it.
+struct BlockWork {
+    int split, splits, t0, t1;
+    long long plane, head0;
+    bool has_tokens;
+};
+template <int D, int G>
+__device__ __forceinline__ BlockWork block_work(const unsigned *__restrict__ lengths, int kv_heads, int chunk,
+                                                float *__restrict__ out) {
+    BlockWork w;
+    w.split = blockIdx.x;
+    w.splits = gridDim.x;
+    const int kvh = blockIdx.y, b = blockIdx.z;
+    const int len = (int)lengths[b];
+    w.t0 = w.split * chunk;
+    w.t1 = min(len, w.t0 + chunk);
+    w.plane = (long long)b * kv_heads + kvh;
+    w.head0 = (long long)b * kv_heads * G + (long long)kvh * G;
+    w.has_tokens = w.t0 < len;
+    if (!w.has_tokens && w.splits == 1)
+        for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) out[w.head0 * D + i] = 0.0f;
+    return w;
+}
+
+// q · log2(e)/√d for the lane's 16 channels of each of the G query heads (`channel(e)`: the
+// channel of element e, 4 consecutive e on 4 consecutive channels), and the online-softmax
+// state at its start: m = −∞, l = 0, acc = 0.
+template <int D, int G, typename ChannelFn>
+__device__ __forceinline__ void start_heads(const float *__restrict__ q, long long head0, float qk_scale,
+                                            ChannelFn channel, float (&qr)[G][EPL], float (&m)[G], float (&l)[G],
+                                            float (&acc)[G][EPL]) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+#pragma unroll
+        for (int e = 0; e < EPL; e += 4) {
+            const float4 v = __ldg(reinterpret_cast<const float4 *>(q + (head0 + g) * D + channel(e)));
+            qr[g][e] = v.x * qk_scale;
+            qr[g][e + 1] = v.y * qk_scale;
+            qr[g][e + 2] = v.z * qk_scale;
+            qr[g][e + 3] = v.w * qk_scale;
+        }
+        m[g] = neg_inf();
+        l[g] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
+    }
+}
+
 // Base-2 exponential on the special function unit: ex2(−∞) = +0, relative error about 2⁻²².
 __device__ __forceinline__ float exp2_approx(float x) {
     float y;

@@ -164,39 +164,20 @@ __device__ __forceinline__ void read_row(const unsigned char *side, int token, i
 }
 
 template <int ELEM, int D, int G>
-__device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, const unsigned char *__restrict__ k_codes,
-                                                 const unsigned char *__restrict__ v_codes,
-                                                 const float *__restrict__ k_scales, const float *__restrict__ v_scales,
-                                                 const unsigned char *__restrict__ k_blocks,
-                                                 const unsigned char *__restrict__ v_blocks,
-                                                 const float *__restrict__ k_tensor, const float *__restrict__ v_tensor,
-                                                 const unsigned *__restrict__ lengths, float *__restrict__ part_acc,
-                                                 float *__restrict__ part_ml, float *__restrict__ out, int kv_heads,
-                                                 int capacity, int chunk, int key_group, float qk_scale) {
+__device__ __forceinline__ void decode_pipelined(DECODE_KERNEL_PARAMS) {
     using T = Tile<ELEM, D>;
     constexpr int LPT = D / EPL;            // lanes per token row
-    constexpr int NG = T::NG;               // lane groups per block, DECODE_THREADS / LPT
     constexpr int U = T::U;                 // tokens per lane group per tile
     constexpr int STAGES = T::STAGES;
     extern __shared__ __align__(16) unsigned char stages[];
 
-    const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
-    const int splits = gridDim.x;
     const int lane = threadIdx.x & 31;
     const int sub = lane % LPT;
     const int group = threadIdx.x / LPT;
-    const int q_heads = kv_heads * G;
-    const int len = (int)lengths[b];
-    const int t0 = split * chunk;
-    const int t1 = min(len, t0 + chunk);
-    const long long plane = (long long)b * kv_heads + kvh;
-    const long long head0 = (long long)b * q_heads + (long long)kvh * G;
-
-    if (t0 >= len) {
-        if (splits == 1)
-            for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) out[head0 * D + i] = 0.0f;
-        return;
-    }
+    const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
+    if (!work.has_tokens) return;
+    const int split = work.split, splits = work.splits, t0 = work.t0, t1 = work.t1;
+    const long long plane = work.plane, head0 = work.head0;
 
     // Plane pointers without the lane's offset: the copies move whole rows.
     Plane p;
@@ -224,26 +205,8 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
         if constexpr (ELEM == BF16) return e < 8 ? 8 * sub + e : 8 * (sub + LPT) + e - 8;
         else return sub * EPL + e;
     };
-    float qr[G][EPL];
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-#pragma unroll
-        for (int e = 0; e < EPL; e += 4) {
-            const float4 v = __ldg(reinterpret_cast<const float4 *>(q + (head0 + g) * D + channel(e)));
-            qr[g][e] = v.x * qk_scale;
-            qr[g][e + 1] = v.y * qk_scale;
-            qr[g][e + 2] = v.z * qk_scale;
-            qr[g][e + 3] = v.w * qk_scale;
-        }
-    }
-    float m[G], l[G], acc[G][EPL];
-#pragma unroll
-    for (int g = 0; g < G; ++g) {
-        m[g] = neg_inf();
-        l[g] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < EPL; ++e) acc[g][e] = 0.0f;
-    }
+    float qr[G][EPL], m[G], l[G], acc[G][EPL];
+    start_heads<D, G>(q, head0, qk_scale, channel, qr, m, l, acc);
     float k_sigma[ELEM == INT8 ? EPL : 1] = {};
     int sigma_group = -1;  // the key group whose scales k_sigma holds
 
@@ -335,15 +298,9 @@ __device__ __forceinline__ void decode_pipelined(const float *__restrict__ q, co
     merge_and_write<D, G, LPT>(m, l, acc, channel, head0, split, splits, out, part_acc, part_ml);
 }
 
-#define PIPELINED_ENTRY(NAME, ELEM, D, G)                                                                            \
-    extern "C" __global__ void __launch_bounds__(DECODE_THREADS) NAME(                                               \
-        const float *q, const unsigned char *k_codes, const unsigned char *v_codes, const float *k_scales,           \
-        const float *v_scales, const unsigned char *k_blocks, const unsigned char *v_blocks, const float *k_tensor,  \
-        const float *v_tensor, const unsigned *lengths, float *part_acc, float *part_ml, float *out, int kv_heads,    \
-        int capacity, int chunk, int key_group, float qk_scale) {                                                    \
-        decode_pipelined<ELEM, D, G>(q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor,         \
-                                     v_tensor, lengths, part_acc, part_ml, out, kv_heads, capacity, chunk, key_group, \
-                                     qk_scale);                                                                      \
+#define PIPELINED_ENTRY(NAME, ELEM, D, G)                                         \
+    extern "C" __global__ void __launch_bounds__(DECODE_THREADS) NAME(DECODE_KERNEL_PARAMS) { \
+        decode_pipelined<ELEM, D, G>(DECODE_KERNEL_ARGS);                                     \
     }
 
 #define PIPELINED_GROUPS(ENAME, ELEM, D)                                  \
