@@ -158,16 +158,7 @@ __device__ __forceinline__ void decode_split(DECODE_KERNEL_PARAMS) {
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) x[e] *= k_sigma[e];
             }
-#pragma unroll
-            for (int g = 0; g < G; ++g) {
-                float dot = 0.0f;
-#pragma unroll
-                for (int e = 0; e < EPL; ++e) dot = fmaf(qr[g][e], x[e], dot);
-                if constexpr (ELEM == FP8 || ELEM == NVFP4) dot *= k_factor[u];
-#pragma unroll
-                for (int off = LPT / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-                s[u][g] = valid ? dot : neg_inf();
-            }
+            token_scores<G, LPT>(qr, x, ELEM == FP8 || ELEM == NVFP4 ? k_factor[u] : 1.0f, valid, s[u]);
         }
 
         // Online softmax (base 2), then acc += Σ_u w_u · v_u.

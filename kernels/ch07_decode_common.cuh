@@ -240,6 +240,25 @@ __device__ __forceinline__ void start_heads(const float *__restrict__ q, long lo
     }
 }
 
+// The scores of one token for the G heads: each lane's partial dot product of its 16
+// elements with q, times the token's K factor (its per-token or block scale; 1 for bf16 and
+// INT8), summed over the token's LPT lanes with xor shuffles (every lane ends with the sum);
+// −∞ for a token past the chunk's end.
+template <int G, int LPT>
+__device__ __forceinline__ void token_scores(const float (&qr)[G][EPL], const float (&x)[EPL], float factor,
+                                             bool valid, float (&s)[G]) {
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int e = 0; e < EPL; ++e) dot = fmaf(qr[g][e], x[e], dot);
+        dot *= factor;
+#pragma unroll
+        for (int off = LPT / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        s[g] = valid ? dot : neg_inf();
+    }
+}
+
 // Base-2 exponential on the special function unit: ex2(−∞) = +0, relative error about 2⁻²².
 __device__ __forceinline__ float exp2_approx(float x) {
     float y;

@@ -265,16 +265,7 @@ __device__ __forceinline__ void decode_pipelined(DECODE_KERNEL_PARAMS) {
 #pragma unroll
                 for (int e = 0; e < EPL; ++e) x[e] *= k_sigma[e];
             }
-#pragma unroll
-            for (int g = 0; g < G; ++g) {
-                float dot = 0.0f;
-#pragma unroll
-                for (int e = 0; e < EPL; ++e) dot = fmaf(qr[g][e], x[e], dot);
-                dot *= k_factor;
-#pragma unroll
-                for (int off = LPT / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-                s[u][g] = t < t1 ? dot : neg_inf();
-            }
+            token_scores<G, LPT>(qr, x, k_factor, t < t1, s[u]);
         }
 
         float w[U][G];
