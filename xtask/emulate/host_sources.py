@@ -1,0 +1,43 @@
+"""Write host-compilable copies of the kernels for the CPU emulation (see README.md).
+
+The few inline PTX instructions become C++ (cvt.f32.f16 -> host_f16_to_f32, ex2.approx -> exp2f,
+cvt.rn.bf16x2 -> host_pack_bf16x2), the cp.async helpers copy at once (a copy that completes
+early is one of the orders the hardware allows), and the pipelined kernel's dynamic shared
+memory is a buffer the harness allocates. Usage: python3 host_sources.py OUTDIR
+"""
+import pathlib
+import sys
+
+root = pathlib.Path(__file__).resolve().parents[2] / "kernels"
+out = pathlib.Path(sys.argv[1])
+out.mkdir(parents=True, exist_ok=True)
+
+
+def fix(s):
+    s = s.replace('asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(s));', "f = host_f16_to_f32(s);")
+    s = s.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = exp2f(x);")
+    s = s.replace('asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));',
+                  "r = host_pack_bf16x2(lo, hi);")
+    return s
+
+
+common = fix((root / "ch07_decode_common.cuh").read_text())
+registers = fix((root / "ch07_decode_attention.cu").read_text())
+pipelined = fix((root / "ch07_decode_pipelined.cu").read_text())
+a = pipelined.index("__device__ __forceinline__ unsigned smem_addr")
+b = pipelined.index("// ---- the shared-memory tile of one stage")
+pipelined = pipelined[:a] + """__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
+    if (bytes) memcpy(dst, src, 16); else memset(dst, 0, 16);
+}
+__device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
+    if (bytes) memcpy(dst, src, 4); else memset(dst, 0, 4);
+}
+__device__ __forceinline__ void copy_commit() {}
+template <int PENDING> __device__ __forceinline__ void copy_wait() {}
+
+""" + pipelined[b:]
+pipelined = pipelined.replace("extern __shared__ __align__(16) unsigned char stages[];",
+                              "unsigned char *stages = g_dyn_smem;")
+(out / "decode_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + common + "\n" + registers + "\n" + pipelined)
+(out / "softmax_host.cu").write_text(fix((root / "ch05_softmax_fusion.cu").read_text()))
+print(f"wrote {out}/decode_host.cu and {out}/softmax_host.cu")
