@@ -1,4 +1,5 @@
-//! Decode attention on the GPU over a quantised KV cache (`kernels/ch07_decode_attention.cu`):
+//! Decode attention on the GPU over a quantised KV cache (`kernels/ch07_decode_attention.cu` and
+//! `kernels/ch07_decode_pipelined.cu`):
 //! one new query token per sequence attends to its cached keys and values, which the kernel
 //! reads in bf16, INT8, FP8 or NVFP4 and dequantises in registers.
 //!
@@ -15,7 +16,8 @@
 //! - [`launch`]: the launch checks, the split plan and the launch;
 //! - [`reference`]: the f64 CPU reference the tests compare with;
 //! - [`check`]: the `ch07` binary's check against the CPU;
-//! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`) and its figure.
+//! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`) and its figure;
+//! - [`recorded`]: a recorded run of that benchmark, read back (for the notebook and the book).
 //!
 //! [`decode_attention_gpu`] does it all for host arrays.
 
@@ -24,6 +26,7 @@ pub mod cache;
 pub mod check;
 pub mod device;
 pub mod launch;
+pub mod recorded;
 pub mod reference;
 
 pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, QuantizedCache, quantize_cache};
