@@ -32,7 +32,8 @@ impl DecodeKernel {
 
     /// The faster version for an element type, as measured on an H100 on 2026-12-05
     /// (`docs/src/results/h100-2026-12-05-ch05-ch07-run2`): the pipeline for bf16 (4–7 % faster
-    /// at long contexts, 86–100 % of the copy bandwidth for Llama-3-8B's heads), FP8 (20–25 %)
+    /// at long contexts for Llama-3-8B's heads, 86–100 % of the copy bandwidth; within 3 % of the
+    /// register kernel for SmolLM2's), FP8 (20–25 %)
     /// and NVFP4 (about 10 %); the register kernel for INT8, whose pipelined version ran 7–20 %
     /// slower (both are bound by instructions at 8 warps per SM, and the INT8 one has the most).
     pub fn fastest_for(element: CacheElement) -> DecodeKernel {
