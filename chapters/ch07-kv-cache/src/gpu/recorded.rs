@@ -130,4 +130,22 @@ mod tests {
         assert!(line.contains("96 %") && line.contains("100 %"), "{line}");
         assert!(summary.contains("smollm2-135m"), "{summary}");
     }
+
+    #[test]
+    fn an_unknown_kernel_or_element_is_an_error_naming_it() {
+        let dir = std::env::temp_dir().join(format!("ch07-recorded-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("ch07")).unwrap();
+        let header =
+            "impl,dtype,batch,q_heads,kv_heads,context,head_dim,median_ms,kv_bytes,gbps,copy_fraction,splits";
+        for (row, named) in [
+            ("ch07_decode_tensor_core,bf16,16,32,8,1024,128,0.1,1e6,10,0.5,4", "ch07_decode_tensor_core"),
+            ("ch07_decode,int4,16,32,8,1024,128,0.1,1e6,10,0.5,4", "int4"),
+            ("ch07_decode,bf16,16,12,4,1024,96,0.1,1e6,10,0.5,4", "no model"),
+        ] {
+            std::fs::write(dir.join("ch07").join("ch07_decode.csv"), format!("{header}\n{row}\n")).unwrap();
+            let e = read_decode_run(&dir).unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
