@@ -292,11 +292,13 @@ __device__ __forceinline__ void softmax_warp_per_row(const T* __restrict__ x, T*
         });
 }
 
-template <typename T, int W, int N>
+// MAX_THREADS: the most threads the entry is launched with, which sizes `partial` (one float per
+// warp).
+template <typename T, int W, int N, int MAX_THREADS = BLOCK_MAX_THREADS>
 __device__ __forceinline__ void softmax_block_per_row(const T* __restrict__ x, T* __restrict__ y, int heads,
                                                       int nq, int nk, float scale, int causal,
                                                       const int* __restrict__ key_lengths, int window) {
-    __shared__ float partial[BLOCK_MAX_THREADS / WARP];
+    __shared__ float partial[MAX_THREADS / WARP];
     const long long row = blockIdx.x;
     const Interval keys[1] = {visible_keys(row, heads, nq, nk, causal, key_lengths, window)};
     const bool write[1] = {true};
@@ -366,6 +368,29 @@ BLOCK_ENTRY(ch05_softmax_block_bf16_vec_v64, bf16_t, 8, 64)
 BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v16, bf16_t, 1, 16)
 BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v32, bf16_t, 1, 32)
 BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64)
+
+// ---- the experiment: a block of up to 1024 threads × 16 values ----------------------------------
+
+// The 512-thread block holds rows of 8193 to 16384 keys as 32 values per thread in ~60 registers:
+// two blocks (rows) per SM, 50 % occupancy, and while a block waits on its barriers only one other
+// row has loads in flight. Spreading the same row over twice the threads, 16 values each, with
+// __launch_bounds__(WIDE_BLOCK_THREADS, 2) asking ptxas for ≤ 65536 / (2 · 1024) = 32 registers,
+// fits two such blocks per SM at 100 % occupancy: twice the warps to hide the latency, at the cost
+// of reductions over 32 warps instead of 16. The same template as the block entries above (T ≤
+// 1024 threads, a multiple of 32, set by the host); only bf16 and f32 with 128-bit access are
+// built. Measured against the 512-thread block in the benchmark (`fused_block1024`) before the
+// host's automatic choice uses it.
+#define WIDE_BLOCK_THREADS 1024
+#define WIDE_BLOCK_ENTRY(NAME, TYPE, W, V)                                                                \
+    extern "C" __global__ void __launch_bounds__(WIDE_BLOCK_THREADS, 2)                                   \
+        NAME(const TYPE* __restrict__ x, TYPE* __restrict__ y, long long rows, int heads, int nq, int nk, \
+             float scale, int causal, const int* __restrict__ key_lengths, int window) {                  \
+        softmax_block_per_row<TYPE, W, (V) / (W), WIDE_BLOCK_THREADS>(x, y, heads, nq, nk, scale, causal, \
+                                                                      key_lengths, window);               \
+    }
+
+WIDE_BLOCK_ENTRY(ch05_softmax_block1024_f32_vec_v16, float, 4, 16)
+WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
 
 // ---- the unfused chain's first two passes ------------------------------------------------------
 

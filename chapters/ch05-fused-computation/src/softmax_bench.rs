@@ -10,6 +10,11 @@
 //!   the same computation as `torch.softmax(x, -1)` (the PyTorch peer in
 //!   `xtask/baselines/torch_softmax.py`); `fused_warp` only where a warp holds the row
 //!   (Nk ≤ 2048);
+//! - `fused_block1024`, masks `none` and `causal`, where `fused_block` holds more than 16
+//!   values per thread (rows of 8193 to 16384 keys, with 128-bit access): the experiment
+//!   [`RowLaunch::BlockPerRow1024`], the same row over up to 1024 threads × 16 values, timed on
+//!   the same tensors in the same loop as `fused_block` (the kernel `fused_auto` uses there
+//!   today), so that one run gives both fractions of the copy;
 //! - `fused_auto_scalar`, mask `none`: the same kernel choice built for one element per load and
 //!   store instead of 128-bit vectors, to measure what the vectors are worth;
 //! - `fused_warp`, `fused_block`, `fused_auto` with mask `causal` and scale 1/√128: the whole
@@ -23,7 +28,8 @@
 //! what it moves; the `none` rows are the ones to hold against the copy.
 
 use crate::gpu::softmax::{
-    DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, launch_fused, launch_fused_with_access,
+    DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, WIDE_BLOCK_VALUES_PER_THREAD,
+    launch_fused, launch_fused_with_access, plan_fused,
 };
 use crate::softmax_fusion::{MaskSpec, ScoreShape, SoftmaxPipeline};
 use attn_support::data::randn;
@@ -207,7 +213,13 @@ fn bench_shape<T: ScoreElement>(
         ("fused_warp", RowLaunch::WarpPerRow),
         ("fused_block", RowLaunch::BlockPerRow),
         ("fused_auto", RowLaunch::Auto),
+        ("fused_block1024", RowLaunch::BlockPerRow1024),
     ];
+    // The 1024-thread experiment where it differs from the 512-thread block: rows the latter
+    // holds as more than 16 values per thread, and the former can hold at all.
+    let block_today = plan_fused(shape.nk, T::NAME, T::BYTES, true, RowLaunch::BlockPerRow)?;
+    let wide_differs = block_today.values_per_thread > WIDE_BLOCK_VALUES_PER_THREAD
+        && plan_fused(shape.nk, T::NAME, T::BYTES, true, RowLaunch::BlockPerRow1024).is_ok();
     for (mask_name, spec, scale) in
         [("none", MaskSpec::none(), 1.0), ("causal", MaskSpec::causal(), BENCH_SCALE)]
     {
@@ -215,6 +227,9 @@ fn bench_shape<T: ScoreElement>(
         for (name, launch) in launches {
             if launch == RowLaunch::WarpPerRow && shape.nk > WARP_MAX_KEYS {
                 continue; // a warp cannot hold the row
+            }
+            if launch == RowLaunch::BlockPerRow1024 && !wide_differs {
+                continue;
             }
             let t = gpu_time(gpu, warmup, repeats, || {
                 launch_fused(gpu, &scores.as_view(), &mut probs.as_view_mut(), scale, &mask, launch)

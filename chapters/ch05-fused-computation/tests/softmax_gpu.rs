@@ -1,7 +1,8 @@
 //! The GPU scale + mask + softmax (kernels/ch05_softmax_fusion.cu) against the CPU version:
 //! fused (warp per row, block per row, auto) and the unfused three-kernel chain, in f32 and bf16,
 //! for row lengths 1 to 4097 (multiples of the 128-bit vector and not), every mask kind, fully
-//! masked rows (exact zeros), a misaligned buffer (scalar access) and the host-side checks.
+//! masked rows (exact zeros), a misaligned buffer (scalar access) and the host-side checks; and
+//! the 1024-thread block experiment on rows of 8200 and 16384 keys.
 //! Skips (printing why) without a GPU; fails under ATTN_REQUIRE_GPU=1.
 
 use ch05_fused_computation::attn_support::Result;
@@ -200,6 +201,56 @@ fn long_bf16_rows_match_the_cpu() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+#[test]
+fn the_1024_thread_block_matches_the_cpu() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch05 1024-thread block GPU test")? else { return Ok(()) };
+    // The experiment RowLaunch::BlockPerRow1024 on the rows it is meant for, 8193 to 16384 keys
+    // (8200: 544 threads, the last vector of a warp past the row's end; 16384: 1024 threads),
+    // in bf16 and f32, every mask kind; 3 queries, so that the causal rows end inside the row and
+    // "padding" leaves batch entry 1 fully masked. 6 rows a launch: small enough for the sanitizer.
+    for (nk, seed) in [(8200, 41), (16384, 42)] {
+        let s = ScoreShape { batch: 2, heads: 1, nq: 3, nk };
+        let x = scores(s, seed);
+        for (name, mask) in masks(nk) {
+            let stored = x.mapv(bf16::from_f32);
+            let widened = stored.mapv(|v| v.to_f32());
+            let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
+            let got = scale_mask_softmax_gpu(&gpu, stored.view(), SCALE, &mask, RowLaunch::BlockPerRow1024)?;
+            let what = format!("bf16 1024-thread block {s:?} mask {name}");
+            assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
+            let want = scale_mask_softmax_fused(x.view(), SCALE, &mask)?;
+            let got = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &mask, RowLaunch::BlockPerRow1024)?;
+            let what = format!("f32 1024-thread block {s:?} mask {name}");
+            assert_close(got.view(), want.view(), &mask, F32_RTOL, &what);
+        }
+        // Every key of every row masked: exact +0.0, never 0/0.
+        let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
+        let got = scale_mask_softmax_gpu(
+            &gpu,
+            x.mapv(bf16::from_f32).view(),
+            SCALE,
+            &none_visible,
+            RowLaunch::BlockPerRow1024,
+        )?;
+        assert!(got.iter().all(|p| p.to_bits() == 0), "Nk = {nk}: fully masked rows not all +0.0");
+    }
+    // It launches the kernel it was asked for, not the 512-thread block.
+    let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
+    let input = gpu.zeros::<bf16>(16384)?;
+    let mut output = gpu.zeros::<bf16>(16384)?;
+    let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
+    let plan = launch_fused(
+        &gpu,
+        &input.as_view(),
+        &mut output.as_view_mut(),
+        SCALE,
+        &mask,
+        RowLaunch::BlockPerRow1024,
+    )?;
+    assert_eq!((plan.kernel.as_str(), plan.threads_per_row), ("ch05_softmax_block1024_bf16_vec_v16", 1024));
     Ok(())
 }
 

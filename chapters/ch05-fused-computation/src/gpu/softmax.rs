@@ -13,6 +13,11 @@
 //! - **a block per row** for long rows: up to 512 threads × V values, warp shuffles then one
 //!   float per warp through shared memory; up to [`BLOCK_MAX_KEYS`] = 32768 keys.
 //!
+//! An experiment beside them, [`RowLaunch::BlockPerRow1024`]: a block of up to
+//! [`WIDE_BLOCK_THREADS`] = 1024 threads × 16 values, for rows of 8193 to 16384 keys that the
+//! 512-thread block holds as 32 values per thread (see its docs). `Auto` does not pick it; the
+//! benchmark times it beside the 512-thread block (`fused_block1024`).
+//!
 //! [`RowLaunch::Auto`] takes a warp per row up to [`AUTO_WARP_MAX_KEYS`] = 1024 keys. There a
 //! lane already holds 32 values (56 registers for f32 with 128-bit access, ptxas); at 2048 keys
 //! it holds 64 (78 registers), fewer warps fit on an SM to hide memory latency, and a block that
@@ -66,6 +71,13 @@ pub const BLOCK_MAX_THREADS: usize = 512;
 pub const BLOCK_VALUES_PER_THREAD: [usize; 3] = [16, 32, 64];
 /// The longest row a block can hold in registers: 512 threads × 64 values.
 pub const BLOCK_MAX_KEYS: usize = BLOCK_MAX_THREADS * 64;
+/// Threads per block at most of the 1024-thread experiment (`WIDE_BLOCK_THREADS` in the .cu file).
+pub const WIDE_BLOCK_THREADS: usize = 1024;
+/// Values per thread of the 1024-thread experiment (`WIDE_BLOCK_ENTRY`): two 16-byte bf16
+/// vectors, or four f32 ones.
+pub const WIDE_BLOCK_VALUES_PER_THREAD: usize = 16;
+/// The longest row the 1024-thread experiment holds: 1024 threads × 16 values.
+pub const WIDE_BLOCK_MAX_KEYS: usize = WIDE_BLOCK_THREADS * WIDE_BLOCK_VALUES_PER_THREAD;
 /// Threads per block of the element-wise kernels of the unfused chain (`ELEMENTWISE_THREADS`).
 pub const ELEMENTWISE_THREADS: usize = 256;
 /// Bytes of one vectorised access.
@@ -114,6 +126,14 @@ pub enum RowLaunch {
     WarpPerRow,
     /// Force a block per row (an error above [`BLOCK_MAX_KEYS`]).
     BlockPerRow,
+    /// The experiment: a block per row of up to [`WIDE_BLOCK_THREADS`] = 1024 threads, each
+    /// holding [`WIDE_BLOCK_VALUES_PER_THREAD`] = 16 values, built with
+    /// `__launch_bounds__(1024, 2)` so that two rows fit an SM at full occupancy (32 registers a
+    /// thread), where `BlockPerRow` holds rows of 8193 to 16384 keys as 512 threads × 32 values
+    /// (~60 registers, two rows per SM at half occupancy). 128-bit access only (an error for a
+    /// row that is not whole 16-byte vectors or a misaligned buffer), at most
+    /// [`WIDE_BLOCK_MAX_KEYS`] keys. `Auto` never picks it.
+    BlockPerRow1024,
 }
 
 /// How a row is read and written.
@@ -128,13 +148,14 @@ pub enum Access {
 /// The kernel [`plan_fused`] chose and its launch shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FusedPlan {
-    /// [`RowLaunch::WarpPerRow`] or [`RowLaunch::BlockPerRow`], never `Auto`.
+    /// [`RowLaunch::WarpPerRow`], [`RowLaunch::BlockPerRow`] or [`RowLaunch::BlockPerRow1024`],
+    /// never `Auto`.
     pub shape: RowLaunch,
     pub access: Access,
     /// Values of the row each lane (warp) or thread (block) holds in registers.
     pub values_per_thread: usize,
     /// Threads working on one row: 32, 16 or 8 lanes of a warp, or a multiple of 32 up to 512
-    /// threads of a block.
+    /// threads of a block (1024 for [`RowLaunch::BlockPerRow1024`]).
     pub threads_per_row: usize,
     /// Rows each group of `threads_per_row` lanes takes at once ([`rows_per_group`]; 1 for a
     /// block per row).
@@ -195,6 +216,22 @@ pub fn plan_fused(
             };
             (v, lanes)
         }
+        RowLaunch::BlockPerRow1024 => {
+            if access != Access::Vector {
+                return Err(Error::InvalidArgument(format!(
+                    "the {WIDE_BLOCK_THREADS}-thread block is built for 128-bit access only: Nk = {nk} must be a \
+                     multiple of {width} {dtype} values and both buffers 16-byte aligned; use a block per row"
+                )));
+            }
+            let threads = cdiv(nk, WIDE_BLOCK_VALUES_PER_THREAD).next_multiple_of(32);
+            if threads > WIDE_BLOCK_THREADS {
+                return Err(Error::InvalidArgument(format!(
+                    "the {WIDE_BLOCK_THREADS}-thread block holds at most {WIDE_BLOCK_MAX_KEYS} keys \
+                     ({WIDE_BLOCK_THREADS} threads × {WIDE_BLOCK_VALUES_PER_THREAD} values); Nk = {nk} is longer"
+                )));
+            }
+            (WIDE_BLOCK_VALUES_PER_THREAD, threads)
+        }
         _ => {
             // The fewest values per thread whose thread count stays within a block.
             let threads = |v: usize| cdiv(nk, v).next_multiple_of(32);
@@ -212,7 +249,11 @@ pub fn plan_fused(
     };
     let kernel = format!(
         "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
-        if shape == RowLaunch::WarpPerRow { "warp" } else { "block" },
+        match shape {
+            RowLaunch::WarpPerRow => "warp",
+            RowLaunch::BlockPerRow1024 => "block1024",
+            _ => "block",
+        },
         if access == Access::Vector { "vec" } else { "scalar" },
         if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() }
     );
@@ -505,6 +546,33 @@ mod tests {
     }
 
     #[test]
+    fn the_1024_thread_block_spreads_long_rows_over_twice_the_threads() {
+        // 16384 bf16 keys: 1024 threads × 16 values, against 512 × 32 for the block of today.
+        let p = plan_fused(16384, "bf16", 2, true, RowLaunch::BlockPerRow1024).unwrap();
+        assert_eq!((p.shape, p.threads_per_row, p.values_per_thread), (RowLaunch::BlockPerRow1024, 1024, 16));
+        assert_eq!((p.kernel.as_str(), p.rows_per_group), ("ch05_softmax_block1024_bf16_vec_v16", 1));
+        let today = plan_fused(16384, "bf16", 2, true, RowLaunch::BlockPerRow).unwrap();
+        assert_eq!((today.threads_per_row, today.values_per_thread), (512, 32));
+        // 8200 keys: ⌈8200 / 16⌉ = 513 threads, rounded up to whole warps.
+        assert_eq!(
+            plan_fused(8200, "bf16", 2, true, RowLaunch::BlockPerRow1024).unwrap().threads_per_row,
+            544
+        );
+        assert_eq!(
+            plan_fused(16384, "f32", 4, true, RowLaunch::BlockPerRow1024).unwrap().kernel,
+            "ch05_softmax_block1024_f32_vec_v16"
+        );
+        // Auto does not pick it (the lead's decision after the GPU run).
+        assert_eq!(plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap(), today);
+        // Longer rows, rows that are not whole vectors and misaligned buffers are refused.
+        let e = plan_fused(16392, "bf16", 2, true, RowLaunch::BlockPerRow1024).unwrap_err().to_string();
+        assert!(e.contains("16384") && e.contains("16392"), "{e}");
+        let e = plan_fused(8201, "bf16", 2, true, RowLaunch::BlockPerRow1024).unwrap_err().to_string();
+        assert!(e.contains("128-bit") && e.contains("8201"), "{e}");
+        assert!(plan_fused(8200, "bf16", 2, false, RowLaunch::BlockPerRow1024).is_err());
+    }
+
+    #[test]
     fn rows_beyond_the_registers_are_refused_with_the_limit() {
         let e = plan_fused(2049, "f32", 4, true, RowLaunch::WarpPerRow).unwrap_err().to_string();
         assert!(e.contains("2048") && e.contains("2049"), "{e}");
@@ -519,7 +587,12 @@ mod tests {
         for (dtype, bytes) in [("f32", 4), ("bf16", 2)] {
             for nk in [1, 3, 8, 100, 128, 1000, 1023, 1024, 2048, 4097, 16384, 32768] {
                 for aligned in [true, false] {
-                    for launch in [RowLaunch::Auto, RowLaunch::WarpPerRow, RowLaunch::BlockPerRow] {
+                    for launch in [
+                        RowLaunch::Auto,
+                        RowLaunch::WarpPerRow,
+                        RowLaunch::BlockPerRow,
+                        RowLaunch::BlockPerRow1024,
+                    ] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
                             // The threads of a row hold all of it.
                             assert!(
