@@ -1,6 +1,7 @@
 // softmax_harness.cpp — chapter 5's fused softmax kernels run on the CPU (shim.h) against an
 // f64 softmax, for the warp (lane groups of 8, 16, 32; two rows per group) and block shapes,
-// f32 and bf16, every mask kind and odd row counts (see README.md).
+// f32 and bf16, every mask kind and odd row counts, and the 1024-thread block experiment
+// (block1024, 16 values a thread, rows of 8200 and 16384 keys; see README.md).
 #include "shim.h"
 #include "softmax_host.cu"
 #include <cstdio>
@@ -93,6 +94,13 @@ int run_bf16() {
         for (int nq : {1, 3})
             for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,0,true}})
                 checkb(k.n, k.f, k.V, nq, k.nk, c, w, p);
+    // The 1024-thread block: 8200 keys take 544 threads (the last warp partly past the row),
+    // 16384 keys all 1024. Three queries: causal rows end inside the row; pad leaves batch 1 empty.
+    KB wide[] = {{"block1024_bf16_vec_v16", ch05_softmax_block1024_bf16_vec_v16, 16, 8200},
+                 {"block1024_bf16_vec_v16", ch05_softmax_block1024_bf16_vec_v16, 16, 16384}};
+    for (auto &k : wide)
+        for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
+            checkb(k.n, k.f, k.V, 3, k.nk, c, w, p);
     return 0;
 }
 int run_f32() {
@@ -112,6 +120,9 @@ int run_f32() {
         for (int nq : {1, 3, 7, k.nk + 2})
             for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,0,true}})
                 check(k.n, k.f, k.blk, k.V, k.lanes, nq, k.nk, c, w, p);
+    for (int nk : {8200, 16384})
+        for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,true}})
+            check("block1024_f32_vec_v16", ch05_softmax_block1024_f32_vec_v16, true, 16, 0, 3, nk, c, w, p);
     return 0;
 }
 int main() {
