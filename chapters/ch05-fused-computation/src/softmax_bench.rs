@@ -149,6 +149,15 @@ pub fn run_softmax_bench(
     Ok(rows)
 }
 
+/// Whether the benchmark times the 1024-thread experiment on rows of `nk` keys (whole 16-byte
+/// vectors, aligned buffers): where it differs from the 512-thread block, which holds the row as
+/// more than 16 values per thread (8193 to 16384 keys), and can hold the row at all.
+pub fn times_the_1024_thread_block(nk: usize, dtype: &str, elem_bytes: usize) -> bool {
+    let wide = plan_fused(nk, dtype, elem_bytes, true, RowLaunch::BlockPerRow1024);
+    let block = plan_fused(nk, dtype, elem_bytes, true, RowLaunch::BlockPerRow);
+    matches!((wide, block), (Ok(_), Ok(b)) if b.values_per_thread > WIDE_BLOCK_VALUES_PER_THREAD)
+}
+
 /// The measurements of one shape in storage type T.
 fn bench_shape<T: ScoreElement>(
     gpu: &Gpu,
@@ -215,11 +224,7 @@ fn bench_shape<T: ScoreElement>(
         ("fused_auto", RowLaunch::Auto),
         ("fused_block1024", RowLaunch::BlockPerRow1024),
     ];
-    // The 1024-thread experiment where it differs from the 512-thread block: rows the latter
-    // holds as more than 16 values per thread, and the former can hold at all.
-    let block_today = plan_fused(shape.nk, T::NAME, T::BYTES, true, RowLaunch::BlockPerRow)?;
-    let wide_differs = block_today.values_per_thread > WIDE_BLOCK_VALUES_PER_THREAD
-        && plan_fused(shape.nk, T::NAME, T::BYTES, true, RowLaunch::BlockPerRow1024).is_ok();
+    let wide_differs = times_the_1024_thread_block(shape.nk, T::NAME, T::BYTES);
     for (mask_name, spec, scale) in
         [("none", MaskSpec::none(), 1.0), ("causal", MaskSpec::causal(), BENCH_SCALE)]
     {
@@ -276,6 +281,25 @@ mod tests {
             assert!((240.0..=256.0).contains(&mib), "{s:?}: {mib} MiB in f32");
             assert!(s.nq <= s.nk, "{s:?}: causal rows would be fully masked");
         }
+    }
+
+    #[test]
+    fn the_1024_thread_block_is_timed_on_the_rows_it_is_meant_for() {
+        // Of the default shapes, the 16384-key rows, in both dtypes.
+        let timed: Vec<(usize, &str)> = parse_shapes(DEFAULT_SHAPES, "default")
+            .unwrap()
+            .iter()
+            .flat_map(|s| [(s.nk, "f32", 4), (s.nk, "bf16", 2)])
+            .filter(|&(nk, dtype, bytes)| times_the_1024_thread_block(nk, dtype, bytes))
+            .map(|(nk, dtype, _)| (nk, dtype))
+            .collect();
+        assert_eq!(timed, [(16384, "f32"), (16384, "bf16")]);
+        assert!(times_the_1024_thread_block(8200, "bf16", 2));
+        // Where the 512-thread block already holds 16 values, beyond 16384 keys, and where the
+        // row is not whole vectors: not timed.
+        assert!(!times_the_1024_thread_block(8192, "bf16", 2));
+        assert!(!times_the_1024_thread_block(32768, "bf16", 2));
+        assert!(!times_the_1024_thread_block(8201, "bf16", 2));
     }
 
     #[test]
