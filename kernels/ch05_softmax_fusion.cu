@@ -19,7 +19,9 @@
 //  - a block per row (ch05_softmax_block_*): one block of T ≤ 512 threads (a multiple of 32, set by
 //    the host) per row, each thread holding V ∈ {16, 32, 64} values; warp shuffles, then the
 //    warps' partial results through 32 floats of shared memory. Grid (rows, 1, 1). For long rows
-//    up to 512·64 = 32768 keys.
+//    up to 512·64 = 32768 keys. Beside it, an experiment not yet chosen by the host's automatic
+//    plan: ch05_softmax_block1024_* (T ≤ 1024 threads × V = 16 values, rows of ≤ 16384 keys; see
+//    its section below).
 // Values are read and written as 128-bit vectors (float4, or 8 bf16 in a uint4) when the host has
 // checked that Nk is a multiple of 4 (f32) / 8 (bf16) and both pointers are 16-byte aligned (the
 // "vec" kernels); otherwise one element at a time (the "scalar" kernels). Lane t of a warp (thread
@@ -376,10 +378,11 @@ BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64)
 // row has loads in flight. Spreading the same row over twice the threads, 16 values each, with
 // __launch_bounds__(WIDE_BLOCK_THREADS, 2) asking ptxas for ≤ 65536 / (2 · 1024) = 32 registers,
 // fits two such blocks per SM at 100 % occupancy: twice the warps to hide the latency, at the cost
-// of reductions over 32 warps instead of 16. The same template as the block entries above (T ≤
-// 1024 threads, a multiple of 32, set by the host); only bf16 and f32 with 128-bit access are
-// built. Measured against the 512-thread block in the benchmark (`fused_block1024`) before the
-// host's automatic choice uses it.
+// of barriers that wait for 32 warps instead of 16. The same template as the block entries above
+// (T ≤ 1024 threads, a multiple of 32, set by the host); only bf16 and f32 with 128-bit access are
+// built. ptxas 13.5 (NVRTC from PyPI) for sm_90: bf16 in 32 registers, no spill; f32 in 32 with 8 bytes spilled
+// (two values stored once after the loads and reloaded once for the stores). Measured against the
+// 512-thread block in the benchmark (`fused_block1024`) before the host's automatic choice uses it.
 #define WIDE_BLOCK_THREADS 1024
 #define WIDE_BLOCK_ENTRY(NAME, TYPE, W, V)                                                                \
     extern "C" __global__ void __launch_bounds__(WIDE_BLOCK_THREADS, 2)                                   \

@@ -28,8 +28,8 @@
 //! what it moves; the `none` rows are the ones to hold against the copy.
 
 use crate::gpu::softmax::{
-    DeviceMask, RowLaunch, ScoreElement, UnfusedChain, WARP_MAX_KEYS, WIDE_BLOCK_VALUES_PER_THREAD,
-    launch_fused, launch_fused_with_access, plan_fused,
+    DeviceMask, FusedPlan, RowLaunch, SOFTMAX_FUSION_SOURCE, ScoreElement, UnfusedChain, WARP_MAX_KEYS,
+    WIDE_BLOCK_VALUES_PER_THREAD, launch_fused, launch_fused_with_access, plan_fused,
 };
 use crate::softmax_fusion::{MaskSpec, ScoreShape, SoftmaxPipeline};
 use attn_support::data::randn;
@@ -158,6 +158,22 @@ pub fn times_the_1024_thread_block(nk: usize, dtype: &str, elem_bytes: usize) ->
     matches!((wide, block), (Ok(_), Ok(b)) if b.values_per_thread > WIDE_BLOCK_VALUES_PER_THREAD)
 }
 
+/// What the driver reports of a planned kernel as it compiled it on this GPU: registers per
+/// thread, local-memory (spill) bytes per thread, and resident blocks per SM at the plan's
+/// block size; one line for the benchmark's log.
+fn kernel_resources(gpu: &Gpu, plan: &FusedPlan) -> Result<String> {
+    let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
+    let registers = function.num_regs().ctx("reading registers")?;
+    let local = function.local_size_bytes().ctx("reading local memory")?;
+    let blocks = function
+        .occupancy_max_active_blocks_per_multiprocessor(plan.threads_per_row as u32, 0, None)
+        .ctx("reading the occupancy")?;
+    Ok(format!(
+        "{}: {registers} registers, {local} bytes of local memory a thread; {blocks} blocks of {} threads per SM",
+        plan.kernel, plan.threads_per_row
+    ))
+}
+
 /// The measurements of one shape in storage type T.
 fn bench_shape<T: ScoreElement>(
     gpu: &Gpu,
@@ -225,6 +241,13 @@ fn bench_shape<T: ScoreElement>(
         ("fused_block1024", RowLaunch::BlockPerRow1024),
     ];
     let wide_differs = times_the_1024_thread_block(shape.nk, T::NAME, T::BYTES);
+    if wide_differs {
+        // The A/B pair's resources as the driver compiled them, to hold against ptxas's count.
+        for launch in [RowLaunch::BlockPerRow, RowLaunch::BlockPerRow1024] {
+            let plan = plan_fused(shape.nk, T::NAME, T::BYTES, true, launch)?;
+            println!("  {}", kernel_resources(gpu, &plan)?);
+        }
+    }
     for (mask_name, spec, scale) in
         [("none", MaskSpec::none(), 1.0), ("causal", MaskSpec::causal(), BENCH_SCALE)]
     {
