@@ -176,6 +176,25 @@ __device__ __forceinline__ void load_key_scales(const float *__restrict__ src, f
     }
 }
 
+// ---- asynchronous copies (sm_80+; the pipelined and tensor-core kernels) --------------------------
+
+__device__ __forceinline__ unsigned smem_addr(const void *p) {
+    return (unsigned)__cvta_generic_to_shared(p);
+}
+// 16 bytes global → shared; `bytes` 16 copies, 0 writes zeros and reads nothing.
+__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+// 4 bytes global → shared, zero-filled the same way.
+__device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int PENDING> __device__ __forceinline__ void copy_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+}
+// ---- end of asynchronous copies
+
 // The parameters of both decode kernels' entry points (launch.rs passes them in this order).
 #define DECODE_KERNEL_PARAMS                                                                                       \
     const float *__restrict__ q, const unsigned char *__restrict__ k_codes,                                        \
@@ -306,17 +325,54 @@ __device__ __forceinline__ void accumulate_value(const float (&x)[EPL], const fl
     }
 }
 
+// The block's partial results, one (m, l, acc) per warp and query head, merged by
+// write_block_result.
+template <int D, int G> struct BlockMerge {
+    float acc[DECODE_WARPS][G][D];
+    float m[DECODE_WARPS][G], l[DECODE_WARPS][G];
+};
+
+// After a barrier: merge the warps' states, one (head, channel) per thread; write the
+// normalised output (one split) or the split's partial (m, l, acc) per query head. At least one
+// warp holds a token, so the merged max is finite and l ≥ 1.
+template <int D, int G>
+__device__ __forceinline__ void write_block_result(const BlockMerge<D, G> &s, long long head0, int split, int splits,
+                                                   float *__restrict__ out, float *__restrict__ part_acc,
+                                                   float *__restrict__ part_ml) {
+    for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) {
+        const int g = i / D, d = i % D;
+        float mx = neg_inf();
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; ++w) mx = fmaxf(mx, s.m[w][g]);
+        float a = 0.0f, lsum = 0.0f;
+#pragma unroll
+        for (int w = 0; w < DECODE_WARPS; ++w) {
+            const float f = s.m[w][g] == neg_inf() ? 0.0f : exp2_approx(s.m[w][g] - mx);
+            a = fmaf(s.acc[w][g][d], f, a);
+            lsum = fmaf(s.l[w][g], f, lsum);
+        }
+        if (splits == 1) {
+            out[(head0 + g) * D + d] = a / lsum;
+        } else {
+            const long long row = (head0 + g) * splits + split;
+            part_acc[row * D + d] = a;
+            if (d == 0) {
+                part_ml[2 * row] = mx;
+                part_ml[2 * row + 1] = lsum;
+            }
+        }
+    }
+}
+
 // The block's end: merge the lane groups of each warp (lanes l and l ^ (LPT·2^i) hold the same
-// channels) by shuffles, then the warps through shared memory, one (head, channel) per thread;
-// write the normalised output (one split) or the split's partial (m, l, acc) per query head.
+// channels) by shuffles, then the warps through shared memory (write_block_result).
 // `channel(e)` is the channel the lane's element e holds (4 consecutive e give 4 consecutive
-// channels). The block holds at least one token, so the merged max is finite and l ≥ 1.
+// channels).
 template <int D, int G, int LPT, typename ChannelFn>
 __device__ __forceinline__ void merge_and_write(float (&m)[G], float (&l)[G], float (&acc)[G][EPL], ChannelFn channel,
                                                 long long head0, int split, int splits, float *__restrict__ out,
                                                 float *__restrict__ part_acc, float *__restrict__ part_ml) {
-    __shared__ __align__(16) float s_acc[DECODE_WARPS][G][D];
-    __shared__ float s_m[DECODE_WARPS][G], s_l[DECODE_WARPS][G];
+    __shared__ __align__(16) BlockMerge<D, G> s;
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -342,36 +398,14 @@ __device__ __forceinline__ void merge_and_write(float (&m)[G], float (&l)[G], fl
         for (int g = 0; g < G; ++g) {
 #pragma unroll
             for (int e = 0; e < EPL; e += 4)
-                *reinterpret_cast<float4 *>(&s_acc[warp][g][channel(e)]) =
+                *reinterpret_cast<float4 *>(&s.acc[warp][g][channel(e)]) =
                     make_float4(acc[g][e], acc[g][e + 1], acc[g][e + 2], acc[g][e + 3]);
             if (lane == 0) {
-                s_m[warp][g] = m[g];
-                s_l[warp][g] = l[g];
+                s.m[warp][g] = m[g];
+                s.l[warp][g] = l[g];
             }
         }
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) {
-        const int g = i / D, d = i % D;
-        float mx = neg_inf();
-#pragma unroll
-        for (int w = 0; w < DECODE_WARPS; ++w) mx = fmaxf(mx, s_m[w][g]);
-        float a = 0.0f, lsum = 0.0f;
-#pragma unroll
-        for (int w = 0; w < DECODE_WARPS; ++w) {
-            const float f = s_m[w][g] == neg_inf() ? 0.0f : exp2_approx(s_m[w][g] - mx);
-            a = fmaf(s_acc[w][g][d], f, a);
-            lsum = fmaf(s_l[w][g], f, lsum);
-        }
-        if (splits == 1) {
-            out[(head0 + g) * D + d] = a / lsum;
-        } else {
-            const long long row = (head0 + g) * splits + split;
-            part_acc[row * D + d] = a;
-            if (d == 0) {
-                part_ml[2 * row] = mx;
-                part_ml[2 * row + 1] = lsum;
-            }
-        }
-    }
+    write_block_result<D, G>(s, head0, split, splits, out, part_acc, part_ml);
 }

@@ -41,24 +41,6 @@
 #define MIN_STAGED_KEY_GROUP 16
 #define KEY_GROUPS_STAGED (TILE / MIN_STAGED_KEY_GROUP + 1)
 
-// ---- asynchronous copies (sm_80+) ---------------------------------------------------------------
-
-__device__ __forceinline__ unsigned smem_addr(const void *p) {
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-// 16 bytes global → shared; `bytes` 16 copies, 0 writes zeros and reads nothing.
-__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-// 4 bytes global → shared, zero-filled the same way.
-__device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int PENDING> __device__ __forceinline__ void copy_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
-}
-
 // ---- the shared-memory tile of one stage --------------------------------------------------------
 
 template <int ELEM, int D> struct Tile {

@@ -1,6 +1,8 @@
 // decode_harness.cpp — chapter 7's two decode kernels run on the CPU (shim.h) against the f64
 // reference the GPU tests use, on cases written by the ignored test `emulation_cases` of
-// chapters/ch07-kv-cache/tests (see README.md). PIPELINED=1 runs the pipelined kernel.
+// chapters/ch07-kv-cache/tests (see README.md). PIPELINED=1 runs the pipelined kernel, MMA=1 the
+// tensor-core kernel (quantised caches with INT8 key groups a multiple of 16; other cases are
+// skipped).
 #include "shim.h"
 #include "decode_host.cu"
 #include <cstdio>
@@ -28,6 +30,10 @@ std::map<std::string, MainFn> pfns;
 #define PREG(E, D, G) pfns[#E "_" #D "_" #G] = ch07_decode_pipelined_##E##_d##D##_g##G;
 #define PREGG(E, D) PREG(E, D, 1) PREG(E, D, 2) PREG(E, D, 3) PREG(E, D, 4)
 #define PREGD(E) PREGG(E, 64) PREGG(E, 128)
+std::map<std::string, MainFn> mfns;
+#define MREG(E, D, G) mfns[#E "_" #D "_" #G] = ch07_decode_mma_##E##_d##D##_g##G;
+#define MREGG(E, D) MREG(E, D, 1) MREG(E, D, 2) MREG(E, D, 3) MREG(E, D, 4)
+#define MREGD(E) MREGG(E, 64) MREGG(E, 128)
 
 template <class F> void run_grid(Dim grid, int threads, F body) {
     gridDim = grid; blockDim = {(unsigned)threads, 1, 1};
@@ -49,9 +55,10 @@ template <class F> void run_grid(Dim grid, int threads, F body) {
 int main(int argc, char **argv) {
     REGD(bf16) REGD(int8) REGD(fp8) REGD(nvfp4)
     PREGD(bf16) PREGD(int8) PREGD(fp8) PREGD(nvfp4)
+    MREGD(int8) MREGD(fp8) MREGD(nvfp4)
     static std::vector<unsigned char> dyn(232 * 1024);
     g_dyn_smem = dyn.data();
-    const bool pipelined = getenv("PIPELINED") != nullptr;
+    const bool pipelined = getenv("PIPELINED") != nullptr, mma = getenv("MMA") != nullptr;
     const char *names[] = {"bf16", "int8", "fp8", "nvfp4"};
     int failures = 0;
     for (int i = 1; i < argc; ++i) {
@@ -60,6 +67,7 @@ int main(int argc, char **argv) {
         FILE *m = fopen((dir + "/meta.txt").c_str(), "r");
         fscanf(m, "%d %d %d %d %d %d %d %d %d", &eid, &D, &G, &kvh, &batch, &cap, &kg, &splits, &chunk);
         fclose(m);
+        if (mma && (eid == 0 || (eid == 1 && kg % 16 != 0))) continue;  // not the tensor-core kernel's
         auto q = readf<float>(dir + "/q");
         auto kc = readf<unsigned char>(dir + "/kc"), vc = readf<unsigned char>(dir + "/vc");
         auto ks = readf<float>(dir + "/ks"), vs = readf<float>(dir + "/vs");
@@ -70,7 +78,7 @@ int main(int argc, char **argv) {
         std::fill(dyn.begin(), dyn.end(), 0xFF);
         int qh = kvh * G;
         std::vector<float> out(batch * qh * D, 12345.0f), acc(batch * qh * splits * D, NAN), ml(batch * qh * splits * 2, NAN);
-        auto fn = (pipelined ? pfns : fns)[std::string(names[eid]) + "_" + std::to_string(D) + "_" + std::to_string(G)];
+        auto fn = (mma ? mfns : pipelined ? pfns : fns)[std::string(names[eid]) + "_" + std::to_string(D) + "_" + std::to_string(G)];
         float qk = (float)(1.4426950408889634 / std::sqrt((double)D));
         auto nz = [](auto &v) { return v.empty() ? nullptr : v.data(); };
         run_grid({(unsigned)splits, (unsigned)kvh, (unsigned)batch}, 128, [&] {

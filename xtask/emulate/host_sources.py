@@ -1,9 +1,10 @@
 """Write host-compilable copies of the kernels for the CPU emulation (see README.md).
 
 The few inline PTX instructions become C++ (cvt.f32.f16 -> host_f16_to_f32, ex2.approx -> exp2f,
-cvt.rn.bf16x2 -> host_pack_bf16x2), the cp.async helpers copy at once (a copy that completes
-early is one of the orders the hardware allows), and the pipelined kernel's dynamic shared
-memory is a buffer the harness allocates. Usage: python3 host_sources.py OUTDIR
+cvt.rn.bf16x2 -> host_pack_bf16x2; the tensor-core kernel's section of PTX primitives -> the
+warp-collective host versions of mma_host.h), the cp.async helpers copy at once (a copy that
+completes early is one of the orders the hardware allows), and the dynamic shared memory of the
+pipelined and tensor-core kernels is a buffer the harness allocates. Usage: python3 host_sources.py OUTDIR
 """
 import pathlib
 import sys
@@ -21,12 +22,7 @@ def fix(s):
     return s
 
 
-common = fix((root / "ch07_decode_common.cuh").read_text())
-registers = fix((root / "ch07_decode_attention.cu").read_text())
-pipelined = fix((root / "ch07_decode_pipelined.cu").read_text())
-a = pipelined.index("__device__ __forceinline__ unsigned smem_addr")
-b = pipelined.index("// ---- the shared-memory tile of one stage")
-pipelined = pipelined[:a] + """__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
+HOST_COPIES = """__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
     if (bytes) memcpy(dst, src, 16); else memset(dst, 0, 16);
 }
 __device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
@@ -34,10 +30,25 @@ __device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
 }
 __device__ __forceinline__ void copy_commit() {}
 template <int PENDING> __device__ __forceinline__ void copy_wait() {}
+inline int __float_as_int(float f) { int i; memcpy(&i, &f, 4); return i; }
+inline void __syncwarp() { my_warp->bar.arrive_and_wait(); }
+"""
 
-""" + pipelined[b:]
-pipelined = pipelined.replace("extern __shared__ __align__(16) unsigned char stages[];",
-                              "unsigned char *stages = g_dyn_smem;")
-(out / "decode_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + common + "\n" + registers + "\n" + pipelined)
+
+def cut(s, start, end, replacement):
+    """s with the lines from the one holding `start` to the one holding `end` replaced."""
+    a, b = s.index(start), s.index(end)
+    return s[:a] + replacement + s[s.index("\n", b) + 1:]
+
+
+common = fix((root / "ch07_decode_common.cuh").read_text())
+common = cut(common, "// ---- asynchronous copies", "// ---- end of asynchronous copies", HOST_COPIES)
+registers = fix((root / "ch07_decode_attention.cu").read_text())
+dyn = ("extern __shared__ __align__(16) unsigned char stages[];", "unsigned char *stages = g_dyn_smem;")
+pipelined = fix((root / "ch07_decode_pipelined.cu").read_text()).replace(*dyn)
+# The tensor-core kernel: its PTX primitives become mma_host.h's warp-collective host versions.
+mma = fix((root / "ch07_decode_mma.cu").read_text()).replace(*dyn)
+mma = cut(mma, "// ---- PTX primitives", "// ---- end of PTX primitives", '#include "mma_host.h"\n')
+(out / "decode_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + "\n".join([common, registers, pipelined, mma]))
 (out / "softmax_host.cu").write_text(fix((root / "ch05_softmax_fusion.cu").read_text()))
 print(f"wrote {out}/decode_host.cu and {out}/softmax_host.cu")

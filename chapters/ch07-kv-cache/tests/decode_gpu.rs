@@ -1,5 +1,6 @@
-//! The GPU decode attention, both versions (`kernels/ch07_decode_attention.cu`, registers, and
-//! `kernels/ch07_decode_pipelined.cu`, a shared-memory pipeline), against an f64 CPU reference
+//! The GPU decode attention, every version (`kernels/ch07_decode_attention.cu`, registers,
+//! `kernels/ch07_decode_pipelined.cu`, a shared-memory pipeline, and `kernels/ch07_decode_mma.cu`,
+//! tensor cores, for the quantised caches it reads), against an f64 CPU reference
 //! over the *dequantised* cache — the values chapter 7's quant module decodes, which are what
 //! the kernel reads — for every element type (bf16, INT8 with several key groups, FP8, NVFP4),
 //! head dims 64 and 128, GQA groups 1 to 4, batches of sequences of different lengths (0, 1,
@@ -26,7 +27,7 @@ use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
     QuantizedCache, check_launch, decode_attention_gpu, decode_attention_reference, kernel_name,
-    pipelined_shared_bytes, plan_splits, quantize_cache,
+    mma_shared_bytes, pipelined_shared_bytes, plan_splits, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -62,9 +63,10 @@ fn inputs(
     (q, k, v)
 }
 
-/// Run one case on the GPU with both kernel versions and compare each with the f64 reference as
-/// the module docs say; return the number of splits each version's launch used (their plans
-/// may differ: a split plan depends on how many blocks of the kernel fit an SM).
+/// Run one case on the GPU with every kernel version that reads the element type and compare
+/// each with the f64 reference as the module docs say; return the number of splits each
+/// version's launch used (their plans may differ: a split plan depends on how many blocks of the
+/// kernel fit an SM).
 fn check_case(
     gpu: &Gpu,
     element: CacheElement,
@@ -79,7 +81,7 @@ fn check_case(
     let want =
         decode_attention_reference(q.view(), quantized.k_read.view(), quantized.v_read.view(), lengths)?;
     let mut splits = Vec::new();
-    for version in DecodeKernel::ALL {
+    for version in DecodeKernel::ALL.into_iter().filter(|v| v.supports(element).is_ok()) {
         let kernel = DecodeAttention::with_kernel(gpu, version, element, d, group)?;
         let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
         let what = format!(
@@ -241,6 +243,16 @@ fn bad_launches_are_refused_naming_the_value() -> Result<()> {
         let e = DecodeAttention::new(&gpu, element, d, group).err().expect("refused").to_string();
         assert!(e.contains(bad), "{e}");
     }
+    // The tensor-core kernel's element types.
+    for (element, bad) in
+        [(CacheElement::Bf16, "bf16"), (CacheElement::Int8 { key_group: 20 }, "key group 20")]
+    {
+        let e = DecodeAttention::with_kernel(&gpu, DecodeKernel::TensorCores, element, 128, 4)
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains(bad), "{e}");
+    }
     Ok(())
 }
 
@@ -258,8 +270,21 @@ fn launch_checks_and_plans_without_a_gpu() {
     for element in elements() {
         for d in [64, 128] {
             assert!(2 * (pipelined_shared_bytes(element, d) + 8 * 1024) <= 228 * 1024, "{element:?} d {d}");
+            assert!(2 * (mma_shared_bytes(element, d) + 8 * 1024) <= 228 * 1024, "{element:?} d {d}");
         }
     }
+    // The tensor-core kernel's: per warp, stages × (K and V codes of 16 tokens + scales) and a
+    // 16 × d f16 tile.
+    assert_eq!(
+        mma_shared_bytes(CacheElement::Int8 { key_group: 32 }, 128),
+        4 * (4 * (2 * 16 * 128 + 16 * 4 + 128 * 4) + 16 * 128 * 2)
+    );
+    assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 64), 4 * (6 * (2 * 16 * 32 + 2 * 16 * 4) + 16 * 64 * 2));
+    assert_eq!(mma_shared_bytes(CacheElement::Bf16, 128), 0);
+    assert!(DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 48 }).is_ok());
+    let e = DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 5 }).unwrap_err().to_string();
+    assert!(e.contains("key group 5") && e.contains("16"), "{e}");
+    assert!(DecodeKernel::Pipelined.supports(CacheElement::Int8 { key_group: 5 }).is_ok());
     let dims = CacheDims { batch: 2, kv_heads: 8, capacity: 4096, head_dim: 128 };
     let n = 2 * 8 * 4 * 128;
     assert!(check_launch(dims, 4, n, n, 2, (4096, 1)).is_ok());

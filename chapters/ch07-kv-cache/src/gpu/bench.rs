@@ -163,15 +163,18 @@ fn time_copy(gpu: &Gpu, model: BenchModel, repeats: usize) -> Result<BenchRow> {
 }
 
 // ANCHOR: bench_model
-/// The benchmark's name of a kernel version: `ch07_decode` (registers) or `ch07_decode_pipelined`.
+/// The benchmark's name of a kernel version: `ch07_decode` (registers), `ch07_decode_pipelined`
+/// or `ch07_decode_mma` (tensor cores).
 pub fn impl_name(version: DecodeKernel) -> &'static str {
     match version {
         DecodeKernel::Registers => "ch07_decode",
         DecodeKernel::Pipelined => "ch07_decode_pipelined",
+        DecodeKernel::TensorCores => "ch07_decode_mma",
     }
 }
 
-/// Every element type at every point for one model and both kernel versions, after the copy.
+/// Every element type at every point for one model and every kernel version that reads it
+/// ([`DecodeKernel::supports`]), after the copy.
 pub fn bench_model(
     gpu: &Gpu,
     model: BenchModel,
@@ -192,7 +195,7 @@ pub fn bench_model(
         let host = template.tiled(CACHE_BATCH, model.kv_heads, CACHE_CONTEXT)?;
         let mut cache = DeviceKvCache::upload(gpu, &host)?;
         drop(host);
-        for version in DecodeKernel::ALL {
+        for version in DecodeKernel::ALL.into_iter().filter(|v| v.supports(element).is_ok()) {
             let kernel = DecodeAttention::with_kernel(gpu, version, element, d, model.group())?;
             let mut workspace = DecodeWorkspace::new();
             // Each point reads the one allocation as (batch, context); reshape refuses a point
@@ -250,7 +253,10 @@ pub fn bandwidth_figure(rows: &[BenchRow], model: BenchModel, version: DecodeKer
             .filter(|r| r.point.batch == CACHE_BATCH)
             .map(|r| (r.point.context as f64, r.gbps()))
             .collect();
-        lines.push(Line::solid(element.name(), points));
+        // The tensor-core kernel has no bf16 line.
+        if !points.is_empty() {
+            lines.push(Line::solid(element.name(), points));
+        }
     }
     if let Some(copy) = rows.iter().find(|r| r.model == model && r.impl_name == "copy") {
         let contexts = (1024.0, CACHE_CONTEXT as f64);

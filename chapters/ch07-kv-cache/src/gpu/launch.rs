@@ -1,7 +1,8 @@
 //! Checking, planning and launching the decode kernels: `kernels/ch07_decode_attention.cu`
-//! (K and V loaded into registers) and `kernels/ch07_decode_pipelined.cu` (the same computation
-//! with K and V brought into shared memory by a `cp.async` pipeline); both share
-//! `kernels/ch07_decode_common.cuh` and the combine kernel.
+//! (K and V loaded into registers), `kernels/ch07_decode_pipelined.cu` (the same computation
+//! with K and V brought into shared memory by a `cp.async` pipeline) and
+//! `kernels/ch07_decode_mma.cu` (the quantised caches, both products on the tensor cores); they
+//! share `kernels/ch07_decode_common.cuh` and the combine kernel.
 
 use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
@@ -16,6 +17,8 @@ pub const DECODE_SOURCE: KernelSource = kernel_source!("ch07_decode_common.cuh",
 /// The pipelined kernel's file.
 pub const PIPELINED_SOURCE: KernelSource =
     kernel_source!("ch07_decode_common.cuh", "ch07_decode_pipelined.cu");
+/// The tensor-core kernel's file.
+pub const MMA_SOURCE: KernelSource = kernel_source!("ch07_decode_common.cuh", "ch07_decode_mma.cu");
 
 /// Which version of the decode kernel runs: the two rungs of the chapter's ladder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +28,33 @@ pub enum DecodeKernel {
     /// K and V (and their scales) copied into shared memory by `cp.async`, several 64-token
     /// tiles ahead of the compute.
     Pipelined,
+    /// Each warp's own `cp.async` pipeline of 16-token tiles, the codes decoded to f16 in
+    /// shared memory and both products on the tensor cores (`mma.sync`); quantised caches only
+    /// ([`DecodeKernel::supports`]).
+    TensorCores,
 }
 
 impl DecodeKernel {
-    pub const ALL: [DecodeKernel; 2] = [DecodeKernel::Registers, DecodeKernel::Pipelined];
+    pub const ALL: [DecodeKernel; 3] =
+        [DecodeKernel::Registers, DecodeKernel::Pipelined, DecodeKernel::TensorCores];
+
+    /// Whether this version reads `element`: the tensor-core kernel is written for the quantised
+    /// caches (a bf16 cache needs no decoding, and the pipelined kernel already reads it at the
+    /// copy's rate for Llama-3-8B's heads), and it folds INT8's per-channel K scales into q for
+    /// a 16-token tile at a time, so the key group must be a multiple of 16.
+    pub fn supports(self, element: CacheElement) -> Result<()> {
+        match (self, element) {
+            (DecodeKernel::TensorCores, CacheElement::Bf16) => Err(Error::InvalidArgument(
+                "the tensor-core decode kernel reads quantised caches (INT8, FP8, NVFP4), not bf16".into(),
+            )),
+            (DecodeKernel::TensorCores, CacheElement::Int8 { key_group }) if key_group % MMA_TILE != 0 => {
+                Err(Error::InvalidArgument(format!(
+                    "INT8 key group {key_group}: the tensor-core decode kernel needs a multiple of {MMA_TILE}"
+                )))
+            }
+            _ => Ok(()),
+        }
+    }
 
     /// The faster version for an element type, as measured on an H100 on 2026-12-05
     /// (`docs/src/results/h100-2026-12-05-ch05-ch07-run2`): the pipeline for bf16 (4–7 % faster
@@ -48,6 +74,7 @@ impl DecodeKernel {
         match self {
             DecodeKernel::Registers => "registers",
             DecodeKernel::Pipelined => "pipelined",
+            DecodeKernel::TensorCores => "mma",
         }
     }
 }
@@ -71,6 +98,24 @@ pub fn pipelined_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
         CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
     };
     stages * (2 * tile * row_bytes + extra).next_multiple_of(16)
+}
+/// Tokens per tile of one warp of the tensor-core kernel (`WARP_TILE`).
+pub const MMA_TILE: usize = 16;
+
+/// Dynamic shared memory of the tensor-core kernel: for each of its 4 warps, stages × bytes per
+/// stage as `Stage<ELEM, D>` of `kernels/ch07_decode_mma.cu` lays them out (K and V codes of a
+/// 16-token tile, then the element type's scales), and one 16 × d f16 tile. A bf16 cache has no
+/// such kernel: 0.
+pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
+    let tile = MMA_TILE;
+    let (row_bytes, extra, stages) = match element {
+        CacheElement::Bf16 => return 0,
+        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 4),
+        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 4),
+        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
+    };
+    let warps = DECODE_THREADS / 32;
+    warps * (stages * (2 * tile * row_bytes + extra).next_multiple_of(16) + tile * head_dim * 2)
 }
 /// Threads per block of the main kernel (`DECODE_THREADS`): 4 warps, so that with about 220
 /// registers per thread (G = 4) two blocks fit an SM's 64 K registers.
@@ -188,6 +233,7 @@ pub fn versioned_kernel_name(
     match version {
         DecodeKernel::Registers => kernel_name(element, head_dim, group),
         DecodeKernel::Pipelined => format!("ch07_decode_pipelined_{}_d{head_dim}_g{group}", element.name()),
+        DecodeKernel::TensorCores => format!("ch07_decode_mma_{}_d{head_dim}_g{group}", element.name()),
     }
 }
 
@@ -223,12 +269,19 @@ impl DecodeAttention {
     ) -> Result<DecodeAttention> {
         let probe = CacheDims { batch: 1, kv_heads: 1, capacity: 0, head_dim };
         check_launch(probe, group, head_dim * group, head_dim * group, 1, (0, 0))?;
+        version.supports(element)?;
         let name = versioned_kernel_name(version, element, head_dim, group);
         let (main, shared_bytes) = match version {
             DecodeKernel::Registers => (gpu.function(&DECODE_SOURCE, &name)?, 0),
             DecodeKernel::Pipelined => {
                 let main = gpu.function(&PIPELINED_SOURCE, &name)?;
                 let bytes = pipelined_shared_bytes(element, head_dim);
+                gpu.opt_in_shared_memory(&main, &name, bytes)?;
+                (main, bytes)
+            }
+            DecodeKernel::TensorCores => {
+                let main = gpu.function(&MMA_SOURCE, &name)?;
+                let bytes = mma_shared_bytes(element, head_dim);
                 gpu.opt_in_shared_memory(&main, &name, bytes)?;
                 (main, bytes)
             }
@@ -344,7 +397,8 @@ impl DecodeAttention {
             // dims need (checked when the cache was uploaded or reshaped), q and out their
             // (batch, q_heads, d), no length passes the capacity (check_launch), and the
             // workspace holds (rows, splits, d) partials when there are several splits; the
-            // pipelined kernel's dynamic shared memory was opted into when it was loaded.
+            // pipelined and tensor-core kernels' dynamic shared memory was opted into when they
+            // were loaded.
             unsafe { b.launch(grid) }.ctx("launching the ch07 decode kernel")?;
         }
         if plan.splits > 1 {

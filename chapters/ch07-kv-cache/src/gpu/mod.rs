@@ -32,8 +32,8 @@ pub mod reference;
 pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, QuantizedCache, quantize_cache};
 pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 pub use launch::{
-    DecodeAttention, DecodeKernel, SplitPlan, check_launch, kernel_name, pipelined_shared_bytes, plan_splits,
-    versioned_kernel_name,
+    DecodeAttention, DecodeKernel, SplitPlan, check_launch, kernel_name, mma_shared_bytes,
+    pipelined_shared_bytes, plan_splits, versioned_kernel_name,
 };
 pub use reference::decode_attention_reference;
 

@@ -21,7 +21,12 @@ pub fn read_decode_run(dir: &Path) -> Result<Vec<BenchRow>> {
     let table = Table::read(dir.join("ch07").join("ch07_decode.csv"))?;
     let mut rows: Vec<BenchRow> = Vec::new();
     for r in table.rows() {
-        let names = ["copy", impl_name(DecodeKernel::Registers), impl_name(DecodeKernel::Pipelined)];
+        let names = [
+            "copy",
+            impl_name(DecodeKernel::Registers),
+            impl_name(DecodeKernel::Pipelined),
+            impl_name(DecodeKernel::TensorCores),
+        ];
         let implementation = r.text("impl")?;
         let impl_name = names.into_iter().find(|&n| n == implementation).ok_or_else(|| {
             Error::InvalidArgument(format!("line {}: unknown impl {implementation}", r.line()))
