@@ -31,7 +31,7 @@
 // quarter starts on a multiple of 16) and runs its own cp.async pipeline of STAGES 16-token
 // tiles: no block barrier until the final merge. Dynamic shared memory per warp: STAGES ×
 // Stage::BYTES of codes and scales, then one 16 × d f16 tile that K and then V of the current
-// tile are decoded into (host: mma_shared_bytes in launch.rs).
+// tile are decoded into (host: mma_shared_bytes in launch.rs); the final merge reuses it.
 //
 // Bytes moved: as the other kernels (each cached byte read once from HBM).
 
@@ -112,7 +112,9 @@ template <int ELEM, int D> struct Stage {
                                        : ELEM == INT8 ? WARP_TILE * 4 + D * 4
                                                       : 2 * WARP_TILE * BLOCKS_PER_ROW;
     static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
-    static constexpr int STAGES = ELEM == NVFP4 ? 6 : 4;
+    // Enough tiles in flight, few enough that 3–4 blocks (12–16 warps) fit an SM: with 16 warps
+    // each holding STAGES − 1 tiles of ~2–4 KB in flight, an SM has 35–65 KB on its way.
+    static constexpr int STAGES = ELEM == NVFP4 ? 4 : ELEM == INT8 ? 3 : 2;
     static constexpr int HALF_TILE_BYTES = WARP_TILE * D * 2;  // the decoded f16 tile
     static constexpr int WARP_BYTES = STAGES * BYTES + HALF_TILE_BYTES;
 };
@@ -235,27 +237,35 @@ __device__ __forceinline__ void decode_side(const unsigned char *codes, const un
         const unsigned scale = ELEM == NVFP4 ? blocks[row * S::BLOCKS_PER_ROW + col16] : 0u;
         unsigned h[8];
         decode_piece<ELEM>(codes + row * S::ROW_BYTES + col16 * (ELEM == NVFP4 ? 8 : 16), scale, h);
+        // At d = 128 the 8 lanes of one store phase write one row's chunks 2·col16: half of them
+        // write their odd chunk first, so that the 8 chunks of a phase cover all 32 banks.
+        const int odd_first = D == 128 ? (col16 >> 2) & 1 : 0;
         uint4 *dst = reinterpret_cast<uint4 *>(half_tile);
-        dst[half_chunk<D>(row, 2 * col16)] = make_uint4(h[0], h[1], h[2], h[3]);
-        dst[half_chunk<D>(row, 2 * col16 + 1)] = make_uint4(h[4], h[5], h[6], h[7]);
+        const uint4 even = make_uint4(h[0], h[1], h[2], h[3]), odd = make_uint4(h[4], h[5], h[6], h[7]);
+        dst[half_chunk<D>(row, 2 * col16 + odd_first)] = odd_first ? odd : even;
+        dst[half_chunk<D>(row, 2 * col16 + 1 - odd_first)] = odd_first ? even : odd;
     }
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
 
-// q' = q · scale_c for the lane's B-fragment columns (k-step j: columns 16j + 2q, +1, +8, +9,
-// head g), scaled by 2^e so that the warp's largest |q'| lies in [2¹⁴, 2¹⁵); returns e.
-template <int D>
-__device__ __forceinline__ int build_query(const float (&qf)[D / 4], const float *sigma, unsigned (&q_hi)[D / 8],
-                                           unsigned (&q_lo)[D / 8], int lane) {
+// q' = q · log2(e)/√d · σ_c (σ: INT8's K scales of the key group, else 1) at the lane's
+// B-fragment columns (k-step j: columns 16j + 2q, +1, +8, +9; head g, zero for g ≥ G), scaled by
+// 2^e so that the warp's largest |q'| lies in [2¹⁴, 2¹⁵); returns e. q is read again from
+// global memory (L1) at every key group rather than held in 32 more registers.
+template <int ELEM, int D, int G>
+__device__ __forceinline__ int build_query(const float *__restrict__ q_row, float qk_scale, const float *sigma,
+                                           unsigned (&q_hi)[D / 8], unsigned (&q_lo)[D / 8], int lane) {
     float x[D / 4];
     float big = 0.0f;
+    const bool head = (lane >> 2) < G;
 #pragma unroll
     for (int j = 0; j < D / 16; ++j) {
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
             const int column = 16 * j + 2 * (lane & 3) + (t & 1) + 8 * (t >> 1);
-            x[4 * j + t] = sigma ? qf[4 * j + t] * sigma[column] : qf[4 * j + t];
+            const float qs = head ? __ldg(q_row + channel_of<ELEM>(column)) * qk_scale : 0.0f;
+            x[4 * j + t] = sigma ? qs * sigma[column] : qs;
             big = fmaxf(big, fabsf(x[4 * j + t]));
         }
     }
@@ -279,7 +289,6 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     constexpr int STAGES = S::STAGES;
     constexpr int KSTEPS = D / 16;  // k-steps of the first product, m-tiles of the second
     extern __shared__ __align__(16) unsigned char stages[];
-    __shared__ __align__(16) BlockMerge<D, G> merge;
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gq = lane >> 2, qq = lane & 3;  // g and q of the fragment layouts
@@ -313,17 +322,10 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     }
 
     // q · log2(e)/√d at the lane's B-fragment columns, for head g (zero for g ≥ G).
-    float qf[D / 4];
-#pragma unroll
-    for (int j = 0; j < KSTEPS; ++j)
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-            const int column = 16 * j + 2 * qq + (t & 1) + 8 * (t >> 1);
-            qf[4 * j + t] = gq < G ? __ldg(q + (head0 + gq) * D + channel_of<ELEM>(column)) * qk_scale : 0.0f;
-        }
+    const float *q_row = q + (head0 + min(gq, G - 1)) * D;
     unsigned q_hi[D / 8], q_lo[D / 8];
     int q_exp = 0;
-    if constexpr (ELEM != INT8) q_exp = build_query<D>(qf, nullptr, q_hi, q_lo, lane);
+    if constexpr (ELEM != INT8) q_exp = build_query<ELEM, D, G>(q_row, qk_scale, nullptr, q_hi, q_lo, lane);
     int q_group = -1;  // INT8: the key group q_hi/q_lo are built for
 
     // Online softmax state of heads 2q and 2q + 1 (the same in the 8 lanes of one q); l is the
@@ -348,7 +350,8 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
         if constexpr (ELEM == INT8) {
             const int group = first / key_group;
             if (group != q_group) {
-                q_exp = build_query<D>(qf, reinterpret_cast<const float *>(st + S::SECOND_OFF), q_hi, q_lo, lane);
+                q_exp = build_query<ELEM, D, G>(q_row, qk_scale, reinterpret_cast<const float *>(st + S::SECOND_OFF),
+                                                q_hi, q_lo, lane);
                 q_group = group;
             }
         }
@@ -427,6 +430,8 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
         }
     }
     copy_wait<0>();
+    __syncthreads();  // every warp is done with its region: the merge reuses the first bytes
+    BlockMerge<D, G> &merge = *reinterpret_cast<BlockMerge<D, G> *>(stages);
 
     // The warp's l per head, then its state into shared memory for the block's merge.
 #pragma unroll
@@ -452,8 +457,10 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     write_block_result<D, G>(merge, head0, work.split, work.splits, out, part_acc, part_ml);
 }
 
-#define MMA_ENTRY(NAME, ELEM, D, G)                                                              \
-    extern "C" __global__ void __launch_bounds__(DECODE_THREADS) NAME(DECODE_KERNEL_PARAMS) { \
+// At most 128 registers (FP8, NVFP4: 4 blocks of 128 threads per SM) or 168 (INT8: 3 blocks).
+#define MMA_MIN_BLOCKS(ELEM) ((ELEM) == INT8 ? 3 : 4)
+#define MMA_ENTRY(NAME, ELEM, D, G)                                                                            \
+    extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS(ELEM)) NAME(DECODE_KERNEL_PARAMS) { \
         decode_mma<ELEM, D, G>(DECODE_KERNEL_ARGS);                                           \
     }
 

@@ -44,6 +44,10 @@ struct Args {
     /// Timed launches per point (the median is reported).
     #[arg(long, default_value_t = 20)]
     repeats: usize,
+    /// The longest chunk of tokens one block of --bench-decode takes (a multiple of 128; default
+    /// 512).
+    #[arg(long)]
+    max_chunk: Option<usize>,
     /// Tokens per INT8 key scale.
     #[arg(long, default_value_t = DEFAULT_KEY_GROUP)]
     key_group: usize,
@@ -225,7 +229,7 @@ fn check_decode(gpu: &Gpu) -> attn_support::Result<()> {
 /// `--bench-decode`: the table, the CSV and one figure per model.
 fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     heading("decode attention over each cache type against the device copy (median of CUDA-event timings)");
-    let rows = run_decode_benchmark(gpu, args.key_group, args.repeats)?;
+    let rows = run_decode_benchmark(gpu, args.key_group, args.repeats, args.max_chunk)?;
     let mut table = TextTable::new(&[
         ("model", 0),
         ("kernel", 0),

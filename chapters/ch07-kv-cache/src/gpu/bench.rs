@@ -181,6 +181,7 @@ pub fn bench_model(
     points: &[BenchPoint],
     key_group: usize,
     repeats: usize,
+    max_chunk: Option<usize>,
 ) -> Result<Vec<BenchRow>> {
     let copy = time_copy(gpu, model, repeats)?;
     let copy_gbps = copy.copy_gbps;
@@ -196,7 +197,10 @@ pub fn bench_model(
         let mut cache = DeviceKvCache::upload(gpu, &host)?;
         drop(host);
         for version in DecodeKernel::ALL.into_iter().filter(|v| v.supports(element).is_ok()) {
-            let kernel = DecodeAttention::with_kernel(gpu, version, element, d, model.group())?;
+            let mut kernel = DecodeAttention::with_kernel(gpu, version, element, d, model.group())?;
+            if let Some(n) = max_chunk {
+                kernel.set_max_chunk(n)?;
+            }
             let mut workspace = DecodeWorkspace::new();
             // Each point reads the one allocation as (batch, context); reshape refuses a point
             // that needs more slots than it holds.
@@ -233,11 +237,17 @@ pub fn bench_model(
 // ANCHOR_END: bench_model
 
 /// Every model of [`MODELS`] at every point of [`bench_points`].
-pub fn run_decode_benchmark(gpu: &Gpu, key_group: usize, repeats: usize) -> Result<Vec<BenchRow>> {
+/// `max_chunk`: the longest chunk a split may take (default [`super::launch::MAX_CHUNK`]).
+pub fn run_decode_benchmark(
+    gpu: &Gpu,
+    key_group: usize,
+    repeats: usize,
+    max_chunk: Option<usize>,
+) -> Result<Vec<BenchRow>> {
     let points = bench_points();
     let mut rows = Vec::new();
     for model in MODELS {
-        rows.extend(bench_model(gpu, model, &points, key_group, repeats)?);
+        rows.extend(bench_model(gpu, model, &points, key_group, repeats, max_chunk)?);
     }
     Ok(rows)
 }

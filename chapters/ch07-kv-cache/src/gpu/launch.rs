@@ -69,6 +69,17 @@ impl DecodeKernel {
         }
     }
 
+    /// The longest chunk a split plan gives one block by default: [`MAX_CHUNK`], and twice
+    /// that for the tensor-core kernel, whose warps each fill their own pipeline at the start of a
+    /// chunk (an H100 on 2026-12-05, `results/h100-2026-12-05-ch07-run8`: 3–10 % faster at long
+    /// contexts with 1024 than with 512).
+    pub fn default_max_chunk(self) -> usize {
+        match self {
+            DecodeKernel::TensorCores => 2 * MAX_CHUNK,
+            _ => MAX_CHUNK,
+        }
+    }
+
     /// The name in tables and in the kernels' entry points.
     pub fn name(self) -> &'static str {
         match self {
@@ -110,9 +121,9 @@ pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
     let tile = MMA_TILE;
     let (row_bytes, extra, stages) = match element {
         CacheElement::Bf16 => return 0,
-        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 4),
-        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 4),
-        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
+        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 2),
+        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 3),
+        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 4),
     };
     let warps = DECODE_THREADS / 32;
     warps * (stages * (2 * tile * row_bytes + extra).next_multiple_of(16) + tile * head_dim * 2)
@@ -135,6 +146,9 @@ pub const CHUNK_QUANTUM: usize = 128;
 /// blocks is a small part of the run (each split costs 2 · (4d + 8) bytes per query head of
 /// partial results, under 2 % of what it reads at this size).
 pub const MAX_CHUNK: usize = 512;
+/// The largest chunk [`DecodeAttention::set_max_chunk`] accepts (the kernels' 32-bit token
+/// indices leave this much room past the capacity).
+pub const MAX_CHUNK_LIMIT: usize = 8192;
 /// Waves of blocks the plan aims for at least (over all SMs, at the kernel's occupancy).
 pub const MIN_WAVES: usize = 2;
 
@@ -152,9 +166,14 @@ pub struct SplitPlan {
 /// [`MIN_WAVES`] waves, chunks of at most [`MAX_CHUNK`] tokens, a multiple of
 /// [`CHUNK_QUANTUM`].
 pub fn plan_splits(planes: usize, max_len: usize, wave_blocks: usize) -> SplitPlan {
+    plan_splits_up_to(planes, max_len, wave_blocks, MAX_CHUNK)
+}
+
+/// [`plan_splits`] with chunks of at most `max_chunk` tokens (a multiple of [`CHUNK_QUANTUM`]).
+pub fn plan_splits_up_to(planes: usize, max_len: usize, wave_blocks: usize, max_chunk: usize) -> SplitPlan {
     let wanted = (MIN_WAVES * wave_blocks.max(1)).div_ceil(planes.max(1));
     let chunk = max_len.div_ceil(wanted) / CHUNK_QUANTUM * CHUNK_QUANTUM;
-    let chunk = chunk.clamp(CHUNK_QUANTUM, MAX_CHUNK);
+    let chunk = chunk.clamp(CHUNK_QUANTUM, max_chunk.max(CHUNK_QUANTUM));
     SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
 }
 // ANCHOR_END: plan_splits
@@ -204,8 +223,8 @@ pub fn check_launch(
         }
     }
     // Token indices and chunk starts are i32 in the kernel; a chunk start may pass the capacity
-    // by up to MAX_CHUNK.
-    if dims.capacity > i32::MAX as usize - MAX_CHUNK {
+    // by up to a chunk.
+    if dims.capacity > i32::MAX as usize - MAX_CHUNK_LIMIT {
         return Err(Error::InvalidArgument(format!("capacity {} over the kernel's 2^31", dims.capacity)));
     }
     let (max, b) = max_len;
@@ -249,6 +268,8 @@ pub struct DecodeAttention {
     combine: CudaFunction,
     /// Blocks of the main kernel the whole device runs at once.
     wave_blocks: usize,
+    /// The longest chunk a split plan may give a block ([`MAX_CHUNK`] unless set).
+    max_chunk: usize,
 }
 
 impl DecodeAttention {
@@ -301,6 +322,7 @@ impl DecodeAttention {
             shared_bytes,
             combine,
             wave_blocks: per_sm.max(1) * sms,
+            max_chunk: version.default_max_chunk(),
         })
     }
 
@@ -327,9 +349,22 @@ impl DecodeAttention {
         self.wave_blocks
     }
 
+    /// Let split plans give a block up to `max_chunk` tokens (longer chunks: fewer blocks, each
+    /// filling its pipeline once, and fewer partials to combine); a multiple of
+    /// [`CHUNK_QUANTUM`] up to [`MAX_CHUNK_LIMIT`].
+    pub fn set_max_chunk(&mut self, max_chunk: usize) -> Result<()> {
+        if max_chunk == 0 || !max_chunk.is_multiple_of(CHUNK_QUANTUM) || max_chunk > MAX_CHUNK_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "max chunk {max_chunk}: a multiple of {CHUNK_QUANTUM} up to {MAX_CHUNK_LIMIT}"
+            )));
+        }
+        self.max_chunk = max_chunk;
+        Ok(())
+    }
+
     /// The split plan of a launch on `dims` whose longest sequence has `max_len` tokens.
     pub fn plan(&self, dims: CacheDims, max_len: usize) -> SplitPlan {
-        plan_splits(dims.planes(), max_len, self.wave_blocks)
+        plan_splits_up_to(dims.planes(), max_len, self.wave_blocks, self.max_chunk)
     }
 
     // ANCHOR: launch
