@@ -9,8 +9,10 @@
 // ~2× and ~3.5×. One m16n8k16 does 2048 of those multiply-adds.
 //
 // The shapes (per warp, 16 tokens of one sequence and KV head at a time; g = lane/4, q = lane%4):
-//   Sᵀ[16 tokens × 8 heads]  = K[16 × d] · Q'[d × 8]      A = K rows (ldmatrix), B = q in registers
-//   Oᵀ[d × 8 heads]         += Vᵀ[d × 16 tokens] · P[16 × 8] A = V rows (ldmatrix.trans), B = p
+//   Sᵀ[16 tokens × 8 heads]  = K[16 × d] · Q'[d × 8]       A = K codes, B = q' in registers
+//   Oᵀ[d × 8 heads]         += Vᵀ[d × 16 tokens] · P[16 × 8]  A = V codes, B = p
+// Each lane reads the codes of its A fragments from shared memory and decodes them in registers
+// (see "decoding codes straight into the mma operands").
 // The G ≤ 4 query heads of a GQA group fill half of the 8 columns (the rest are zero). The
 // accumulator of Sᵀ holds (token, head) pairs as the B operand of the second product wants them
 // transposed; `movmatrix.trans` turns one into the other in registers.
@@ -30,8 +32,8 @@
 // each warp takes a quarter of the block's chunk (chunks are multiples of 128 tokens, so a
 // quarter starts on a multiple of 16) and runs its own cp.async pipeline of STAGES 16-token
 // tiles: no block barrier until the final merge. Dynamic shared memory per warp: STAGES ×
-// Stage::BYTES of codes and scales, then one 16 × d f16 tile that K and then V of the current
-// tile are decoded into (host: mma_shared_bytes in launch.rs); the final merge reuses it.
+// Stage::BYTES of codes and scales (host: mma_shared_bytes in launch.rs); the final merge reuses
+// it.
 //
 // Bytes moved: as the other kernels (each cached byte read once from HBM).
 
@@ -39,19 +41,6 @@
 
 // ---- PTX primitives (xtask/emulate/mma_host.h has their host versions) --------------------------
 
-// Four 8 × 8 matrices of 16-bit elements from shared memory; lane l gives the address of row
-// l % 8 of matrix l / 8 (16 bytes). r[i] = matrix i's (row g, columns 2q, 2q + 1).
-__device__ __forceinline__ void ldmatrix_x4(unsigned (&r)[4], const void *row) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(row)));
-}
-// The same, transposed: r[i] = matrix i's (rows 2q, 2q + 1, column g).
-__device__ __forceinline__ void ldmatrix_x4_trans(unsigned (&r)[4], const void *row) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(smem_addr(row)));
-}
 // An 8 × 8 matrix held one pair per lane (row g, columns 2q, 2q + 1), transposed across the warp.
 __device__ __forceinline__ unsigned movmatrix_trans(unsigned x) {
     unsigned y;
@@ -112,12 +101,16 @@ template <int ELEM, int D> struct Stage {
                                        : ELEM == INT8 ? WARP_TILE * 4 + D * 4
                                                       : 2 * WARP_TILE * BLOCKS_PER_ROW;
     static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
-    // Enough tiles in flight, few enough that 3–4 blocks (12–16 warps) fit an SM: with 16 warps
-    // each holding STAGES − 1 tiles of ~2–4 KB in flight, an SM has 35–65 KB on its way.
-    static constexpr int STAGES = ELEM == NVFP4 ? 4 : ELEM == INT8 ? 3 : 2;
-    static constexpr int HALF_TILE_BYTES = WARP_TILE * D * 2;  // the decoded f16 tile
-    static constexpr int WARP_BYTES = STAGES * BYTES + HALF_TILE_BYTES;
+    // As many as let 4 blocks (FP8, NVFP4; 3 for INT8, whose registers allow no more) fit an SM:
+    // 16 warps each holding STAGES − 1 tiles of 2.3–4.7 KB in flight, about 130 KB per SM.
+    static constexpr int STAGES = ELEM == NVFP4 ? 6 : ELEM == INT8 ? 4 : 3;
+    static constexpr int WARP_BYTES = STAGES * BYTES;
 };
+
+// Where piece `piece` (16 bytes) of a stage row is stored (see "decoding codes" below).
+template <int ELEM, int D> __device__ __forceinline__ int stored_piece(int row, int piece) {
+    return (ELEM != NVFP4 && D == 128) ? piece ^ (row & 7) : piece;
+}
 
 // The warp's copies of tokens [first, first + 16) ∩ [first, end) into stage `st` (zero-filled
 // past `end`, never read there).
@@ -130,7 +123,7 @@ __device__ __forceinline__ void copy_warp_tile(unsigned char *st, const Plane &p
         const int token = i / S::PIECES, piece = i % S::PIECES;
         const bool ok = token < valid;
         const long long offset = (long long)(first + token) * S::ROW_BYTES + piece * 16;
-        const int dst = token * S::ROW_BYTES + piece * 16;
+        const int dst = token * S::ROW_BYTES + stored_piece<ELEM, D>(token, piece) * 16;
         copy16(st + S::K_OFF + dst, ok ? p.k + offset : p.k, ok ? 16 : 0);
         copy16(st + S::V_OFF + dst, ok ? p.v + offset : p.v, ok ? 16 : 0);
     }
@@ -162,97 +155,162 @@ __device__ __forceinline__ void copy_warp_tile(unsigned char *st, const Plane &p
     }
 }
 
-// ---- decoding codes to the f16 tile --------------------------------------------------------------
+// ---- decoding codes straight into the mma operands ----------------------------------------------
 //
-// The f16 tile is 16 rows (tokens) of D halves; its 16-byte chunk c of row r is stored at chunk
-// c ^ (r % 8), so that the 8 rows one ldmatrix matrix reads fall on 8 different bank groups.
-// A tile column holds the channel `channel_of<ELEM>(column)`: the decoding tricks produce pairs
-// (0, 2), (1, 3) of each 4 E4M3 bytes and (0, 4), (1, 5), ... of each 8 E2M1 nibbles, and rather
-// than reorder them the kernel reads q and writes the output in the same order.
+// No decoded copy of the tile: each lane reads the codes its fragments need from the stage and
+// decodes them in registers (f16 pairs; see the header for what they hold exactly). The
+// reduction index of both products may be permuted freely as long as both operands agree, and
+// the kernel uses that to give each lane contiguous codes:
+//   K (A of Sᵀ = K·q'ᵀ): lane (g, q) reads rows g and g + 8, the D/4 channels from D/4·q; k-step
+//     j takes 4 of them, in the order the decoding tricks produce (key_channel), and q' is built
+//     in that order;
+//   V (A of Oᵀ = Vᵀ·p): lane (g, q) reads tokens 2q, 2q + 1, 2q + 8, 2q + 9 (the tokens its p
+//     operand holds after the transpose), the D/8 channels from D/8·g; m-tile i's rows g and
+//     g + 8 are channels D/8·g + 2i and + 1 (value_channel), so the output is written there.
+// Two codes of different tokens in one f16 pair (V) come from byte permutes (`__byte_perm`) of
+// the two tokens' words before the tricks. FP8 and INT8 rows at d = 128 are stored with their
+// 16-byte pieces XOR-swizzled by the row (piece p of row r at p ^ (r & 7)), so that the 8 lanes
+// of a load phase hit 8 different bank groups in both read patterns.
 
-template <int ELEM> __device__ __forceinline__ int channel_of(int column) {
+
+// The E2M1 pair at nibbles J and J + 4 of w (× 2⁻¹⁴), J known after unrolling.
+__device__ __forceinline__ unsigned e2m1_pair(unsigned w, int j) {
+    return j == 0 ? e2m1x2_to_f16x2<0>(w) : j == 1 ? e2m1x2_to_f16x2<1>(w) : j == 2 ? e2m1x2_to_f16x2<2>(w)
+                                                                              : e2m1x2_to_f16x2<3>(w);
+}
+// An NVFP4 block scale (E4M3 byte) as the f16 scale × 2⁶ (exact), in the low half.
+__device__ __forceinline__ unsigned block_scale_f16(unsigned byte) {
+    return hmul2(e4m3x2_even_to_f16x2(byte), 0x74007400u) & 0xFFFFu;
+}
+// INT8 codes (XOR 0x80 already applied) at bytes 0 and 2 of x (sel 0x4140) or 1 and 3 (0x4342)
+// as an exact f16 pair: bits 0x64XX are 1024 + XX, minus 1152.
+__device__ __forceinline__ unsigned int8_pair(unsigned x, unsigned sel) {
+    return hadd2(__byte_perm(x, 0x64646464u, sel), 0xE480E480u);
+}
+
+// The channel of K's k-slot t (0..3: 2q, 2q + 1, 2q + 8, 2q + 9) of k-step j, for lane q.
+template <int ELEM, int D> __device__ __forceinline__ int key_channel(int q, int j, int t) {
     if constexpr (ELEM == FP8) {
-        const int j = column & 3;  // stored 0, 2, 1, 3
-        return (column & ~3) | (j == 1 ? 2 : j == 2 ? 1 : j);
+        return D / 4 * q + 4 * j + (t == 1 ? 2 : t == 2 ? 1 : t);  // (b0, b2), (b1, b3)
     } else if constexpr (ELEM == NVFP4) {
-        const int j = column & 7;  // stored 0, 4, 1, 5, 2, 6, 3, 7
-        return (column & ~7) | ((j >> 1) + 4 * (j & 1));
+        const int off = (j & 1) ? (t == 0 ? 2 : t == 1 ? 6 : t == 2 ? 3 : 7) : (t == 0 ? 0 : t == 1 ? 4 : t == 2 ? 1 : 5);
+        return D / 4 * q + 8 * (j >> 1) + off;  // nibble pairs (J, J + 4)
     } else {
-        return column;
+        return D / 4 * q + 4 * j + t;
     }
 }
-
-template <int D> __device__ __forceinline__ int half_chunk(int row, int chunk) {
-    return row * (D / 8) + (chunk ^ (row & 7));
+// The channel of V's m-tile i, row g (upper = 0) or g + 8 (upper = 1).
+template <int D> __device__ __forceinline__ int value_channel(int g, int i, int upper) {
+    return D / 8 * g + 2 * i + upper;
 }
 
-// 16 elements of one row (one piece: 16 bytes of INT8 or E4M3, 8 bytes of E2M1) to 8 f16 pairs
-// in tile-column order; `block_scale` is the NVFP4 block's E4M3 byte.
-template <int ELEM>
-__device__ __forceinline__ void decode_piece(const unsigned char *src, unsigned block_scale, unsigned (&h)[8]) {
-    if constexpr (ELEM == INT8) {
-        // f16 bits 0x64XX are 1024 + XX; XX = code + 128 (the sign bit flipped); − 1152 is exact.
-        const uint4 w = *reinterpret_cast<const uint4 *>(src);
-        const unsigned minus_1152 = 0xE480E480u;
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            const unsigned x = word_of(w, i) ^ 0x80808080u;
-            h[2 * i] = hadd2(__byte_perm(x, 0x64646464u, 0x4140), minus_1152);
-            h[2 * i + 1] = hadd2(__byte_perm(x, 0x64646464u, 0x4342), minus_1152);
-        }
-    } else if constexpr (ELEM == FP8) {
-        const uint4 w = *reinterpret_cast<const uint4 *>(src);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-            h[2 * i] = e4m3x2_even_to_f16x2(word_of(w, i));  // bytes 0, 2 (× 2⁻⁸)
-            h[2 * i + 1] = e4m3x2_odd_to_f16x2(word_of(w, i));  // bytes 1, 3
-        }
-    } else {
-        // E2M1 × 2⁻¹⁴ times (scale × 2⁻⁸ · 2¹⁴ = scale × 2⁶): the value × scale × 2⁻⁸, exact in
-        // f16 (at most 6 × 448 × 2⁻⁸; a multiple of 2⁻¹⁸, so exact even when subnormal).
-        const unsigned s = hmul2(e4m3x2_even_to_f16x2(block_scale), 0x74007400u) & 0xFFFFu;
-        const unsigned s2 = s | (s << 16);
-        const uint2 w = *reinterpret_cast<const uint2 *>(src);
-#pragma unroll
-        for (int i = 0; i < 2; ++i) {
-            const unsigned x = i == 0 ? w.x : w.y;
-            h[4 * i] = hmul2(e2m1x2_to_f16x2<0>(x), s2);
-            h[4 * i + 1] = hmul2(e2m1x2_to_f16x2<1>(x), s2);
-            h[4 * i + 2] = hmul2(e2m1x2_to_f16x2<2>(x), s2);
-            h[4 * i + 3] = hmul2(e2m1x2_to_f16x2<3>(x), s2);
-        }
-    }
-}
-
-// One side (K or V codes at `codes`) of a stage into the warp's f16 tile.
+// Lane (g, q)'s codes of K: rows g and g + 8, D/4 channels each (as 32-bit words).
+template <int ELEM, int D> struct KeyCodes {
+    static constexpr int WORDS = (ELEM == NVFP4 ? D / 8 : D / 4) / 4;
+    unsigned w[2][WORDS];
+};
 template <int ELEM, int D>
-__device__ __forceinline__ void decode_side(const unsigned char *codes, const unsigned char *blocks,
-                                            unsigned char *half_tile, int lane) {
+__device__ __forceinline__ void load_keys(const unsigned char *side, int g, int q, KeyCodes<ELEM, D> &k) {
     using S = Stage<ELEM, D>;
-    constexpr int PIECES_PER_ROW = D / 16;
+    constexpr int BYTES = KeyCodes<ELEM, D>::WORDS * 4;
 #pragma unroll
-    for (int i = 0; i < WARP_TILE * PIECES_PER_ROW / 32; ++i) {
-        const int piece = lane + 32 * i;
-        const int row = piece / PIECES_PER_ROW, col16 = piece % PIECES_PER_ROW;
-        const unsigned scale = ELEM == NVFP4 ? blocks[row * S::BLOCKS_PER_ROW + col16] : 0u;
-        unsigned h[8];
-        decode_piece<ELEM>(codes + row * S::ROW_BYTES + col16 * (ELEM == NVFP4 ? 8 : 16), scale, h);
-        // At d = 128 the 8 lanes of one store phase write one row's chunks 2·col16: half of them
-        // write their odd chunk first, so that the 8 chunks of a phase cover all 32 banks.
-        const int odd_first = D == 128 ? (col16 >> 2) & 1 : 0;
-        uint4 *dst = reinterpret_cast<uint4 *>(half_tile);
-        const uint4 even = make_uint4(h[0], h[1], h[2], h[3]), odd = make_uint4(h[4], h[5], h[6], h[7]);
-        dst[half_chunk<D>(row, 2 * col16 + odd_first)] = odd_first ? odd : even;
-        dst[half_chunk<D>(row, 2 * col16 + 1 - odd_first)] = odd_first ? even : odd;
+    for (int r = 0; r < 2; ++r) {
+        const int row = g + 8 * r;
+        const unsigned char *src = side + row * S::ROW_BYTES;
+        if constexpr (BYTES >= 16) {
+#pragma unroll
+            for (int h = 0; h < BYTES / 16; ++h) {
+                const uint4 v = *reinterpret_cast<const uint4 *>(src + 16 * stored_piece<ELEM, D>(row, BYTES / 16 * q + h));
+                k.w[r][4 * h] = v.x, k.w[r][4 * h + 1] = v.y, k.w[r][4 * h + 2] = v.z, k.w[r][4 * h + 3] = v.w;
+            }
+        } else {
+            const uint2 v = *reinterpret_cast<const uint2 *>(src + BYTES * q);
+            k.w[r][0] = v.x, k.w[r][1] = v.y;
+        }
+    }
+}
+// The A operand of k-step j; `scale`: NVFP4 block scales of rows g and g + 8 (f16 × 2⁶, low half).
+template <int ELEM, int D>
+__device__ __forceinline__ void key_fragment(const KeyCodes<ELEM, D> &k, int j, const unsigned (&scale)[2],
+                                             unsigned (&a)[4]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        if constexpr (ELEM == FP8) {
+            a[r] = e4m3x2_even_to_f16x2(k.w[r][j]);
+            a[2 + r] = e4m3x2_odd_to_f16x2(k.w[r][j]);
+        } else if constexpr (ELEM == INT8) {
+            const unsigned x = k.w[r][j] ^ 0x80808080u;
+            a[r] = int8_pair(x, 0x4140);
+            a[2 + r] = int8_pair(x, 0x4342);
+        } else {
+            const unsigned w = k.w[r][j >> 1], s2 = scale[r] | (scale[r] << 16);
+            a[r] = hmul2(e2m1_pair(w, 2 * (j & 1)), s2);
+            a[2 + r] = hmul2(e2m1_pair(w, 2 * (j & 1) + 1), s2);
+        }
+    }
+}
+
+// Lane (g, q)'s codes of V: tokens 2q, 2q + 1, 2q + 8, 2q + 9, D/8 channels each.
+template <int ELEM, int D> struct ValueCodes {
+    static constexpr int WORDS = (ELEM == NVFP4 ? D / 16 : D / 8) / 4;
+    unsigned w[4][WORDS];
+};
+template <int ELEM, int D>
+__device__ __forceinline__ void load_values(const unsigned char *side, int g, int q, ValueCodes<ELEM, D> &v) {
+    using S = Stage<ELEM, D>;
+    constexpr int BYTES = ValueCodes<ELEM, D>::WORDS * 4;
+#pragma unroll
+    for (int t = 0; t < 4; ++t) {
+        const int row = 2 * q + (t & 1) + 8 * (t >> 1);
+        const unsigned char *src = side + row * S::ROW_BYTES;
+        if constexpr (BYTES == 16) {
+            const uint4 x = *reinterpret_cast<const uint4 *>(src + 16 * stored_piece<ELEM, D>(row, g));
+            v.w[t][0] = x.x, v.w[t][1] = x.y, v.w[t][2] = x.z, v.w[t][3] = x.w;
+        } else if constexpr (BYTES == 8) {
+            const uint2 x = *reinterpret_cast<const uint2 *>(src + 8 * g);
+            v.w[t][0] = x.x, v.w[t][1] = x.y;
+        } else {
+            v.w[t][0] = *reinterpret_cast<const unsigned *>(src + 4 * g);
+        }
+    }
+}
+// The A operand of m-tile i; `scale`: NVFP4 block scales of the 4 tokens (f16 × 2⁶, low half).
+template <int ELEM, int D>
+__device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int i, const unsigned (&scale)[4],
+                                               unsigned (&a)[4]) {
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {  // tokens (2q, 2q + 1), then (2q + 8, 2q + 9)
+        const int t0 = 2 * r;
+        if constexpr (ELEM == FP8) {
+            // [t0 b, t0 b', t1 b, t1 b'] for bytes (b, b') = (0, 1) or (2, 3): even → channel b
+            // of both tokens, odd → channel b'.
+            const unsigned p = __byte_perm(v.w[t0][i >> 1], v.w[t0 + 1][i >> 1], (i & 1) ? 0x7632 : 0x5410);
+            a[2 * r] = e4m3x2_even_to_f16x2(p);
+            a[2 * r + 1] = e4m3x2_odd_to_f16x2(p);
+        } else if constexpr (ELEM == INT8) {
+            // [t0 b, t1 b, t0 b', t1 b'], then each pair to f16.
+            const unsigned x = __byte_perm(v.w[t0][i >> 1] ^ 0x80808080u, v.w[t0 + 1][i >> 1] ^ 0x80808080u,
+                                           (i & 1) ? 0x7362 : 0x5140);
+            a[2 * r] = int8_pair(x, 0x4140);
+            a[2 * r + 1] = int8_pair(x, 0x4342);
+        } else {
+            // [t0 b, t0 b', t1 b, t1 b']: nibbles 0–3 are t0's 4 channels, 4–7 t1's, so a pair
+            // (J, J + 4) is one channel of both tokens.
+            const int word = i >> 2, jj = 2 * (i & 1);
+            const unsigned p = __byte_perm(v.w[t0][word], v.w[t0 + 1][word], (i & 2) ? 0x7632 : 0x5410);
+            const unsigned s2 = scale[t0] | (scale[t0 + 1] << 16);
+            a[2 * r] = hmul2(e2m1_pair(p, jj), s2);
+            a[2 * r + 1] = hmul2(e2m1_pair(p, jj + 1), s2);
+        }
     }
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
 
 // q' = q · log2(e)/√d · σ_c (σ: INT8's K scales of the key group, else 1) at the lane's
-// B-fragment columns (k-step j: columns 16j + 2q, +1, +8, +9; head g, zero for g ≥ G), scaled by
-// 2^e so that the warp's largest |q'| lies in [2¹⁴, 2¹⁵); returns e. q is read again from
-// global memory (L1) at every key group rather than held in 32 more registers.
+// B-fragment k-slots (key_channel; head g, zero for g ≥ G), scaled by 2^e so that the warp's
+// largest |q'| lies in [2¹⁴, 2¹⁵); returns e. q is read again from global memory (L1) at every
+// key group rather than held in 32 more registers.
 template <int ELEM, int D, int G>
 __device__ __forceinline__ int build_query(const float *__restrict__ q_row, float qk_scale, const float *sigma,
                                            unsigned (&q_hi)[D / 8], unsigned (&q_lo)[D / 8], int lane) {
@@ -263,13 +321,13 @@ __device__ __forceinline__ int build_query(const float *__restrict__ q_row, floa
     for (int j = 0; j < D / 16; ++j) {
 #pragma unroll
         for (int t = 0; t < 4; ++t) {
-            const int column = 16 * j + 2 * (lane & 3) + (t & 1) + 8 * (t >> 1);
-            const float qs = head ? __ldg(q_row + channel_of<ELEM>(column)) * qk_scale : 0.0f;
-            x[4 * j + t] = sigma ? qs * sigma[column] : qs;
+            const int channel = key_channel<ELEM, D>(lane & 3, j, t);
+            const float qs = head ? __ldg(q_row + channel) * qk_scale : 0.0f;
+            x[4 * j + t] = sigma ? qs * sigma[channel] : qs;
             big = fmaxf(big, fabsf(x[4 * j + t]));
         }
     }
-#pragma unroll
+    #pragma unroll
     for (int off = 16; off > 0; off >>= 1) big = fmaxf(big, __shfl_xor_sync(0xffffffffu, big, off));
     // big in [2^b, 2^(b+1)) → e = 14 − b; 0 for an all-zero (or non-finite) query.
     const int b = (__float_as_int(big) >> 23) - 127;
@@ -314,7 +372,6 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     const int w0 = work.t0 + warp * quarter, w1 = min(work.t1, w0 + quarter);
     const int tiles = w1 > w0 ? (w1 - w0 + WARP_TILE - 1) / WARP_TILE : 0;
     unsigned char *region = stages + warp * S::WARP_BYTES;
-    unsigned char *half_tile = region + STAGES * S::BYTES;
 #pragma unroll
     for (int s = 0; s < STAGES - 1; ++s) {
         if (s < tiles) copy_warp_tile<ELEM, D>(region + s * S::BYTES, p, w0 + s * WARP_TILE, w1, key_group, lane);
@@ -357,19 +414,22 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
         }
 
         // Sᵀ = K · q'ᵀ: rows g and g + 8 (tokens), columns 2q, 2q + 1 (heads).
-        decode_side<ELEM, D>(st + S::K_OFF, st + S::EXTRA_OFF, half_tile, lane);
-        __syncwarp();
+        KeyCodes<ELEM, D> kc;
+        load_keys<ELEM, D>(st + S::K_OFF, gq, qq, kc);
         float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        const uint4 *tile = reinterpret_cast<const uint4 *>(half_tile);
 #pragma unroll
         for (int j = 0; j < KSTEPS; ++j) {
-            const int mat = lane >> 3, r = lane & 7;
+            unsigned scale[2] = {0u, 0u};
+            if constexpr (ELEM == NVFP4) {
+                const int block = (D / 4 * qq + 4 * j) / 16;
+                scale[0] = block_scale_f16(st[S::EXTRA_OFF + gq * S::BLOCKS_PER_ROW + block]);
+                scale[1] = block_scale_f16(st[S::EXTRA_OFF + (gq + 8) * S::BLOCKS_PER_ROW + block]);
+            }
             unsigned a[4];
-            ldmatrix_x4(a, tile + half_chunk<D>(r + 8 * (mat & 1), 2 * j + (mat >> 1)));
+            key_fragment<ELEM, D>(kc, j, scale, a);
             mma_16816(s, a, q_hi[2 * j], q_hi[2 * j + 1]);
             mma_16816(s, a, q_lo[2 * j], q_lo[2 * j + 1]);
         }
-        __syncwarp();  // every lane has read K's f16 tile before V overwrites it
 
         // Scores in log2 units; −∞ past the warp's end.
         const float unscale = pow2(-q_exp) * p.k_tensor;
@@ -417,14 +477,20 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
             b_lo[r] = movmatrix_trans(lo);
         }
 
-        // Oᵀ += Vᵀ · p: m-tile i is tile columns 16i … 16i + 15.
-        decode_side<ELEM, D>(st + S::V_OFF, st + S::SECOND_OFF, half_tile, lane);
-        __syncwarp();
+        // Oᵀ += Vᵀ · p: m-tile i's rows are channels value_channel(g, i, 0 or 1).
+        ValueCodes<ELEM, D> vc;
+        load_values<ELEM, D>(st + S::V_OFF, gq, qq, vc);
+        unsigned vscale[4] = {0u, 0u, 0u, 0u};
+        if constexpr (ELEM == NVFP4) {
+            const int block = D / 8 * gq / 16;
+#pragma unroll
+            for (int t = 0; t < 4; ++t)
+                vscale[t] = block_scale_f16(st[S::SECOND_OFF + (2 * qq + (t & 1) + 8 * (t >> 1)) * S::BLOCKS_PER_ROW + block]);
+        }
 #pragma unroll
         for (int i = 0; i < KSTEPS; ++i) {
-            const int mat = lane >> 3, r = lane & 7;
             unsigned a[4];
-            ldmatrix_x4_trans(a, tile + half_chunk<D>(r + 8 * (mat >> 1), 2 * i + (mat & 1)));
+            value_fragment<ELEM, D>(vc, i, vscale, a);
             mma_16816(acc[i], a, b_hi[0], b_hi[1]);
             mma_16816(acc[i], a, b_lo[0], b_lo[1]);
         }
@@ -448,8 +514,8 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
             }
 #pragma unroll
             for (int i = 0; i < KSTEPS; ++i) {
-                merge.acc[warp][head][channel_of<ELEM>(16 * i + gq)] = acc[i][h] * p.v_tensor;
-                merge.acc[warp][head][channel_of<ELEM>(16 * i + gq + 8)] = acc[i][2 + h] * p.v_tensor;
+                merge.acc[warp][head][value_channel<D>(gq, i, 0)] = acc[i][h] * p.v_tensor;
+                merge.acc[warp][head][value_channel<D>(gq, i, 1)] = acc[i][2 + h] * p.v_tensor;
             }
         }
     }

@@ -274,13 +274,12 @@ fn launch_checks_and_plans_without_a_gpu() {
             assert!(3 * (mma_shared_bytes(element, d) + 1024) <= 228 * 1024, "{element:?} d {d}");
         }
     }
-    // The tensor-core kernel's: per warp, stages × (K and V codes of 16 tokens + scales) and a
-    // 16 × d f16 tile.
+    // The tensor-core kernel's: per warp, stages × (K and V codes of 16 tokens + scales).
     assert_eq!(
         mma_shared_bytes(CacheElement::Int8 { key_group: 32 }, 128),
-        4 * (3 * (2 * 16 * 128 + 16 * 4 + 128 * 4) + 16 * 128 * 2)
+        4 * 4 * (2 * 16 * 128 + 16 * 4 + 128 * 4)
     );
-    assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 64), 4 * (4 * (2 * 16 * 32 + 2 * 16 * 4) + 16 * 64 * 2));
+    assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 64), 4 * 6 * (2 * 16 * 32 + 2 * 16 * 4));
     assert_eq!(mma_shared_bytes(CacheElement::Bf16, 128), 0);
     assert!(DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 48 }).is_ok());
     let e = DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 5 }).unwrap_err().to_string();

@@ -115,18 +115,17 @@ pub const MMA_TILE: usize = 16;
 
 /// Dynamic shared memory of the tensor-core kernel: for each of its 4 warps, stages × bytes per
 /// stage as `Stage<ELEM, D>` of `kernels/ch07_decode_mma.cu` lays them out (K and V codes of a
-/// 16-token tile, then the element type's scales), and one 16 × d f16 tile. A bf16 cache has no
-/// such kernel: 0.
+/// 16-token tile, then the element type's scales). A bf16 cache has no such kernel: 0.
 pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
     let tile = MMA_TILE;
     let (row_bytes, extra, stages) = match element {
         CacheElement::Bf16 => return 0,
-        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 2),
-        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 3),
-        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 4),
+        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 3),
+        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 4),
+        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
     };
     let warps = DECODE_THREADS / 32;
-    warps * (stages * (2 * tile * row_bytes + extra).next_multiple_of(16) + tile * head_dim * 2)
+    warps * stages * (2 * tile * row_bytes + extra).next_multiple_of(16)
 }
 /// Threads per block of the main kernel (`DECODE_THREADS`): 4 warps, so that with about 220
 /// registers per thread (G = 4) two blocks fit an SM's 64 K registers.
