@@ -309,25 +309,29 @@ __device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int
 
 // q' = q · log2(e)/√d · σ_c (σ: INT8's K scales of the key group, else 1) at the lane's
 // B-fragment k-slots (key_channel; head g, zero for g ≥ G), scaled by 2^e so that the warp's
-// largest |q'| lies in [2¹⁴, 2¹⁵); returns e. q is read again from global memory (L1) at every
-// key group rather than held in 32 more registers.
+// largest |q'| lies in [2¹⁴, 2¹⁵); returns e. The lane's k-slots are the D/4 channels from D/4·q,
+// read as float4; q is read again from global memory (L1) at every INT8 key group rather than
+// held in 32 more registers.
 template <int ELEM, int D, int G>
 __device__ __forceinline__ int build_query(const float *__restrict__ q_row, float qk_scale, const float *sigma,
                                            unsigned (&q_hi)[D / 8], unsigned (&q_lo)[D / 8], int lane) {
-    float x[D / 4];
-    float big = 0.0f;
+    const int first = D / 4 * (lane & 3);
     const bool head = (lane >> 2) < G;
+    float x[D / 4];  // x[c]: channel first + c
 #pragma unroll
-    for (int j = 0; j < D / 16; ++j) {
-#pragma unroll
-        for (int t = 0; t < 4; ++t) {
-            const int channel = key_channel<ELEM, D>(lane & 3, j, t);
-            const float qs = head ? __ldg(q_row + channel) * qk_scale : 0.0f;
-            x[4 * j + t] = sigma ? qs * sigma[channel] : qs;
-            big = fmaxf(big, fabsf(x[4 * j + t]));
+    for (int c = 0; c < D / 4; c += 4) {
+        const float4 v = head ? __ldg(reinterpret_cast<const float4 *>(q_row + first + c)) : make_float4(0, 0, 0, 0);
+        float4 f = make_float4(qk_scale, qk_scale, qk_scale, qk_scale);
+        if (sigma) {
+            const float4 sg = *reinterpret_cast<const float4 *>(sigma + first + c);
+            f = make_float4(qk_scale * sg.x, qk_scale * sg.y, qk_scale * sg.z, qk_scale * sg.w);
         }
+        x[c] = v.x * f.x, x[c + 1] = v.y * f.y, x[c + 2] = v.z * f.z, x[c + 3] = v.w * f.w;
     }
-    #pragma unroll
+    float big = 0.0f;
+#pragma unroll
+    for (int c = 0; c < D / 4; ++c) big = fmaxf(big, fabsf(x[c]));
+#pragma unroll
     for (int off = 16; off > 0; off >>= 1) big = fmaxf(big, __shfl_xor_sync(0xffffffffu, big, off));
     // big in [2^b, 2^(b+1)) → e = 14 − b; 0 for an all-zero (or non-finite) query.
     const int b = (__float_as_int(big) >> 23) - 127;
@@ -335,8 +339,11 @@ __device__ __forceinline__ int build_query(const float *__restrict__ q_row, floa
     const float f = pow2(e);
 #pragma unroll
     for (int j = 0; j < D / 16; ++j) {
-        split_f16x2(x[4 * j] * f, x[4 * j + 1] * f, q_hi[2 * j], q_lo[2 * j]);
-        split_f16x2(x[4 * j + 2] * f, x[4 * j + 3] * f, q_hi[2 * j + 1], q_lo[2 * j + 1]);
+        float y[4];  // k-slots 2q, 2q + 1, 2q + 8, 2q + 9
+#pragma unroll
+        for (int t = 0; t < 4; ++t) y[t] = x[key_channel<ELEM, D>(0, j, t)] * f;
+        split_f16x2(y[0], y[1], q_hi[2 * j], q_lo[2 * j]);
+        split_f16x2(y[2], y[3], q_hi[2 * j + 1], q_lo[2 * j + 1]);
     }
     return e;
 }

@@ -285,6 +285,13 @@ fn launch_checks_and_plans_without_a_gpu() {
     let e = DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 5 }).unwrap_err().to_string();
     assert!(e.contains("key group 5") && e.contains("16"), "{e}");
     assert!(DecodeKernel::Pipelined.supports(CacheElement::Int8 { key_group: 5 }).is_ok());
+    // The default kernel per element type reads it.
+    for element in elements() {
+        assert!(DecodeKernel::fastest_for(element).supports(element).is_ok(), "{element:?}");
+    }
+    assert_eq!(DecodeKernel::fastest_for(CacheElement::Int8 { key_group: 32 }), DecodeKernel::TensorCores);
+    assert_eq!(DecodeKernel::fastest_for(CacheElement::Int8 { key_group: 20 }), DecodeKernel::Registers);
+    assert_eq!(DecodeKernel::fastest_for(CacheElement::Bf16), DecodeKernel::Pipelined);
     let dims = CacheDims { batch: 2, kv_heads: 8, capacity: 4096, head_dim: 128 };
     let n = 2 * 8 * 4 * 128;
     assert!(check_launch(dims, 4, n, n, 2, (4096, 1)).is_ok());

@@ -28,9 +28,9 @@ pub enum DecodeKernel {
     /// K and V (and their scales) copied into shared memory by `cp.async`, several 64-token
     /// tiles ahead of the compute.
     Pipelined,
-    /// Each warp's own `cp.async` pipeline of 16-token tiles, the codes decoded to f16 in
-    /// shared memory and both products on the tensor cores (`mma.sync`); quantised caches only
-    /// ([`DecodeKernel::supports`]).
+    /// Each warp's own `cp.async` pipeline of 16-token tiles, the codes decoded to exact f16
+    /// operands in registers and both products on the tensor cores (`mma.sync`); quantised
+    /// caches only ([`DecodeKernel::supports`]).
     TensorCores,
 }
 
@@ -56,16 +56,17 @@ impl DecodeKernel {
         }
     }
 
-    /// The faster version for an element type, as measured on an H100 on 2026-12-05
-    /// (`docs/src/results/h100-2026-12-05-ch05-ch07-run2`): the pipeline for bf16 (4–7 % faster
-    /// at long contexts for Llama-3-8B's heads, 86–100 % of the copy bandwidth; within 3 % of the
-    /// register kernel for SmolLM2's), FP8 (20–25 %)
-    /// and NVFP4 (about 10 %); the register kernel for INT8, whose pipelined version ran 7–20 %
-    /// slower (both are bound by instructions at 8 warps per SM, and the INT8 one has the most).
+    /// The fastest version for an element type, as measured on an H100 on 2026-12-05
+    /// (`docs/src/results/h100-2026-12-05-ch07-run9`, every kernel in one run): the pipelined
+    /// kernel for bf16 (98–102 % of the copy bandwidth at long contexts for Llama-3-8B's heads);
+    /// the tensor-core kernel for the quantised caches it reads (1.1–2.4× as fast as bf16 where
+    /// the other two reach 0.9–1.4×), and for an INT8 key group that is not a multiple of 16 the
+    /// register kernel (3–20 % faster than the pipelined one there).
     pub fn fastest_for(element: CacheElement) -> DecodeKernel {
         match element {
-            CacheElement::Int8 { .. } => DecodeKernel::Registers,
-            _ => DecodeKernel::Pipelined,
+            CacheElement::Bf16 => DecodeKernel::Pipelined,
+            e if DecodeKernel::TensorCores.supports(e).is_ok() => DecodeKernel::TensorCores,
+            _ => DecodeKernel::Registers,
         }
     }
 
