@@ -16,7 +16,8 @@ use attn_support::gpu::{Gpu, with_gpu};
 use attn_support::plot::save;
 use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::experiments::quality_table;
-use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, MODELS, bandwidth_figure, run_decode_benchmark};
+use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, BenchRow, MODELS, bandwidth_figure, run_decode_benchmark};
+use ch07_kv_cache::gpu::recorded::read_decode_run;
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel};
 use ch07_kv_cache::prelude::{
@@ -66,6 +67,9 @@ struct Args {
     /// token_times.csv) instead of measuring.
     #[arg(long)]
     figures_from: Option<PathBuf>,
+    /// Redraw the decode-bandwidth figures from a recorded GPU run (RUN/ch07/ch07_decode.csv).
+    #[arg(long)]
+    decode_figures_from: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -76,6 +80,10 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.figures_from {
         return redraw(dir, &args.out);
+    }
+    if let Some(run) = &args.decode_figures_from {
+        let rows = read_decode_run(run)?;
+        return Ok(save_bandwidth_figures(&rows, &args.out)?);
     }
     if args.quality {
         return quality(&args);
@@ -276,9 +284,14 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     let csv = args.csv.clone().unwrap_or_else(|| args.out.join("ch07_decode.csv"));
     write_lines(&csv, BENCH_CSV_HEADER, rows.iter().map(|r| r.csv()))?;
     println!("wrote {}", csv.display());
+    save_bandwidth_figures(&rows, &args.out)
+}
+
+/// One bandwidth figure per model and kernel version.
+fn save_bandwidth_figures(rows: &[BenchRow], out: &std::path::Path) -> attn_support::Result<()> {
     for model in MODELS {
         for version in DecodeKernel::ALL {
-            let fig = bandwidth_figure(&rows, model, version)?;
+            let fig = bandwidth_figure(rows, model, version)?;
             // The register kernel's figure keeps the name the book first used.
             let suffix = if version == DecodeKernel::Registers {
                 String::new()
@@ -287,7 +300,7 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
             };
             println!(
                 "wrote {:?}",
-                save(&fig, &args.out, &format!("decode_bandwidth_{}{suffix}", model.name))?
+                save(&fig, out, &format!("decode_bandwidth_{}{suffix}", model.name))?
             );
         }
     }
