@@ -17,8 +17,8 @@ use attn_support::plot::save;
 use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::experiments::quality_table;
 use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, BenchRow, MODELS, bandwidth_figure, run_decode_benchmark};
-use ch07_kv_cache::gpu::recorded::read_decode_run;
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
+use ch07_kv_cache::gpu::recorded::read_decode_run;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel};
 use ch07_kv_cache::prelude::{
     CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
@@ -298,10 +298,7 @@ fn save_bandwidth_figures(rows: &[BenchRow], out: &std::path::Path) -> attn_supp
             } else {
                 format!("_{}", version.name())
             };
-            println!(
-                "wrote {:?}",
-                save(&fig, out, &format!("decode_bandwidth_{}{suffix}", model.name))?
-            );
+            println!("wrote {:?}", save(&fig, out, &format!("decode_bandwidth_{}{suffix}", model.name))?);
         }
     }
     Ok(())

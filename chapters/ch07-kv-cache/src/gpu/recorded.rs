@@ -12,10 +12,11 @@ use attn_support::timing::Timing;
 use attn_support::{Error, Result};
 use std::path::Path;
 
-/// The run whose decode numbers the book quotes (an H100, 2026-12-05 15:24 UTC).
-pub const RECORDED_DECODE_RUN: &str = "h100-2026-12-05-ch05-ch07-run2";
+/// The run whose decode numbers the book quotes (an H100, 2026-12-05 18:09 UTC, all three
+/// kernels).
+pub const RECORDED_DECODE_RUN: &str = "h100-2026-12-05-ch07-run10";
 
-/// Every row of `dir/ch07/ch07_decode.csv`: the copies and both kernels on every element type.
+/// Every row of `dir/ch07/ch07_decode.csv`: the copies and every kernel on the element types it reads.
 /// Only the median time was recorded, so each row's [`Timing`] holds it alone.
 pub fn read_decode_run(dir: &Path) -> Result<Vec<BenchRow>> {
     let table = Table::read(dir.join("ch07").join("ch07_decode.csv"))?;
@@ -127,12 +128,15 @@ mod tests {
     #[test]
     fn the_recorded_run_reads_back_with_the_books_numbers() {
         let rows = read_decode_run(&recorded_run(RECORDED_DECODE_RUN).unwrap()).unwrap();
-        // Two copies, and 2 kernels × 4 element types × 9 points for each of the 2 models.
-        assert_eq!(rows.len(), 2 + 2 * 2 * 4 * 9);
+        // Two copies, and for each of the 2 models at 9 points: bf16 by 2 kernels, the three
+        // quantised types by 3.
+        assert_eq!(rows.len(), 2 + 2 * 9 * (2 + 3 * 3));
         let summary = decode_summary(&rows).unwrap();
         // Llama-3-8B at 16 × 65536: the pipelined bf16 kernel at 100 % of the copy (the book's table).
         let line = summary.lines().find(|l| l.contains("llama3-8b") && l.contains("16 × 65536")).unwrap();
         assert!(line.contains("96 %") && line.contains("100 %"), "{line}");
+        // ... and the tensor-core kernel's INT8, FP8 and NVFP4 at 1.71×, 1.87× and 2.58× of it.
+        assert!(line.contains("1.71×") && line.contains("1.87×") && line.contains("2.58×"), "{line}");
         assert!(summary.contains("smollm2-135m"), "{summary}");
     }
 
