@@ -8,7 +8,7 @@
 # OUTDIR: where results go; default $OUT if set, else target/gpu-results.
 # Steps (each logged, timed, and recorded as pass/fail/skip; a failure does not stop the run):
 #   1. the device: nvidia-smi -L, driver, the host's CPU (lscpu), date
-#   2. every test binary in tests/ with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
+#   2. every test binary in tests/ (the GPU test targets, `*gpu*`) with ATTN_REQUIRE_GPU=1 (a missing GPU fails)
 #   3. every chapter binary in bin/ (figures to OUTDIR/figures/<chNN>; ch02 and ch03 also
 #      benchmark, ch03 also measures time and peak memory vs N and runs N = 65536); then
 #      ch05's three benchmarks (softmax, qkv, epilogue), ch06's RoPE benchmark and ch07's decode
