@@ -21,7 +21,9 @@
 //    warps' partial results through 32 floats of shared memory. Grid (rows, 1, 1). For long rows
 //    up to 512·64 = 32768 keys. Beside it, an experiment not yet chosen by the host's automatic
 //    plan: ch05_softmax_block1024_* (T ≤ 1024 threads × V = 16 values, rows of ≤ 16384 keys; see
-//    its section below).
+//    its section below), and ch05_softmax_block_prefetch_bf16_vec_v32 (a persistent 512-thread
+//    block that copies its next row into shared memory with cp.async while it computes this one;
+//    see its section).
 // Values are read and written as 128-bit vectors (float4, or 8 bf16 in a uint4) when the host has
 // checked that Nk is a multiple of 4 (f32) / 8 (bf16) and both pointers are 16-byte aligned (the
 // "vec" kernels); otherwise one element at a time (the "scalar" kernels). Lane t of a warp (thread
@@ -394,6 +396,104 @@ BLOCK_ENTRY(ch05_softmax_block_bf16_scalar_v64, bf16_t, 1, 64)
 
 WIDE_BLOCK_ENTRY(ch05_softmax_block1024_f32_vec_v16, float, 4, 16)
 WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
+
+// ---- the experiment: a persistent block that prefetches its next row ---------------------------
+
+// The 512-thread block of bf16 rows of 8193 to 16384 keys holds 32 values a thread in ~60
+// registers, two blocks (rows) per SM. Each block loads its whole 32 KB row in one burst, then
+// reduces with nothing in flight, then stores: between the bursts the SM asks nothing of DRAM.
+// This kernel keeps a load in flight through the reductions. Grid: as many blocks as fit at once
+// (the host asks the occupancy API; 2 per SM on an H100), T ≤ 512 threads (⌈Nk / 32⌉ rounded up
+// to whole warps), __launch_bounds__(512, 2); block b takes rows b, b + G, b + 2G, ... (G =
+// gridDim.x, any row count). While it computes row r from one shared-memory buffer, the visible
+// vectors of row r + G — [⌊lo/8⌋, ⌈hi/8⌉), exactly the vectors softmax_rows reads, so a causal
+// row's masked part is not read — are on their way into the other buffer by 16-byte
+// cp.async.cg (L2 only: the row is read once). Step 1 of softmax_rows then reads the row's 32
+// values a thread from shared memory instead of global memory; steps 2 and 3 are unchanged.
+// Dynamic shared memory: 2 buffers × Nk bf16 = 4·Nk bytes (64 KiB at 16384 keys; the host opts
+// in above 48 KiB), 16-byte aligned as Nk is a multiple of 8 (checked by the host).
+// Bytes moved: the same as the block per row, 2T less the wholly masked vectors (read once from
+// DRAM into shared memory, written once from registers). bf16 with 128-bit access only.
+
+// ---- asynchronous copies (sm_80+): 16 bytes global → shared, bypassing L1 ------------------------
+__device__ __forceinline__ void copy16_async(void* dst, const void* src) {
+    const unsigned shared_dst = (unsigned)__cvta_generic_to_shared(dst);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_dst), "l"(src));
+}
+__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+// Wait until at most PENDING of this thread's committed groups are still in flight.
+template <int PENDING> __device__ __forceinline__ void copy_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
+}
+// ---- end of asynchronous copies
+
+#define PREFETCH_THREADS 512
+#define PREFETCH_VECTOR 8  // bf16 values per 16-byte vector
+
+// Start copying the vectors of `row` that softmax_rows will read (vector k is read when it
+// overlaps [lo, hi): k·8 < hi and k·8 + 8 > lo, i.e. ⌊lo/8⌋ ≤ k < ⌈hi/8⌉) into `buffer`, spread
+// over the block's threads, and commit them as one group. Every thread commits a group, even an
+// empty one (no row left, no visible key), so that the groups counted by copy_wait stay in step
+// with the rows.
+__device__ __forceinline__ void prefetch_row(const bf16_t* __restrict__ x, long long row, Interval keys, int nk,
+                                             bf16_t* buffer) {
+    const int first = keys.lo / PREFETCH_VECTOR;
+    const int last = (keys.hi + PREFETCH_VECTOR - 1) / PREFETCH_VECTOR;
+    const bf16_t* source = x + row * nk;
+    for (int k = first + threadIdx.x; k < last; k += blockDim.x)
+        copy16_async(buffer + k * PREFETCH_VECTOR, source + k * PREFETCH_VECTOR);
+    copy_commit();
+}
+
+template <int N>
+__device__ __forceinline__ void softmax_block_prefetch(const bf16_t* __restrict__ x, bf16_t* __restrict__ y,
+                                                       long long rows, int heads, int nq, int nk, float scale,
+                                                       int causal, const int* __restrict__ key_lengths,
+                                                       int window) {
+    extern __shared__ __align__(16) unsigned char prefetch_buffers[];
+    __shared__ float partial[PREFETCH_THREADS / WARP];
+    // Buffer k & 1 of two, each Nk values: computed, not indexed from an array (which would sit
+    // in local memory).
+    bf16_t* const buffers = reinterpret_cast<bf16_t*>(prefetch_buffers);
+    const auto buffer = [&](int k) { return buffers + (k & 1) * nk; };
+    long long row = blockIdx.x;
+    if (row >= rows) return;  // the whole block: the host launches at most `rows` blocks anyway
+    Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
+    prefetch_row(x, row, keys, nk, buffer(0));
+    const bool write[1] = {true};
+    for (int k = 0; row < rows; ++k, row += gridDim.x) {
+        const long long next = row + gridDim.x;
+        const Interval next_keys =
+            next < rows ? visible_keys(next, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
+        // Refill the other buffer with the next row. It last held row − G, whose values every
+        // thread read in step 1 of the previous softmax_rows; the block_reduce after that step
+        // (reduce_max) has a __syncthreads that no thread passes before all have finished step 1,
+        // so no thread still reads this buffer when any thread starts copying into it.
+        prefetch_row(x, next, next_keys, nk, buffer(k + 1));
+        // This thread's copies of `row` are done when at most the group just committed (the next
+        // row) is pending; the barrier then makes every thread's copies visible to all.
+        copy_wait<1>();
+        __syncthreads();
+        const Interval row_keys[1] = {keys};
+        softmax_rows<bf16_t, PREFETCH_VECTOR, N, 1>(
+            buffer(k), y + row * nk, nk, scale * LOG2E, row_keys, write, threadIdx.x, blockDim.x,
+            [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
+            [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
+        keys = next_keys;
+    }
+    copy_wait<0>();  // the last (empty) group: nothing may be in flight when the block exits
+}
+
+// ch05_softmax_block_prefetch_bf16_vec_v32: 512 threads × 32 values (4 vectors of 8 bf16).
+#define PREFETCH_BLOCK_ENTRY(NAME, V)                                                                     \
+    extern "C" __global__ void __launch_bounds__(PREFETCH_THREADS, 2)                                     \
+        NAME(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, long long rows, int heads, int nq,      \
+             int nk, float scale, int causal, const int* __restrict__ key_lengths, int window) {          \
+        softmax_block_prefetch<(V) / PREFETCH_VECTOR>(x, y, rows, heads, nq, nk, scale, causal,           \
+                                                      key_lengths, window);                               \
+    }
+
+PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch_bf16_vec_v32, 32)
 
 // ---- the unfused chain's first two passes ------------------------------------------------------
 

@@ -208,6 +208,14 @@ template <int PENDING> __device__ __forceinline__ void copy_wait() {
     q, k_codes, v_codes, k_scales, v_scales, k_blocks, v_blocks, k_tensor, v_tensor, lengths, part_acc, part_ml, \
         out, kv_heads, capacity, chunk, key_group, qk_scale
 
+// ENTRY(name, ELEM, D, G) for every compiled head dim (64, 128) and group (1–4), named
+// <PREFIX><ENAME>_d<D>_g<G> (the host's kernel names, launch.rs).
+#define ENTRIES_FOR_HEADS(ENTRY, PREFIX, ENAME, ELEM)                                       \
+    ENTRY(PREFIX##ENAME##_d64_g1, ELEM, 64, 1) ENTRY(PREFIX##ENAME##_d64_g2, ELEM, 64, 2)     \
+    ENTRY(PREFIX##ENAME##_d64_g3, ELEM, 64, 3) ENTRY(PREFIX##ENAME##_d64_g4, ELEM, 64, 4)     \
+    ENTRY(PREFIX##ENAME##_d128_g1, ELEM, 128, 1) ENTRY(PREFIX##ENAME##_d128_g2, ELEM, 128, 2) \
+    ENTRY(PREFIX##ENAME##_d128_g3, ELEM, 128, 3) ENTRY(PREFIX##ENAME##_d128_g4, ELEM, 128, 4)
+
 // What block (split, kvh, b) works on: the tokens [t0, t1) of plane (b, kvh), and its first
 // query head. `has_tokens` is false when the split starts at or past the sequence's end; then,
 // with one split, the block owns the output and writes zeros (a sequence of length 0 attends to

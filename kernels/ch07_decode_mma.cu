@@ -532,21 +532,12 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
 
 // At most 128 registers (FP8, NVFP4: 4 blocks of 128 threads per SM) or 168 (INT8: 3 blocks).
 #define MMA_MIN_BLOCKS(ELEM) ((ELEM) == INT8 ? 3 : 4)
-#define MMA_ENTRY(NAME, ELEM, D, G)                                                                            \
-    extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS(ELEM)) NAME(DECODE_KERNEL_PARAMS) { \
-        decode_mma<ELEM, D, G>(DECODE_KERNEL_ARGS);                                           \
+#define MMA_ENTRY(NAME, ELEM, D, G)                                                               \
+    extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS(ELEM))            \
+        NAME(DECODE_KERNEL_PARAMS) {                                                              \
+        decode_mma<ELEM, D, G>(DECODE_KERNEL_ARGS);                                               \
     }
 
-#define MMA_GROUPS(ENAME, ELEM, D)                                  \
-    MMA_ENTRY(ch07_decode_mma_##ENAME##_d##D##_g1, ELEM, D, 1) \
-    MMA_ENTRY(ch07_decode_mma_##ENAME##_d##D##_g2, ELEM, D, 2) \
-    MMA_ENTRY(ch07_decode_mma_##ENAME##_d##D##_g3, ELEM, D, 3) \
-    MMA_ENTRY(ch07_decode_mma_##ENAME##_d##D##_g4, ELEM, D, 4)
-
-#define MMA_DIMS(ENAME, ELEM)   \
-    MMA_GROUPS(ENAME, ELEM, 64) \
-    MMA_GROUPS(ENAME, ELEM, 128)
-
-MMA_DIMS(int8, INT8)
-MMA_DIMS(fp8, FP8)
-MMA_DIMS(nvfp4, NVFP4)
+ENTRIES_FOR_HEADS(MMA_ENTRY, ch07_decode_mma_, int8, INT8)
+ENTRIES_FOR_HEADS(MMA_ENTRY, ch07_decode_mma_, fp8, FP8)
+ENTRIES_FOR_HEADS(MMA_ENTRY, ch07_decode_mma_, nvfp4, NVFP4)

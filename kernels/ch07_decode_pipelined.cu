@@ -276,17 +276,7 @@ __device__ __forceinline__ void decode_pipelined(DECODE_KERNEL_PARAMS) {
         decode_pipelined<ELEM, D, G>(DECODE_KERNEL_ARGS);                                     \
     }
 
-#define PIPELINED_GROUPS(ENAME, ELEM, D)                                  \
-    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g1, ELEM, D, 1) \
-    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g2, ELEM, D, 2) \
-    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g3, ELEM, D, 3) \
-    PIPELINED_ENTRY(ch07_decode_pipelined_##ENAME##_d##D##_g4, ELEM, D, 4)
-
-#define PIPELINED_DIMS(ENAME, ELEM)   \
-    PIPELINED_GROUPS(ENAME, ELEM, 64) \
-    PIPELINED_GROUPS(ENAME, ELEM, 128)
-
-PIPELINED_DIMS(bf16, BF16)
-PIPELINED_DIMS(int8, INT8)
-PIPELINED_DIMS(fp8, FP8)
-PIPELINED_DIMS(nvfp4, NVFP4)
+ENTRIES_FOR_HEADS(PIPELINED_ENTRY, ch07_decode_pipelined_, bf16, BF16)
+ENTRIES_FOR_HEADS(PIPELINED_ENTRY, ch07_decode_pipelined_, int8, INT8)
+ENTRIES_FOR_HEADS(PIPELINED_ENTRY, ch07_decode_pipelined_, fp8, FP8)
+ENTRIES_FOR_HEADS(PIPELINED_ENTRY, ch07_decode_pipelined_, nvfp4, NVFP4)
