@@ -50,5 +50,15 @@ pipelined = fix((root / "ch07_decode_pipelined.cu").read_text()).replace(*dyn)
 mma = fix((root / "ch07_decode_mma.cu").read_text()).replace(*dyn)
 mma = cut(mma, "// ---- PTX primitives", "// ---- end of PTX primitives", '#include "mma_host.h"\n')
 (out / "decode_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + "\n".join([common, registers, pipelined, mma]))
-(out / "softmax_host.cu").write_text(fix((root / "ch05_softmax_fusion.cu").read_text()))
+# Chapter 5's prefetching block: its cp.async helpers copy at once, its two row buffers are the
+# harness's dynamic shared memory.
+SOFTMAX_HOST_COPIES = """__device__ __forceinline__ void copy16_async(void *dst, const void *src) { memcpy(dst, src, 16); }
+__device__ __forceinline__ void copy_commit() {}
+template <int PENDING> __device__ __forceinline__ void copy_wait() {}
+"""
+softmax = fix((root / "ch05_softmax_fusion.cu").read_text())
+softmax = cut(softmax, "// ---- asynchronous copies", "// ---- end of asynchronous copies", SOFTMAX_HOST_COPIES)
+softmax = softmax.replace("extern __shared__ __align__(16) unsigned char prefetch_buffers[];",
+                          "unsigned char *prefetch_buffers = g_dyn_smem;")
+(out / "softmax_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + softmax)
 print(f"wrote {out}/decode_host.cu and {out}/softmax_host.cu")

@@ -1,7 +1,8 @@
 // softmax_harness.cpp — chapter 5's fused softmax kernels run on the CPU (shim.h) against an
 // f64 softmax, for the warp (lane groups of 8, 16, 32; two rows per group) and block shapes,
 // f32 and bf16, every mask kind and odd row counts, and the 1024-thread block experiment
-// (block1024, 16 values a thread, rows of 8200 and 16384 keys; see README.md).
+// (block1024, 16 values a thread, rows of 8200 and 16384 keys) and the persistent prefetching block
+// (block_prefetch, bf16, a grid smaller than the row count; see README.md).
 #include "shim.h"
 #include "softmax_host.cu"
 #include <cstdio>
@@ -59,7 +60,10 @@ void check(const char* name, Fn fn, bool isblock, int V, int lanes, int rows_nq,
 }
 
 inline float bf(unsigned short b) { return __uint_as_float((unsigned)b << 16); }
-void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int window, bool pad) {
+// grid 0: a block per row; grid > 0: the persistent prefetching block, `grid` blocks looping over
+// the rows, with its two row buffers of dynamic shared memory filled with NaN patterns first (a
+// vector read without having been copied shows up as a wrong value).
+void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int window, bool pad, unsigned grid = 0) {
     int B = 2, H = 1; long long rows = (long long)B * H * nq;
     std::mt19937 rng(nk * 7 + nq); std::normal_distribution<float> nd(0, 16);
     std::vector<unsigned short> x(rows * nk), y(rows * nk, 0x7fc0);
@@ -68,7 +72,9 @@ void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int win
     const int* klp = pad ? kl.data() : nullptr;
     float scale = 0.125f;
     int threads = ((nk + V - 1) / V + 31) / 32 * 32;
-    run_grid({(unsigned)rows, 1, 1}, threads, [&] { fn(x.data(), y.data(), rows, H, nq, nk, scale, causal, klp, window); });
+    std::vector<uint4> buffers(grid ? 2 * nk / 8 : 0, uint4{0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u});
+    g_dyn_smem = reinterpret_cast<unsigned char*>(buffers.data());
+    run_grid({grid ? grid : (unsigned)rows, 1, 1}, threads, [&] { fn(x.data(), y.data(), rows, H, nq, nk, scale, causal, klp, window); });
     int bad = 0;
     for (long long r = 0; r < rows; ++r) {
         long long b = r / nq, i = r % nq, end = i + 1 + nk - nq;
@@ -101,6 +107,14 @@ int run_bf16() {
     for (auto &k : wide)
         for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
             checkb(k.n, k.f, k.V, 3, k.nk, c, w, p);
+    // The persistent prefetching block: 8200 keys take 288 threads (the last vector of a warp
+    // past the row's end), 16384 all 512. 7 queries × 2 = 14 rows over 4 blocks: blocks 0 and 1
+    // take 4 rows, 2 and 3 take 3 (a row count not a multiple of the grid); a single block takes
+    // all 14 through both buffers. Pad leaves batch 1 with no visible key.
+    for (int nk : {8200, 16384})
+        for (unsigned grid : {4u, 1u})
+            for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
+                checkb("block_prefetch_bf16_vec_v32", ch05_softmax_block_prefetch_bf16_vec_v32, 32, 7, nk, c, w, p, grid);
     return 0;
 }
 int run_f32() {

@@ -15,6 +15,10 @@
 //!   [`RowLaunch::BlockPerRow1024`], the same row over up to 1024 threads × 16 values, timed on
 //!   the same tensors in the same loop as `fused_block` (the kernel `fused_auto` uses there
 //!   today), so that one run gives both fractions of the copy;
+//! - `fused_block_prefetch`, masks `none` and `causal`, on the same bf16 rows (8193 to 16384
+//!   keys, 128-bit access): the second experiment [`RowLaunch::BlockPerRowPrefetch`], a
+//!   persistent grid of 512-thread blocks that copy their next row into shared memory while they
+//!   compute this one, timed in the same loop;
 //! - `fused_auto_scalar`, mask `none`: the same kernel choice built for one element per load and
 //!   store instead of 128-bit vectors, to measure what the vectors are worth;
 //! - `fused_warp`, `fused_block`, `fused_auto` with mask `causal` and scale 1/√128: the whole
@@ -29,7 +33,8 @@
 
 use crate::gpu::softmax::{
     DeviceMask, FusedPlan, RowLaunch, SOFTMAX_FUSION_SOURCE, ScoreElement, UnfusedChain, WARP_MAX_KEYS,
-    WIDE_BLOCK_VALUES_PER_THREAD, launch_fused, launch_fused_with_access, plan_fused,
+    WIDE_BLOCK_VALUES_PER_THREAD, launch_fused, launch_fused_with_access, plan_fused, prefetch_grid,
+    prefetch_shared_bytes,
 };
 use crate::softmax_fusion::{MaskSpec, ScoreShape, SoftmaxPipeline};
 use attn_support::data::randn;
@@ -158,18 +163,38 @@ pub fn times_the_1024_thread_block(nk: usize, dtype: &str, elem_bytes: usize) ->
     matches!((wide, block), (Ok(_), Ok(b)) if b.values_per_thread > WIDE_BLOCK_VALUES_PER_THREAD)
 }
 
+/// Whether the benchmark times the prefetching experiment on rows of `nk` keys: the same rows as
+/// the 1024-thread block (8193 to 16384 keys, where the 512-thread block holds 32 values a
+/// thread), in bf16, the one type it is built for.
+pub fn times_the_prefetching_block(nk: usize, dtype: &str, elem_bytes: usize) -> bool {
+    let prefetch = plan_fused(nk, dtype, elem_bytes, true, RowLaunch::BlockPerRowPrefetch);
+    prefetch.is_ok() && times_the_1024_thread_block(nk, dtype, elem_bytes)
+}
+
 /// What the driver reports of a planned kernel as it compiled it on this GPU: registers per
 /// thread, local-memory (spill) bytes per thread, and resident blocks per SM at the plan's
 /// block size; one line for the benchmark's log.
-fn kernel_resources(gpu: &Gpu, plan: &FusedPlan) -> Result<String> {
+fn kernel_resources(gpu: &Gpu, plan: &FusedPlan, nk: usize) -> Result<String> {
     let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
     let registers = function.num_regs().ctx("reading registers")?;
     let local = function.local_size_bytes().ctx("reading local memory")?;
+    let shared = if plan.shape == RowLaunch::BlockPerRowPrefetch { prefetch_shared_bytes(nk) } else { 0 };
+    if shared > 0 {
+        gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
+    }
     let blocks = function
-        .occupancy_max_active_blocks_per_multiprocessor(plan.threads_per_row as u32, 0, None)
+        .occupancy_max_active_blocks_per_multiprocessor(plan.threads_per_row as u32, shared, None)
         .ctx("reading the occupancy")?;
+    let grid = if shared > 0 {
+        format!(
+            ", {shared} bytes of dynamic shared memory, a grid of {}",
+            prefetch_grid(gpu, &function, plan, shared)?
+        )
+    } else {
+        String::new()
+    };
     Ok(format!(
-        "{}: {registers} registers, {local} bytes of local memory a thread; {blocks} blocks of {} threads per SM",
+        "{}: {registers} registers, {local} bytes of local memory a thread; {blocks} blocks of {} threads per SM{grid}",
         plan.kernel, plan.threads_per_row
     ))
 }
@@ -239,13 +264,18 @@ fn bench_shape<T: ScoreElement>(
         ("fused_block", RowLaunch::BlockPerRow),
         ("fused_auto", RowLaunch::Auto),
         ("fused_block1024", RowLaunch::BlockPerRow1024),
+        ("fused_block_prefetch", RowLaunch::BlockPerRowPrefetch),
     ];
     let wide_differs = times_the_1024_thread_block(shape.nk, T::NAME, T::BYTES);
+    let prefetch_differs = times_the_prefetching_block(shape.nk, T::NAME, T::BYTES);
     if wide_differs {
-        // The A/B pair's resources as the driver compiled them, to hold against ptxas's count.
-        for launch in [RowLaunch::BlockPerRow, RowLaunch::BlockPerRow1024] {
+        // The experiments' resources as the driver compiled them, to hold against ptxas's count.
+        for launch in [RowLaunch::BlockPerRow, RowLaunch::BlockPerRow1024, RowLaunch::BlockPerRowPrefetch] {
+            if launch == RowLaunch::BlockPerRowPrefetch && !prefetch_differs {
+                continue;
+            }
             let plan = plan_fused(shape.nk, T::NAME, T::BYTES, true, launch)?;
-            println!("  {}", kernel_resources(gpu, &plan)?);
+            println!("  {}", kernel_resources(gpu, &plan, shape.nk)?);
         }
     }
     for (mask_name, spec, scale) in
@@ -257,6 +287,9 @@ fn bench_shape<T: ScoreElement>(
                 continue; // a warp cannot hold the row
             }
             if launch == RowLaunch::BlockPerRow1024 && !wide_differs {
+                continue;
+            }
+            if launch == RowLaunch::BlockPerRowPrefetch && !prefetch_differs {
                 continue;
             }
             let t = gpu_time(gpu, warmup, repeats, || {
@@ -323,6 +356,22 @@ mod tests {
         assert!(!times_the_1024_thread_block(8192, "bf16", 2));
         assert!(!times_the_1024_thread_block(32768, "bf16", 2));
         assert!(!times_the_1024_thread_block(8201, "bf16", 2));
+    }
+
+    #[test]
+    fn the_prefetching_block_is_timed_on_the_bf16_rows_it_is_meant_for() {
+        let timed: Vec<(usize, &str)> = parse_shapes(DEFAULT_SHAPES, "default")
+            .unwrap()
+            .iter()
+            .flat_map(|s| [(s.nk, "f32", 4), (s.nk, "bf16", 2)])
+            .filter(|&(nk, dtype, bytes)| times_the_prefetching_block(nk, dtype, bytes))
+            .map(|(nk, dtype, _)| (nk, dtype))
+            .collect();
+        assert_eq!(timed, [(16384, "bf16")]);
+        assert!(times_the_prefetching_block(8200, "bf16", 2));
+        assert!(!times_the_prefetching_block(8192, "bf16", 2));
+        assert!(!times_the_prefetching_block(8201, "bf16", 2));
+        assert!(!times_the_prefetching_block(16384, "f32", 4));
     }
 
     #[test]

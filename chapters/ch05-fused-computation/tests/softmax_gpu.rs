@@ -2,7 +2,7 @@
 //! fused (warp per row, block per row, auto) and the unfused three-kernel chain, in f32 and bf16,
 //! for row lengths 1 to 4097 (multiples of the 128-bit vector and not), every mask kind, fully
 //! masked rows (exact zeros), a misaligned buffer (scalar access) and the host-side checks; and
-//! the 1024-thread block experiment on rows of 8200 and 16384 keys.
+//! the 1024-thread block and the prefetching block experiments on rows of 8200 and 16384 keys.
 //! Skips (printing why) without a GPU; fails under ATTN_REQUIRE_GPU=1.
 
 use ch05_fused_computation::attn_support::Result;
@@ -11,8 +11,8 @@ use ch05_fused_computation::attn_support::error::DriverContext;
 use ch05_fused_computation::attn_support::gpu::{Gpu, longest_test_len};
 use ch05_fused_computation::attn_support::ndarray::{Array4, ArrayView4};
 use ch05_fused_computation::gpu::softmax::{
-    Access, DeviceMask, RowLaunch, ScoreElement, WARP_MAX_KEYS, launch_fused, scale_mask_softmax_gpu,
-    scale_mask_softmax_unfused_gpu,
+    Access, DeviceMask, RowLaunch, SOFTMAX_FUSION_SOURCE, ScoreElement, WARP_MAX_KEYS, launch_fused,
+    plan_fused, prefetch_grid, prefetch_shared_bytes, scale_mask_softmax_gpu, scale_mask_softmax_unfused_gpu,
 };
 use ch05_fused_computation::{MaskSpec, ScoreShape, scale_mask_softmax_fused};
 use half::bf16;
@@ -251,6 +251,70 @@ fn the_1024_thread_block_matches_the_cpu() -> Result<()> {
         RowLaunch::BlockPerRow1024,
     )?;
     assert_eq!((plan.kernel.as_str(), plan.threads_per_row), ("ch05_softmax_block1024_bf16_vec_v16", 1024));
+    Ok(())
+}
+
+#[test]
+fn the_prefetching_block_matches_the_cpu() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch05 prefetching block GPU test")? else { return Ok(()) };
+    // The experiment RowLaunch::BlockPerRowPrefetch on bf16 rows of 8200 keys (288 threads, the
+    // last vector of a warp past the row's end) and 16384 (512 threads), in two shapes: 6 rows,
+    // fewer than the grid (one row a block), every mask kind; and one row count more than the
+    // persistent grid G and not a multiple of it, so that blocks take two rows (both buffers, a
+    // copy in flight during a row) and others one, with the masks that matter there: causal rows
+    // (only the visible part copied), padding (batch entry 1 with no visible key), a window with
+    // padding. About 2 G rows of ≤ 32 KB: small enough for the sanitizer, which needs the grid.
+    for (nk, seed) in [(8200, 51), (16384, 52)] {
+        let plan = plan_fused(nk, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch)?;
+        let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
+        let shared = prefetch_shared_bytes(nk);
+        gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
+        let grid = prefetch_grid(&gpu, &function, &plan, shared)?;
+        // 2 · H · 3 rows with H = ⌊G / 6⌋ + 1: between G + 1 and G + 6, never a multiple of G > 6.
+        let many = ScoreShape { batch: 2, heads: grid / 6 + 1, nq: 3, nk };
+        let rows = many.elements() as usize / nk;
+        assert!(rows > grid && !rows.is_multiple_of(grid), "{many:?} against a grid of {grid}");
+        let few = ScoreShape { batch: 2, heads: 1, nq: 3, nk };
+        for (s, only) in [(few, None), (many, Some(["causal", "padding", "window 3 + padding"]))] {
+            let stored = scores(s, seed).mapv(bf16::from_f32);
+            let widened = stored.mapv(|v| v.to_f32());
+            for (name, mask) in masks(nk) {
+                if only.is_some_and(|only| !only.contains(&name)) {
+                    continue;
+                }
+                let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
+                let got = scale_mask_softmax_gpu(
+                    &gpu,
+                    stored.view(),
+                    SCALE,
+                    &mask,
+                    RowLaunch::BlockPerRowPrefetch,
+                )?;
+                let what = format!("bf16 prefetching block (grid {grid}) {s:?} mask {name}");
+                assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
+            }
+        }
+        // Every key of every row masked: exact +0.0, never 0/0, and nothing read.
+        let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
+        let x = scores(few, seed).mapv(bf16::from_f32);
+        let got =
+            scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &none_visible, RowLaunch::BlockPerRowPrefetch)?;
+        assert!(got.iter().all(|p| p.to_bits() == 0), "Nk = {nk}: fully masked rows not all +0.0");
+    }
+    // It launches the kernel it was asked for; f32 is refused on the host.
+    let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
+    let input = gpu.zeros::<bf16>(16384)?;
+    let mut output = gpu.zeros::<bf16>(16384)?;
+    let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
+    let launch = RowLaunch::BlockPerRowPrefetch;
+    let plan = launch_fused(&gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, launch)?;
+    assert_eq!(
+        (plan.kernel.as_str(), plan.threads_per_row),
+        ("ch05_softmax_block_prefetch_bf16_vec_v32", 512)
+    );
+    let x = scores(s, 53);
+    let e = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), launch).unwrap_err().to_string();
+    assert!(e.contains("bf16"), "{e}");
     Ok(())
 }
 

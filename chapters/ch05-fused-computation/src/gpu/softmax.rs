@@ -18,6 +18,11 @@
 //! 512-thread block holds as 32 values per thread (see its docs). `Auto` does not pick it; the
 //! benchmark times it beside the 512-thread block (`fused_block1024`).
 //!
+//! A second experiment, [`RowLaunch::BlockPerRowPrefetch`]: bf16 rows of up to
+//! [`PREFETCH_MAX_KEYS`] = 16384 keys, a persistent grid of as many 512-thread blocks as fit at
+//! once, each copying its next row into shared memory (`cp.async`) while it computes this one
+//! (see its docs). `Auto` does not pick it either; the benchmark's `fused_block_prefetch` rows.
+//!
 //! [`RowLaunch::Auto`] takes a warp per row up to [`AUTO_WARP_MAX_KEYS`] = 1024 keys. There a
 //! lane already holds 32 values (56 registers for f32 with 128-bit access, ptxas); at 2048 keys
 //! it holds 64 (78 registers), fewer warps fit on an SM to hide memory latency, and a block that
@@ -41,8 +46,9 @@
 //! charge the unfused chain for a weaker softmax rather than for being unfused.
 
 use crate::softmax_fusion::{MaskSpec, ScoreShape};
+use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
 use attn_support::cudarc::driver::{
-    CudaSlice, CudaView, CudaViewMut, DevicePtr, DeviceRepr, PushKernelArg, ValidAsZeroBits,
+    CudaFunction, CudaSlice, CudaView, CudaViewMut, DevicePtr, DeviceRepr, PushKernelArg, ValidAsZeroBits,
 };
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, KernelSource, cdiv, launch_config};
@@ -78,6 +84,12 @@ pub const WIDE_BLOCK_THREADS: usize = 1024;
 pub const WIDE_BLOCK_VALUES_PER_THREAD: usize = 16;
 /// The longest row the 1024-thread experiment holds: 1024 threads × 16 values.
 pub const WIDE_BLOCK_MAX_KEYS: usize = WIDE_BLOCK_THREADS * WIDE_BLOCK_VALUES_PER_THREAD;
+/// Threads per block at most of the prefetching experiment (`PREFETCH_THREADS` in the .cu file).
+pub const PREFETCH_THREADS: usize = 512;
+/// Values per thread of the prefetching experiment: four 16-byte bf16 vectors.
+pub const PREFETCH_VALUES_PER_THREAD: usize = 32;
+/// The longest row the prefetching experiment holds: 512 threads × 32 values.
+pub const PREFETCH_MAX_KEYS: usize = PREFETCH_THREADS * PREFETCH_VALUES_PER_THREAD;
 /// Threads per block of the element-wise kernels of the unfused chain (`ELEMENTWISE_THREADS`).
 pub const ELEMENTWISE_THREADS: usize = 256;
 /// Bytes of one vectorised access.
@@ -134,6 +146,15 @@ pub enum RowLaunch {
     /// row that is not whole 16-byte vectors or a misaligned buffer), at most
     /// [`WIDE_BLOCK_MAX_KEYS`] keys. `Auto` never picks it.
     BlockPerRow1024,
+    /// The second experiment, bf16 only: a persistent grid of as many blocks of up to
+    /// [`PREFETCH_THREADS`] = 512 threads × [`PREFETCH_VALUES_PER_THREAD`] = 32 values as fit on
+    /// the device at once ([`prefetch_grid`]); block b takes rows b, b + G, b + 2G, ... and, while
+    /// it computes one row, copies the visible part of its next one into the second of two
+    /// shared-memory row buffers (`cp.async`, 4·Nk bytes of dynamic shared memory), so that DRAM
+    /// has a load in flight during the reductions, where `BlockPerRow` loads a row in one burst
+    /// and then idles. 128-bit access only, at most [`PREFETCH_MAX_KEYS`] keys. `Auto` never
+    /// picks it.
+    BlockPerRowPrefetch,
 }
 
 /// How a row is read and written.
@@ -148,8 +169,8 @@ pub enum Access {
 /// The kernel [`plan_fused`] chose and its launch shape.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FusedPlan {
-    /// [`RowLaunch::WarpPerRow`], [`RowLaunch::BlockPerRow`] or [`RowLaunch::BlockPerRow1024`],
-    /// never `Auto`.
+    /// [`RowLaunch::WarpPerRow`], [`RowLaunch::BlockPerRow`], [`RowLaunch::BlockPerRow1024`] or
+    /// [`RowLaunch::BlockPerRowPrefetch`], never `Auto`.
     pub shape: RowLaunch,
     pub access: Access,
     /// Values of the row each lane (warp) or thread (block) holds in registers.
@@ -232,6 +253,22 @@ pub fn plan_fused(
             }
             (WIDE_BLOCK_VALUES_PER_THREAD, threads)
         }
+        RowLaunch::BlockPerRowPrefetch => {
+            if elem_bytes != 2 || access != Access::Vector {
+                return Err(Error::InvalidArgument(format!(
+                    "the prefetching block is built for bf16 with 128-bit access only: {dtype} rows of Nk = {nk} \
+                     (want bf16, Nk a multiple of 8, both buffers 16-byte aligned); use a block per row"
+                )));
+            }
+            let threads = cdiv(nk, PREFETCH_VALUES_PER_THREAD).next_multiple_of(32);
+            if threads > PREFETCH_THREADS {
+                return Err(Error::InvalidArgument(format!(
+                    "the prefetching block holds at most {PREFETCH_MAX_KEYS} keys ({PREFETCH_THREADS} threads × \
+                     {PREFETCH_VALUES_PER_THREAD} values); Nk = {nk} is longer"
+                )));
+            }
+            (PREFETCH_VALUES_PER_THREAD, threads)
+        }
         _ => {
             // The fewest values per thread whose thread count stays within a block.
             let threads = |v: usize| cdiv(nk, v).next_multiple_of(32);
@@ -252,6 +289,7 @@ pub fn plan_fused(
         match shape {
             RowLaunch::WarpPerRow => "warp",
             RowLaunch::BlockPerRow1024 => "block1024",
+            RowLaunch::BlockPerRowPrefetch => "block_prefetch",
             _ => "block",
         },
         if access == Access::Vector { "vec" } else { "scalar" },
@@ -355,14 +393,20 @@ pub fn launch_fused_with_access<T: ScoreElement>(
     let both_aligned = aligned(gpu, scores) && aligned(gpu, probs);
     let plan = plan_fused(shape.nk, T::NAME, T::BYTES, allow_vector && both_aligned, launch)?;
     let rows = shape.elements() / shape.nk as u64;
+    let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
     let cfg = match plan.shape {
         RowLaunch::WarpPerRow => {
             let rows_per_block = WARPS_PER_BLOCK * 32 / plan.threads_per_row * plan.rows_per_group;
             launch_config((cdiv(rows as usize, rows_per_block), 1, 1), 32 * WARPS_PER_BLOCK, 0)?
         }
+        RowLaunch::BlockPerRowPrefetch => {
+            let shared = prefetch_shared_bytes(shape.nk);
+            gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
+            let grid = prefetch_grid(gpu, &function, &plan, shared)?.min(rows as usize);
+            launch_config((grid, 1, 1), plan.threads_per_row, shared)?
+        }
         _ => launch_config((rows as usize, 1, 1), plan.threads_per_row, 0)?,
     };
-    let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
     let (rows_i, heads, nq, nk) = (rows as i64, shape.heads as i32, shape.nq as i32, shape.nk as i32);
     let no_lengths = 0u64; // a null pointer: no key padding
     let mut builder = gpu.stream.launch_builder(&function);
@@ -375,11 +419,41 @@ pub fn launch_fused_with_access<T: ScoreElement>(
     // SAFETY: the arguments match the kernel's signature; both buffers hold rows·Nk elements
     // (checked), the kernel touches rows < `rows` and columns < Nk only, key_lengths holds B
     // ints (checked by MaskSpec::check), and 128-bit access was chosen only for 16-byte-aligned
-    // buffers whose rows are whole vectors.
+    // buffers whose rows are whole vectors. The prefetching block's grid may be smaller than the
+    // row count (its blocks loop over the rows), and its dynamic shared memory holds two rows of
+    // Nk values, the most it copies.
     unsafe { builder.launch(cfg) }.ctx(&format!("launching {}", plan.kernel))?;
     Ok(plan)
 }
 // ANCHOR_END: launch_fused
+
+/// Dynamic shared memory of the prefetching block for rows of `nk` bf16 keys: two row buffers.
+pub fn prefetch_shared_bytes(nk: usize) -> usize {
+    2 * nk * std::mem::size_of::<bf16>()
+}
+
+/// The prefetching block's persistent grid: as many blocks as are resident at once, the
+/// occupancy API's blocks per SM (2 for 512 threads of ≤ 64 registers on an H100) × the SM count.
+/// The launch takes the smaller of this and the row count.
+pub fn prefetch_grid(
+    gpu: &Gpu,
+    function: &CudaFunction,
+    plan: &FusedPlan,
+    shared_bytes: usize,
+) -> Result<usize> {
+    let per_sm = function
+        .occupancy_max_active_blocks_per_multiprocessor(plan.threads_per_row as u32, shared_bytes, None)
+        .ctx(&format!("reading the occupancy of {}", plan.kernel))? as usize;
+    if per_sm == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "{} with {} threads and {shared_bytes} bytes of shared memory fits no SM",
+            plan.kernel, plan.threads_per_row
+        )));
+    }
+    let sms =
+        gpu.ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).ctx("reading the SM count")? as usize;
+    Ok(per_sm * sms)
+}
 
 /// The fused kernel from host arrays: upload, launch, download (for tests and examples).
 pub fn scale_mask_softmax_gpu<T: ScoreElement>(
@@ -573,6 +647,36 @@ mod tests {
     }
 
     #[test]
+    fn the_prefetching_block_takes_bf16_vector_rows_of_up_to_16384_keys() {
+        let p = plan_fused(16384, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap();
+        assert_eq!(
+            (p.shape, p.threads_per_row, p.values_per_thread),
+            (RowLaunch::BlockPerRowPrefetch, 512, 32)
+        );
+        assert_eq!((p.kernel.as_str(), p.rows_per_group), ("ch05_softmax_block_prefetch_bf16_vec_v32", 1));
+        // 8200 keys: ⌈8200 / 32⌉ = 257 threads, rounded up to whole warps.
+        assert_eq!(
+            plan_fused(8200, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap().threads_per_row,
+            288
+        );
+        // Two 32 KiB row buffers at 16384 keys: over the 48 KiB default, under an H100's 227 KiB.
+        assert_eq!(prefetch_shared_bytes(16384), 64 * 1024);
+        // Auto does not pick it.
+        assert_eq!(
+            plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap().kernel,
+            "ch05_softmax_block_bf16_vec_v32"
+        );
+        // f32, longer rows, rows that are not whole vectors and misaligned buffers are refused.
+        let e = plan_fused(16384, "f32", 4, true, RowLaunch::BlockPerRowPrefetch).unwrap_err().to_string();
+        assert!(e.contains("bf16") && e.contains("f32"), "{e}");
+        let e = plan_fused(16392, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap_err().to_string();
+        assert!(e.contains("16384") && e.contains("16392"), "{e}");
+        let e = plan_fused(8201, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap_err().to_string();
+        assert!(e.contains("128-bit") && e.contains("8201"), "{e}");
+        assert!(plan_fused(8200, "bf16", 2, false, RowLaunch::BlockPerRowPrefetch).is_err());
+    }
+
+    #[test]
     fn rows_beyond_the_registers_are_refused_with_the_limit() {
         let e = plan_fused(2049, "f32", 4, true, RowLaunch::WarpPerRow).unwrap_err().to_string();
         assert!(e.contains("2048") && e.contains("2049"), "{e}");
@@ -592,6 +696,7 @@ mod tests {
                         RowLaunch::WarpPerRow,
                         RowLaunch::BlockPerRow,
                         RowLaunch::BlockPerRow1024,
+                        RowLaunch::BlockPerRowPrefetch,
                     ] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
                             // The threads of a row hold all of it.
