@@ -101,9 +101,9 @@ template <int ELEM, int D> struct Stage {
                                        : ELEM == INT8 ? WARP_TILE * 4 + D * 4
                                                       : 2 * WARP_TILE * BLOCKS_PER_ROW;
     static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
-    // As many as let 4 blocks (FP8, NVFP4; 3 for INT8, whose registers allow no more) fit an SM:
-    // 16 warps each holding STAGES − 1 tiles of 2.3–4.7 KB in flight, about 130 KB per SM.
-    static constexpr int STAGES = ELEM == NVFP4 ? 6 : ELEM == INT8 ? 4 : 3;
+    // As many as let 4 blocks fit an SM: 16 warps each holding STAGES − 1 tiles of 2.3–4.7 KB in
+    // flight, about 130 KB per SM.
+    static constexpr int STAGES = ELEM == NVFP4 ? 6 : 3;
     static constexpr int WARP_BYTES = STAGES * BYTES;
 };
 
@@ -530,8 +530,8 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     write_block_result<D, G>(merge, head0, work.split, work.splits, out, part_acc, part_ml);
 }
 
-// At most 128 registers (FP8, NVFP4: 4 blocks of 128 threads per SM) or 168 (INT8: 3 blocks).
-#define MMA_MIN_BLOCKS(ELEM) ((ELEM) == INT8 ? 3 : 4)
+// At most 128 registers: 4 blocks of 128 threads per SM (INT8 at d = 128 spills 20 bytes for it).
+#define MMA_MIN_BLOCKS(ELEM) 4
 #define MMA_ENTRY(NAME, ELEM, D, G)                                                               \
     extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS(ELEM))            \
         NAME(DECODE_KERNEL_PARAMS) {                                                              \

@@ -122,7 +122,7 @@ pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
     let (row_bytes, extra, stages) = match element {
         CacheElement::Bf16 => return 0,
         CacheElement::Fp8 => (head_dim, 2 * tile * 4, 3),
-        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 4),
+        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 3),
         CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
     };
     let warps = DECODE_THREADS / 32;
