@@ -57,11 +57,11 @@ impl DecodeKernel {
     }
 
     /// The fastest version for an element type, as measured on an H100 on 2026-12-05
-    /// (`docs/src/results/h100-2026-12-05-ch07-run9`, every kernel in one run): the pipelined
-    /// kernel for bf16 (98–102 % of the copy bandwidth at long contexts for Llama-3-8B's heads);
-    /// the tensor-core kernel for the quantised caches it reads (1.1–2.4× as fast as bf16 where
-    /// the other two reach 0.9–1.4×), and for an INT8 key group that is not a multiple of 16 the
-    /// register kernel (3–20 % faster than the pipelined one there).
+    /// (`docs/src/results/h100-2026-12-05-ch07-run14`, every kernel in one run): the pipelined
+    /// kernel for bf16 (86–100 % of the copy bandwidth at long contexts for Llama-3-8B's heads);
+    /// the tensor-core kernel for the quantised caches it reads (1.4–2.6× as fast as bf16 at long
+    /// contexts where the other two reach 0.9–1.4×), and for an INT8 key group that is not a
+    /// multiple of 16 the register kernel (3–20 % faster than the pipelined one there, run 9).
     pub fn fastest_for(element: CacheElement) -> DecodeKernel {
         match element {
             CacheElement::Bf16 => DecodeKernel::Pipelined,
