@@ -369,8 +369,8 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     p.v_scales = (ELEM == INT8 || ELEM == FP8) ? v_scales + plane * capacity : nullptr;
     p.k_blocks = ELEM == NVFP4 ? k_blocks + plane * capacity * S::BLOCKS_PER_ROW : nullptr;
     p.v_blocks = ELEM == NVFP4 ? v_blocks + plane * capacity * S::BLOCKS_PER_ROW : nullptr;
-    // NVFP4 operands hold values × 2⁻⁸ (key_fragment, value_fragment); the tensor scales and that 2⁸ are
-    // applied to the scores and to the output.
+    // NVFP4 operands hold values × 2⁻⁸ (key_fragment, value_fragment); the tensor scales and
+    // that 2⁸ are applied to the scores and to the output.
     p.k_tensor = ELEM == NVFP4 ? __ldg(k_tensor + plane) * 256.0f : 1.0f;
     p.v_tensor = ELEM == NVFP4 ? __ldg(v_tensor + plane) * 256.0f : 1.0f;
 
