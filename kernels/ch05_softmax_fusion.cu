@@ -419,17 +419,7 @@ WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
 // ld.shared.v4 (the generic pointer is known to be shared). Measured against the 512-thread
 // block in the benchmark (`fused_block_prefetch`) before the host's automatic choice uses it.
 
-// ---- asynchronous copies (sm_80+): 16 bytes global → shared, bypassing L1 ------------------------
-__device__ __forceinline__ void copy16_async(void* dst, const void* src) {
-    const unsigned shared_dst = (unsigned)__cvta_generic_to_shared(dst);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(shared_dst), "l"(src));
-}
-__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-// Wait until at most PENDING of this thread's committed groups are still in flight.
-template <int PENDING> __device__ __forceinline__ void copy_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
-}
-// ---- end of asynchronous copies
+// The copies: copy16, copy_commit and copy_wait of async_copy.cuh (prepended by the host).
 
 #define PREFETCH_THREADS 512
 #define PREFETCH_VECTOR 8  // bf16 values per 16-byte vector
@@ -445,7 +435,7 @@ __device__ __forceinline__ void prefetch_row(const bf16_t* __restrict__ x, long 
     const int last = (keys.hi + PREFETCH_VECTOR - 1) / PREFETCH_VECTOR;
     const bf16_t* source = x + row * nk;
     for (int k = first + threadIdx.x; k < last; k += blockDim.x)
-        copy16_async(buffer + k * PREFETCH_VECTOR, source + k * PREFETCH_VECTOR);
+        copy16(buffer + k * PREFETCH_VECTOR, source + k * PREFETCH_VECTOR, 16);
     copy_commit();
 }
 

@@ -176,25 +176,6 @@ __device__ __forceinline__ void load_key_scales(const float *__restrict__ src, f
     }
 }
 
-// ---- asynchronous copies (sm_80+; the pipelined and tensor-core kernels) --------------------------
-
-__device__ __forceinline__ unsigned smem_addr(const void *p) {
-    return (unsigned)__cvta_generic_to_shared(p);
-}
-// 16 bytes global → shared; `bytes` 16 copies, 0 writes zeros and reads nothing.
-__device__ __forceinline__ void copy16(void *dst, const void *src, int bytes) {
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-// 4 bytes global → shared, zero-filled the same way.
-__device__ __forceinline__ void copy4(void *dst, const void *src, int bytes) {
-    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_addr(dst)), "l"(src), "r"(bytes));
-}
-__device__ __forceinline__ void copy_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int PENDING> __device__ __forceinline__ void copy_wait() {
-    asm volatile("cp.async.wait_group %0;\n" ::"n"(PENDING));
-}
-// ---- end of asynchronous copies
-
 // The parameters of both decode kernels' entry points (launch.rs passes them in this order).
 #define DECODE_KERNEL_PARAMS                                                                                       \
     const float *__restrict__ q, const unsigned char *__restrict__ k_codes,                                        \

@@ -41,8 +41,8 @@ def cut(s, start, end, replacement):
     return s[:a] + replacement + s[s.index("\n", b) + 1:]
 
 
-common = fix((root / "ch07_decode_common.cuh").read_text())
-common = cut(common, "// ---- asynchronous copies", "// ---- end of asynchronous copies", HOST_COPIES)
+# async_copy.cuh, which the host prepends to both chapters' kernels, becomes HOST_COPIES.
+common = HOST_COPIES + fix((root / "ch07_decode_common.cuh").read_text())
 registers = fix((root / "ch07_decode_attention.cu").read_text())
 dyn = ("extern __shared__ __align__(16) unsigned char stages[];", "unsigned char *stages = g_dyn_smem;")
 pipelined = fix((root / "ch07_decode_pipelined.cu").read_text()).replace(*dyn)
@@ -50,14 +50,9 @@ pipelined = fix((root / "ch07_decode_pipelined.cu").read_text()).replace(*dyn)
 mma = fix((root / "ch07_decode_mma.cu").read_text()).replace(*dyn)
 mma = cut(mma, "// ---- PTX primitives", "// ---- end of PTX primitives", '#include "mma_host.h"\n')
 (out / "decode_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + "\n".join([common, registers, pipelined, mma]))
-# Chapter 5's prefetching block: its cp.async helpers copy at once, its two row buffers are the
-# harness's dynamic shared memory.
-SOFTMAX_HOST_COPIES = """__device__ __forceinline__ void copy16_async(void *dst, const void *src) { memcpy(dst, src, 16); }
-__device__ __forceinline__ void copy_commit() {}
-template <int PENDING> __device__ __forceinline__ void copy_wait() {}
-"""
-softmax = fix((root / "ch05_softmax_fusion.cu").read_text())
-softmax = cut(softmax, "// ---- asynchronous copies", "// ---- end of asynchronous copies", SOFTMAX_HOST_COPIES)
+# Chapter 5's prefetching block: its copies (HOST_COPIES again) complete at once, its two row
+# buffers are the harness's dynamic shared memory.
+softmax = HOST_COPIES + fix((root / "ch05_softmax_fusion.cu").read_text())
 softmax = softmax.replace("extern __shared__ __align__(16) unsigned char prefetch_buffers[];",
                           "unsigned char *prefetch_buffers = g_dyn_smem;")
 (out / "softmax_host.cu").write_text("inline unsigned char *g_dyn_smem;\n" + softmax)

@@ -57,7 +57,7 @@ use attn_support::{Error, Result, kernel_source};
 use half::bf16;
 
 /// The kernel file.
-pub const SOFTMAX_FUSION_SOURCE: KernelSource = kernel_source!("ch05_softmax_fusion.cu");
+pub const SOFTMAX_FUSION_SOURCE: KernelSource = kernel_source!("async_copy.cuh", "ch05_softmax_fusion.cu");
 
 /// Warps per 128-thread block in the warp-per-row kernels (`WARPS_PER_BLOCK` in the .cu file).
 pub const WARPS_PER_BLOCK: usize = 4;
@@ -198,6 +198,31 @@ pub fn vector_width(elem_bytes: usize) -> usize {
     VECTOR_BYTES / elem_bytes
 }
 
+/// The shape of an experiment's block (`values` per thread, as many whole warps as the row needs,
+/// at most `max_threads`), or an error naming the requirement it was built for (`unmet`) or its
+/// longest row.
+fn experiment_block(
+    name: &str,
+    unmet: Option<String>,
+    nk: usize,
+    values: usize,
+    max_threads: usize,
+) -> Result<(usize, usize)> {
+    if let Some(requirement) = unmet {
+        return Err(Error::InvalidArgument(format!(
+            "the {name} is built for {requirement}; use a block per row"
+        )));
+    }
+    let threads = cdiv(nk, values).next_multiple_of(32);
+    if threads > max_threads {
+        return Err(Error::InvalidArgument(format!(
+            "the {name} holds at most {} keys ({max_threads} threads × {values} values); Nk = {nk} is longer",
+            max_threads * values
+        )));
+    }
+    Ok((values, threads))
+}
+
 /// Choose the kernel for rows of `nk` elements of `elem_bytes` (4 or 2), with `aligned` saying
 /// whether both buffers start on a 16-byte boundary. An error names the limit a row exceeds.
 pub fn plan_fused(
@@ -237,38 +262,30 @@ pub fn plan_fused(
             };
             (v, lanes)
         }
-        RowLaunch::BlockPerRow1024 => {
-            if access != Access::Vector {
-                return Err(Error::InvalidArgument(format!(
-                    "the {WIDE_BLOCK_THREADS}-thread block is built for 128-bit access only: Nk = {nk} must be a \
-                     multiple of {width} {dtype} values and both buffers 16-byte aligned; use a block per row"
-                )));
-            }
-            let threads = cdiv(nk, WIDE_BLOCK_VALUES_PER_THREAD).next_multiple_of(32);
-            if threads > WIDE_BLOCK_THREADS {
-                return Err(Error::InvalidArgument(format!(
-                    "the {WIDE_BLOCK_THREADS}-thread block holds at most {WIDE_BLOCK_MAX_KEYS} keys \
-                     ({WIDE_BLOCK_THREADS} threads × {WIDE_BLOCK_VALUES_PER_THREAD} values); Nk = {nk} is longer"
-                )));
-            }
-            (WIDE_BLOCK_VALUES_PER_THREAD, threads)
-        }
-        RowLaunch::BlockPerRowPrefetch => {
-            if elem_bytes != 2 || access != Access::Vector {
-                return Err(Error::InvalidArgument(format!(
-                    "the prefetching block is built for bf16 with 128-bit access only: {dtype} rows of Nk = {nk} \
-                     (want bf16, Nk a multiple of 8, both buffers 16-byte aligned); use a block per row"
-                )));
-            }
-            let threads = cdiv(nk, PREFETCH_VALUES_PER_THREAD).next_multiple_of(32);
-            if threads > PREFETCH_THREADS {
-                return Err(Error::InvalidArgument(format!(
-                    "the prefetching block holds at most {PREFETCH_MAX_KEYS} keys ({PREFETCH_THREADS} threads × \
-                     {PREFETCH_VALUES_PER_THREAD} values); Nk = {nk} is longer"
-                )));
-            }
-            (PREFETCH_VALUES_PER_THREAD, threads)
-        }
+        RowLaunch::BlockPerRow1024 => experiment_block(
+            &format!("{WIDE_BLOCK_THREADS}-thread block"),
+            (access != Access::Vector).then(|| {
+                format!(
+                    "128-bit access only: Nk = {nk} must be a multiple of {width} {dtype} values and both buffers \
+                     16-byte aligned"
+                )
+            }),
+            nk,
+            WIDE_BLOCK_VALUES_PER_THREAD,
+            WIDE_BLOCK_THREADS,
+        )?,
+        RowLaunch::BlockPerRowPrefetch => experiment_block(
+            "prefetching block",
+            (elem_bytes != 2 || access != Access::Vector).then(|| {
+                format!(
+                    "bf16 with 128-bit access only: {dtype} rows of Nk = {nk} (want bf16, Nk a multiple of 8, both \
+                     buffers 16-byte aligned)"
+                )
+            }),
+            nk,
+            PREFETCH_VALUES_PER_THREAD,
+            PREFETCH_THREADS,
+        )?,
         _ => {
             // The fewest values per thread whose thread count stays within a block.
             let threads = |v: usize| cdiv(nk, v).next_multiple_of(32);

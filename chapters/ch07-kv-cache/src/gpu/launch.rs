@@ -2,7 +2,7 @@
 //! (K and V loaded into registers), `kernels/ch07_decode_pipelined.cu` (the same computation
 //! with K and V brought into shared memory by a `cp.async` pipeline) and
 //! `kernels/ch07_decode_mma.cu` (the quantised caches, both products on the tensor cores); they
-//! share `kernels/ch07_decode_common.cuh` and the combine kernel.
+//! share `kernels/ch07_decode_common.cuh` (after `kernels/async_copy.cuh`) and the combine kernel.
 
 use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
@@ -13,12 +13,14 @@ use attn_support::gpu::{Gpu, KernelSource, launch_config};
 use attn_support::{Error, Result, kernel_source};
 
 /// The register kernel's file (and the combine kernel both versions use).
-pub const DECODE_SOURCE: KernelSource = kernel_source!("ch07_decode_common.cuh", "ch07_decode_attention.cu");
+pub const DECODE_SOURCE: KernelSource =
+    kernel_source!("async_copy.cuh", "ch07_decode_common.cuh", "ch07_decode_attention.cu");
 /// The pipelined kernel's file.
 pub const PIPELINED_SOURCE: KernelSource =
-    kernel_source!("ch07_decode_common.cuh", "ch07_decode_pipelined.cu");
+    kernel_source!("async_copy.cuh", "ch07_decode_common.cuh", "ch07_decode_pipelined.cu");
 /// The tensor-core kernel's file.
-pub const MMA_SOURCE: KernelSource = kernel_source!("ch07_decode_common.cuh", "ch07_decode_mma.cu");
+pub const MMA_SOURCE: KernelSource =
+    kernel_source!("async_copy.cuh", "ch07_decode_common.cuh", "ch07_decode_mma.cu");
 
 /// Which version of the decode kernel runs: the two rungs of the chapter's ladder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -167,6 +169,17 @@ pub struct SplitPlan {
 /// [`CHUNK_QUANTUM`].
 pub fn plan_splits(planes: usize, max_len: usize, wave_blocks: usize) -> SplitPlan {
     plan_splits_up_to(planes, max_len, wave_blocks, MAX_CHUNK)
+}
+
+/// A longest chunk a split plan may use: a multiple of [`CHUNK_QUANTUM`] up to
+/// [`MAX_CHUNK_LIMIT`], or an error naming it.
+pub fn check_max_chunk(max_chunk: usize) -> Result<()> {
+    if max_chunk == 0 || !max_chunk.is_multiple_of(CHUNK_QUANTUM) || max_chunk > MAX_CHUNK_LIMIT {
+        return Err(Error::InvalidArgument(format!(
+            "max chunk {max_chunk}: a multiple of {CHUNK_QUANTUM} up to {MAX_CHUNK_LIMIT}"
+        )));
+    }
+    Ok(())
 }
 
 /// [`plan_splits`] with chunks of at most `max_chunk` tokens (a multiple of [`CHUNK_QUANTUM`]).
@@ -353,11 +366,7 @@ impl DecodeAttention {
     /// filling its pipeline once, and fewer partials to combine); a multiple of
     /// [`CHUNK_QUANTUM`] up to [`MAX_CHUNK_LIMIT`].
     pub fn set_max_chunk(&mut self, max_chunk: usize) -> Result<()> {
-        if max_chunk == 0 || !max_chunk.is_multiple_of(CHUNK_QUANTUM) || max_chunk > MAX_CHUNK_LIMIT {
-            return Err(Error::InvalidArgument(format!(
-                "max chunk {max_chunk}: a multiple of {CHUNK_QUANTUM} up to {MAX_CHUNK_LIMIT}"
-            )));
-        }
+        check_max_chunk(max_chunk)?;
         self.max_chunk = max_chunk;
         Ok(())
     }
