@@ -23,11 +23,11 @@ use ch07_kv_cache::attn_support::gpu::{Gpu, under_sanitizer};
 use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
 use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
-use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK};
+use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
-    QuantizedCache, check_launch, decode_attention_gpu, decode_attention_reference, kernel_name,
-    mma_shared_bytes, pipelined_shared_bytes, plan_splits, quantize_cache,
+    QuantizedCache, check_launch, check_max_chunk, decode_attention_gpu, decode_attention_reference, kernel_name,
+    mma_shared_bytes, pipelined_shared_bytes, plan_splits, plan_splits_up_to, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -310,6 +310,18 @@ fn launch_checks_and_plans_without_a_gpu() {
     let e = check_launch(CacheDims { batch: 0, ..dims }, 4, 0, 0, 0, (0, 0)).unwrap_err();
     assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     assert_eq!(kernel_name(CacheElement::Int8 { key_group: 32 }, 64, 3), "ch07_decode_int8_d64_g3");
+
+    // Longer chunks (the tensor-core kernel's default, `ch07 --max-chunk`): a multiple of the
+    // quantum up to the limit, and a plan never passes it.
+    assert!(check_max_chunk(1024).is_ok() && check_max_chunk(MAX_CHUNK_LIMIT).is_ok());
+    for bad in [0, 1000, MAX_CHUNK_LIMIT + CHUNK_QUANTUM] {
+        let e = check_max_chunk(bad).unwrap_err().to_string();
+        assert!(e.contains(&format!("max chunk {bad}")) && e.contains(&MAX_CHUNK_LIMIT.to_string()), "{e}");
+    }
+    assert_eq!(DecodeKernel::TensorCores.default_max_chunk(), 2 * MAX_CHUNK);
+    let plan = plan_splits_up_to(8, 262_144, 264, 1024);
+    assert_eq!((plan.chunk, plan.splits), (1024, 256));
+    assert_eq!(plan_splits_up_to(8, 262_144, 264, MAX_CHUNK), plan_splits(8, 262_144, 264));
 
     // Plans: at least two waves where the context allows, chunks a multiple of the quantum and
     // at most MAX_CHUNK, and they cover the longest sequence.
