@@ -26,8 +26,8 @@ use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
 use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
-    QuantizedCache, check_launch, check_max_chunk, decode_attention_gpu, decode_attention_reference, kernel_name,
-    mma_shared_bytes, pipelined_shared_bytes, plan_splits, plan_splits_up_to, quantize_cache,
+    QuantizedCache, check_launch, check_max_chunk, decode_attention_gpu, decode_attention_reference,
+    kernel_name, mma_shared_bytes, pipelined_shared_bytes, plan_splits, plan_splits_up_to, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
