@@ -439,55 +439,64 @@ __device__ __forceinline__ void prefetch_row(const bf16_t* __restrict__ x, long 
     copy_commit();
 }
 
-template <int N>
+// STAGES row buffers: rows r + G, …, r + (STAGES − 1)·G are on their way while row r is computed
+// (STAGES = 2: the next row only; 3: the next two, twice the bytes in flight per block).
+template <int N, int STAGES>
 __device__ __forceinline__ void softmax_block_prefetch(const bf16_t* __restrict__ x, bf16_t* __restrict__ y,
                                                        long long rows, int heads, int nq, int nk, float scale,
                                                        int causal, const int* __restrict__ key_lengths,
                                                        int window) {
     extern __shared__ __align__(16) unsigned char prefetch_buffers[];
     __shared__ float partial[PREFETCH_THREADS / WARP];
-    // Buffer k & 1 of two, each Nk values: computed, not indexed from an array (which would sit
-    // in local memory).
+    // Buffer k mod STAGES: computed, not indexed from an array (which would sit in local memory).
     bf16_t* const buffers = reinterpret_cast<bf16_t*>(prefetch_buffers);
-    const auto buffer = [&](int k) { return buffers + (k & 1) * nk; };
-    long long row = blockIdx.x;
-    if (row >= rows) return;  // the whole block: the host launches at most `rows` blocks anyway
-    Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
-    prefetch_row(x, row, keys, nk, buffer(0));
+    const auto buffer = [&](int k) { return buffers + ((unsigned)k % STAGES) * nk; };
+    // The visible keys of a row, or none past the last row (its group is committed empty).
+    const auto keys_of = [&](long long r) {
+        return r < rows ? visible_keys(r, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
+    };
+    const long long first = blockIdx.x;
+    if (first >= rows) return;  // the whole block: the host launches at most `rows` blocks anyway
+#pragma unroll
+    for (int k = 0; k < STAGES - 1; ++k) {
+        const long long r = first + k * (long long)gridDim.x;
+        prefetch_row(x, r, keys_of(r), nk, buffer(k));
+    }
     const bool write[1] = {true};
+    long long row = first;
     for (int k = 0; row < rows; ++k, row += gridDim.x) {
-        const long long next = row + gridDim.x;
-        const Interval next_keys =
-            next < rows ? visible_keys(next, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
-        // Refill the other buffer with the next row. It last held row − G, whose values every
-        // thread read in step 1 of the previous softmax_rows; the block_reduce after that step
-        // (reduce_max) has a __syncthreads that no thread passes before all have finished step 1,
-        // so no thread still reads this buffer when any thread starts copying into it.
-        prefetch_row(x, next, next_keys, nk, buffer(k + 1));
-        // This thread's copies of `row` are done when at most the group just committed (the next
-        // row) is pending; the barrier then makes every thread's copies visible to all.
-        copy_wait<1>();
+        // Refill buffer k − 1 (mod STAGES) with the row STAGES − 1 ahead. It last held row − G,
+        // whose values every thread read in step 1 of the previous softmax_rows; the
+        // block_reduce after that step (reduce_max) has a __syncthreads that no thread passes
+        // before all have finished step 1, so no thread still reads this buffer when any thread
+        // starts copying into it.
+        const long long ahead = row + (STAGES - 1) * (long long)gridDim.x;
+        prefetch_row(x, ahead, keys_of(ahead), nk, buffer(k + STAGES - 1));
+        // This thread's copies of `row` are done when at most the STAGES − 1 groups committed
+        // after it are pending; the barrier then makes every thread's copies visible to all.
+        copy_wait<STAGES - 1>();
         __syncthreads();
-        const Interval row_keys[1] = {keys};
+        const Interval row_keys[1] = {keys_of(row)};
         softmax_rows<bf16_t, PREFETCH_VECTOR, N, 1>(
             buffer(k), y + row * nk, nk, scale * LOG2E, row_keys, write, threadIdx.x, blockDim.x,
             [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
             [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
-        keys = next_keys;
     }
-    copy_wait<0>();  // the last (empty) group: nothing may be in flight when the block exits
+    copy_wait<0>();  // the last (empty) groups: nothing may be in flight when the block exits
 }
 
-// ch05_softmax_block_prefetch_bf16_vec_v32: 512 threads × 32 values (4 vectors of 8 bf16).
-#define PREFETCH_BLOCK_ENTRY(NAME, V)                                                                     \
+// ch05_softmax_block_prefetch{,3}_bf16_vec_v32: 512 threads × 32 values (4 vectors of 8 bf16),
+// two or three row buffers.
+#define PREFETCH_BLOCK_ENTRY(NAME, V, STAGES)                                                             \
     extern "C" __global__ void __launch_bounds__(PREFETCH_THREADS, 2)                                     \
         NAME(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, long long rows, int heads, int nq,      \
              int nk, float scale, int causal, const int* __restrict__ key_lengths, int window) {          \
-        softmax_block_prefetch<(V) / PREFETCH_VECTOR>(x, y, rows, heads, nq, nk, scale, causal,           \
-                                                      key_lengths, window);                               \
+        softmax_block_prefetch<(V) / PREFETCH_VECTOR, STAGES>(x, y, rows, heads, nq, nk, scale, causal,   \
+                                                              key_lengths, window);                       \
     }
 
-PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch_bf16_vec_v32, 32)
+PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch_bf16_vec_v32, 32, 2)
+PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch3_bf16_vec_v32, 32, 3)
 
 // ---- the unfused chain's first two passes ------------------------------------------------------
 
