@@ -209,7 +209,7 @@ DECODE_DIMS(nvfp4, NVFP4)
 // each row one block of 512 threads, (split lane p, channel c) = (tid / d, tid mod d), each
 // walking splits p, p + 512/d, …: one sequence of Llama-3-8B is 32 rows, so 32 SMs each walked
 // 256 KB with a few loads in flight per thread, and the merge grew with the splits per row
-// (chapter 7's "The combine" in the book). Slicing the channels gives d/16 times the blocks, and
+// (the book's chapter 7, "A wider combine"). Slicing the channels gives d/16 times the blocks, and
 // each thread (p, c) = (tid / 16, tid mod 16) walks only splits p, p + 32, …: a half-warp reads one
 // split's 64 contiguous bytes of the slice, and the loop is unrolled so that 8 of its loads are in
 // flight at once. First the max M over the splits (strided, then a block reduction), then the
