@@ -402,22 +402,25 @@ WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
 // The 512-thread block of bf16 rows of 8193 to 16384 keys holds 32 values a thread in ~60
 // registers, two blocks (rows) per SM. Each block loads its whole 32 KB row in one burst, then
 // reduces with nothing in flight, then stores: between the bursts the SM asks nothing of DRAM.
-// This kernel keeps a load in flight through the reductions. Grid: as many blocks as fit at once
-// (the host asks the occupancy API; 2 per SM on an H100), T ≤ 512 threads (⌈Nk / 32⌉ rounded up
-// to whole warps), __launch_bounds__(512, 2); block b takes rows b, b + G, b + 2G, ... (G =
-// gridDim.x, any row count). While it computes row r from one shared-memory buffer, the visible
-// vectors of row r + G — [⌊lo/8⌋, ⌈hi/8⌉), exactly the vectors softmax_rows reads, so a causal
-// row's masked part is not read — are on their way into the other buffer by 16-byte
-// cp.async.cg (L2 only: the row is read once). Step 1 of softmax_rows then reads the row's 32
-// values a thread from shared memory instead of global memory; steps 2 and 3 are unchanged.
-// Dynamic shared memory: 2 buffers × Nk bf16 = 4·Nk bytes (64 KiB at 16384 keys; the host opts
-// in above 48 KiB), 16-byte aligned as Nk is a multiple of 8 (checked by the host).
+// This kernel keeps loads in flight through the reductions. Grid: at most as many blocks as fit
+// at once (the host asks the occupancy API; 2 per SM on an H100), and no more than the busiest
+// block's row count needs (the host's balanced_grid), T ≤ 512 threads (⌈Nk / 32⌉ rounded up to
+// whole warps), __launch_bounds__(512, 2); block b takes rows b, b + G, b + 2G, ... (G =
+// gridDim.x, any row count). While it computes row r from one of STAGES shared-memory buffers,
+// the visible vectors of rows r + G, …, r + (STAGES − 1)·G — [⌊lo/8⌋, ⌈hi/8⌉), exactly the
+// vectors softmax_rows reads, so a causal row's masked part is not read — are on their way into
+// the others by 16-byte cp.async.cg (L2 only: the row is read once). Step 1 of softmax_rows then
+// reads the row's 32 values a thread from shared memory instead of global memory; steps 2 and 3
+// are unchanged. Dynamic shared memory: STAGES buffers × Nk bf16 = 2·STAGES·Nk bytes (64 KiB for
+// two, 96 KiB for three at 16384 keys; the host opts in above 48 KiB), 16-byte aligned as Nk is
+// a multiple of 8 (checked by the host).
 // Bytes moved: the same as the block per row, 2T less the wholly masked vectors (read once from
 // DRAM into shared memory, written once from registers). bf16 with 128-bit access only.
-// ptxas 13.5 (NVRTC from PyPI) for sm_90 and sm_90a: 63 registers (≤ 64 for two 512-thread
-// blocks an SM), no spill, 64 bytes of static shared memory; step 1's reads compile to
-// ld.shared.v4 (the generic pointer is known to be shared). Measured against the 512-thread
-// block in the benchmark (`fused_block_prefetch`) before the host's automatic choice uses it.
+// ptxas 13.x (NVRTC from PyPI) for sm_90a: 61 registers with two buffers, 56 with three (≤ 64
+// for two 512-thread blocks an SM), no spill, 64 bytes of static shared memory; step 1's reads
+// compile to ld.shared.v4 (the generic pointer is known to be shared). Measured against the
+// 512-thread block in the benchmark (`fused_block_prefetch`, `fused_block_prefetch3`) before the
+// host's automatic choice uses either.
 
 // The copies: copy16, copy_commit and copy_wait of async_copy.cuh (prepended by the host).
 
