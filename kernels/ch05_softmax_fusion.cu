@@ -402,22 +402,25 @@ WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
 // The 512-thread block of bf16 rows of 8193 to 16384 keys holds 32 values a thread in ~60
 // registers, two blocks (rows) per SM. Each block loads its whole 32 KB row in one burst, then
 // reduces with nothing in flight, then stores: between the bursts the SM asks nothing of DRAM.
-// This kernel keeps a load in flight through the reductions. Grid: as many blocks as fit at once
-// (the host asks the occupancy API; 2 per SM on an H100), T ≤ 512 threads (⌈Nk / 32⌉ rounded up
-// to whole warps), __launch_bounds__(512, 2); block b takes rows b, b + G, b + 2G, ... (G =
-// gridDim.x, any row count). While it computes row r from one shared-memory buffer, the visible
-// vectors of row r + G — [⌊lo/8⌋, ⌈hi/8⌉), exactly the vectors softmax_rows reads, so a causal
-// row's masked part is not read — are on their way into the other buffer by 16-byte
-// cp.async.cg (L2 only: the row is read once). Step 1 of softmax_rows then reads the row's 32
-// values a thread from shared memory instead of global memory; steps 2 and 3 are unchanged.
-// Dynamic shared memory: 2 buffers × Nk bf16 = 4·Nk bytes (64 KiB at 16384 keys; the host opts
-// in above 48 KiB), 16-byte aligned as Nk is a multiple of 8 (checked by the host).
+// This kernel keeps loads in flight through the reductions. Grid: at most as many blocks as fit
+// at once (the host asks the occupancy API; 2 per SM on an H100), and no more than the busiest
+// block's row count needs (the host's balanced_grid), T ≤ 512 threads (⌈Nk / 32⌉ rounded up to
+// whole warps), __launch_bounds__(512, 2); block b takes rows b, b + G, b + 2G, ... (G =
+// gridDim.x, any row count). While it computes row r from one of STAGES shared-memory buffers,
+// the visible vectors of rows r + G, …, r + (STAGES − 1)·G — [⌊lo/8⌋, ⌈hi/8⌉), exactly the
+// vectors softmax_rows reads, so a causal row's masked part is not read — are on their way into
+// the others by 16-byte cp.async.cg (L2 only: the row is read once). Step 1 of softmax_rows then
+// reads the row's 32 values a thread from shared memory instead of global memory; steps 2 and 3
+// are unchanged. Dynamic shared memory: STAGES buffers × Nk bf16 = 2·STAGES·Nk bytes (64 KiB for
+// two, 96 KiB for three at 16384 keys; the host opts in above 48 KiB), 16-byte aligned as Nk is
+// a multiple of 8 (checked by the host).
 // Bytes moved: the same as the block per row, 2T less the wholly masked vectors (read once from
 // DRAM into shared memory, written once from registers). bf16 with 128-bit access only.
-// ptxas 13.5 (NVRTC from PyPI) for sm_90 and sm_90a: 63 registers (≤ 64 for two 512-thread
-// blocks an SM), no spill, 64 bytes of static shared memory; step 1's reads compile to
-// ld.shared.v4 (the generic pointer is known to be shared). Measured against the 512-thread
-// block in the benchmark (`fused_block_prefetch`) before the host's automatic choice uses it.
+// ptxas 13.x (NVRTC from PyPI) for sm_90a: 61 registers with two buffers, 56 with three (≤ 64
+// for two 512-thread blocks an SM), no spill, 64 bytes of static shared memory; step 1's reads
+// compile to ld.shared.v4 (the generic pointer is known to be shared). Measured against the
+// 512-thread block in the benchmark (`fused_block_prefetch`, `fused_block_prefetch3`) before the
+// host's automatic choice uses either.
 
 // The copies: copy16, copy_commit and copy_wait of async_copy.cuh (prepended by the host).
 
@@ -439,55 +442,64 @@ __device__ __forceinline__ void prefetch_row(const bf16_t* __restrict__ x, long 
     copy_commit();
 }
 
-template <int N>
+// STAGES row buffers: rows r + G, …, r + (STAGES − 1)·G are on their way while row r is computed
+// (STAGES = 2: the next row only; 3: the next two, twice the bytes in flight per block).
+template <int N, int STAGES>
 __device__ __forceinline__ void softmax_block_prefetch(const bf16_t* __restrict__ x, bf16_t* __restrict__ y,
                                                        long long rows, int heads, int nq, int nk, float scale,
                                                        int causal, const int* __restrict__ key_lengths,
                                                        int window) {
     extern __shared__ __align__(16) unsigned char prefetch_buffers[];
     __shared__ float partial[PREFETCH_THREADS / WARP];
-    // Buffer k & 1 of two, each Nk values: computed, not indexed from an array (which would sit
-    // in local memory).
+    // Buffer k mod STAGES: computed, not indexed from an array (which would sit in local memory).
     bf16_t* const buffers = reinterpret_cast<bf16_t*>(prefetch_buffers);
-    const auto buffer = [&](int k) { return buffers + (k & 1) * nk; };
-    long long row = blockIdx.x;
-    if (row >= rows) return;  // the whole block: the host launches at most `rows` blocks anyway
-    Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
-    prefetch_row(x, row, keys, nk, buffer(0));
+    const auto buffer = [&](int k) { return buffers + ((unsigned)k % STAGES) * nk; };
+    // The visible keys of a row, or none past the last row (its group is committed empty).
+    const auto keys_of = [&](long long r) {
+        return r < rows ? visible_keys(r, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
+    };
+    const long long first = blockIdx.x;
+    if (first >= rows) return;  // the whole block: the host launches at most `rows` blocks anyway
+#pragma unroll
+    for (int k = 0; k < STAGES - 1; ++k) {
+        const long long r = first + k * (long long)gridDim.x;
+        prefetch_row(x, r, keys_of(r), nk, buffer(k));
+    }
     const bool write[1] = {true};
+    long long row = first;
     for (int k = 0; row < rows; ++k, row += gridDim.x) {
-        const long long next = row + gridDim.x;
-        const Interval next_keys =
-            next < rows ? visible_keys(next, heads, nq, nk, causal, key_lengths, window) : Interval{0, 0};
-        // Refill the other buffer with the next row. It last held row − G, whose values every
-        // thread read in step 1 of the previous softmax_rows; the block_reduce after that step
-        // (reduce_max) has a __syncthreads that no thread passes before all have finished step 1,
-        // so no thread still reads this buffer when any thread starts copying into it.
-        prefetch_row(x, next, next_keys, nk, buffer(k + 1));
-        // This thread's copies of `row` are done when at most the group just committed (the next
-        // row) is pending; the barrier then makes every thread's copies visible to all.
-        copy_wait<1>();
+        // Refill buffer k − 1 (mod STAGES) with the row STAGES − 1 ahead. It last held row − G,
+        // whose values every thread read in step 1 of the previous softmax_rows; the
+        // block_reduce after that step (reduce_max) has a __syncthreads that no thread passes
+        // before all have finished step 1, so no thread still reads this buffer when any thread
+        // starts copying into it.
+        const long long ahead = row + (STAGES - 1) * (long long)gridDim.x;
+        prefetch_row(x, ahead, keys_of(ahead), nk, buffer(k + STAGES - 1));
+        // This thread's copies of `row` are done when at most the STAGES − 1 groups committed
+        // after it are pending; the barrier then makes every thread's copies visible to all.
+        copy_wait<STAGES - 1>();
         __syncthreads();
-        const Interval row_keys[1] = {keys};
+        const Interval row_keys[1] = {keys_of(row)};
         softmax_rows<bf16_t, PREFETCH_VECTOR, N, 1>(
             buffer(k), y + row * nk, nk, scale * LOG2E, row_keys, write, threadIdx.x, blockDim.x,
             [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
             [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
-        keys = next_keys;
     }
-    copy_wait<0>();  // the last (empty) group: nothing may be in flight when the block exits
+    copy_wait<0>();  // the last (empty) groups: nothing may be in flight when the block exits
 }
 
-// ch05_softmax_block_prefetch_bf16_vec_v32: 512 threads × 32 values (4 vectors of 8 bf16).
-#define PREFETCH_BLOCK_ENTRY(NAME, V)                                                                     \
+// ch05_softmax_block_prefetch{,3}_bf16_vec_v32: 512 threads × 32 values (4 vectors of 8 bf16),
+// two or three row buffers.
+#define PREFETCH_BLOCK_ENTRY(NAME, V, STAGES)                                                             \
     extern "C" __global__ void __launch_bounds__(PREFETCH_THREADS, 2)                                     \
         NAME(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, long long rows, int heads, int nq,      \
              int nk, float scale, int causal, const int* __restrict__ key_lengths, int window) {          \
-        softmax_block_prefetch<(V) / PREFETCH_VECTOR>(x, y, rows, heads, nq, nk, scale, causal,           \
-                                                      key_lengths, window);                               \
+        softmax_block_prefetch<(V) / PREFETCH_VECTOR, STAGES>(x, y, rows, heads, nq, nk, scale, causal,   \
+                                                              key_lengths, window);                       \
     }
 
-PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch_bf16_vec_v32, 32)
+PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch_bf16_vec_v32, 32, 2)
+PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch3_bf16_vec_v32, 32, 3)
 
 // ---- the unfused chain's first two passes ------------------------------------------------------
 

@@ -53,7 +53,7 @@
 // accumulator acc[G][16] per lane — rescaling only when the max grows. At the end the lane groups
 // of a warp merge by shuffles, the 4 warps through shared memory, and the block writes its
 // partial (m, l, acc) per query head, or, with one split, the normalised output directly.
-// Combine kernel: grid (batch · q_heads), 512 threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+// Combine kernel: grid (batch · q_heads, d / 16), 512 threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
 // over the splits s that hold tokens of the sequence (M = max_s m_s); zeros for length 0.
 //
 // Bytes moved per cached token and KV head (K + V, d = head dim), what the benchmark counts:
@@ -203,21 +203,28 @@ DECODE_DIMS(int8, INT8)
 DECODE_DIMS(fp8, FP8)
 DECODE_DIMS(nvfp4, NVFP4)
 
-// The splits' partial results merged: block (b·q_heads + hq) of COMBINE_THREADS threads. A
-// sequence of 256 k tokens has 512 splits: one thread per channel walking them all would be 512
-// dependent steps on 32 blocks, as long as a good part of the main kernel. Instead every thread
-// takes part: first the max M over the splits (strided, then a block reduction), then thread
-// (p, c) with c = tid mod d, p = tid / d sums splits p, p + P, … (P = COMBINE_THREADS / d) for
-// channel c, and the P partial sums of each channel are added through shared memory.
-// Splits whose chunk starts at or past len_b hold nothing and are not read.
+// The splits' partial results merged: block (row, slice) of COMBINE_THREADS threads, row =
+// b·q_heads + hq, merging channels [16·slice, 16·slice + 16) of that row. A sequence of 256 k
+// tokens has 512 splits, and the merge reads 512 · d floats per row from L2. A first version gave
+// each row one block of 512 threads, (split lane p, channel c) = (tid / d, tid mod d), each
+// walking splits p, p + 512/d, …: one sequence of Llama-3-8B is 32 rows, so 32 SMs each walked
+// 256 KB with a few loads in flight per thread, and the merge grew with the splits per row
+// (the book's chapter 7, "A wider combine"). Slicing the channels gives d/16 times the blocks, and
+// each thread (p, c) = (tid / 16, tid mod 16) walks only splits p, p + 32, …: a half-warp reads one
+// split's 64 contiguous bytes of the slice, and the loop is unrolled so that 8 of its loads are in
+// flight at once. First the max M over the splits (strided, then a block reduction), then the
+// 32 split lanes' partial sums of each channel are added through shared memory. Splits whose
+// chunk starts at or past len_b hold nothing and are not read. Grid (batch · q_heads, d / 16).
 #define COMBINE_THREADS 512
+#define COMBINE_SLICE 16
+#define COMBINE_LANES (COMBINE_THREADS / COMBINE_SLICE)  // split lanes P
 extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
     ch07_decode_combine(const float *__restrict__ part_acc, const float *__restrict__ part_ml,
                         const unsigned *__restrict__ lengths, float *__restrict__ out, int q_heads, int head_dim,
                         int splits, int chunk) {
-    __shared__ float s_sum[COMBINE_THREADS];
+    __shared__ float s_sum[COMBINE_LANES][COMBINE_SLICE];
+    __shared__ float s_l[COMBINE_LANES];
     __shared__ float s_max[COMBINE_THREADS / 32];
-    __shared__ float s_l[COMBINE_THREADS / 64];  // one per split lane p (P ≤ 512 / 64)
     const long long row = blockIdx.x;  // b · q_heads + hq
     const int b = (int)(row / q_heads);
     const int tid = threadIdx.x;
@@ -236,21 +243,23 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
 #pragma unroll
     for (int w = 1; w < COMBINE_THREADS / 32; ++w) mx = fmaxf(mx, s_max[w]);
 
-    const int lanes = COMBINE_THREADS / head_dim;  // P: 8 for d = 64, 4 for d = 128
-    const int c = tid % head_dim, p = tid / head_dim;
+    const int p = tid / COMBINE_SLICE, lane_c = tid % COMBINE_SLICE;
+    const int c = blockIdx.y * COMBINE_SLICE + lane_c;
     float a = 0.0f, l = 0.0f;
-    for (int s = p; s < used; s += lanes) {
+#pragma unroll 8
+    for (int s = p; s < used; s += COMBINE_LANES) {
         const float f = exp2f(ml[2 * s] - mx);
         a = fmaf(acc[(long long)s * head_dim + c], f, a);
         l = fmaf(ml[2 * s + 1], f, l);
     }
-    s_sum[tid] = a;
-    if (c == 0) s_l[p] = l;
+    s_sum[p][lane_c] = a;
+    if (lane_c == 0) s_l[p] = l;
     __syncthreads();
     if (p == 0) {
         float lsum = s_l[0];
-        for (int q = 1; q < lanes; ++q) {
-            a += s_sum[q * head_dim + c];
+#pragma unroll 8
+        for (int q = 1; q < COMBINE_LANES; ++q) {
+            a += s_sum[q][lane_c];
             lsum += s_l[q];
         }
         out[row * head_dim + c] = used == 0 ? 0.0f : a / lsum;

@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
                splits > 1 ? acc.data() : nullptr, splits > 1 ? ml.data() : nullptr, out.data(), kvh, cap, chunk, kg, qk);
         });
         if (splits > 1)
-            run_grid({(unsigned)(batch * qh), 1, 1}, COMBINE_THREADS, [&] {
+            run_grid({(unsigned)(batch * qh), (unsigned)(D / COMBINE_SLICE), 1}, COMBINE_THREADS, [&] {
                 ch07_decode_combine(acc.data(), ml.data(), len.data(), out.data(), qh, D, splits, chunk);
             });
         double worst = 0; int bad = 0;

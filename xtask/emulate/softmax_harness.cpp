@@ -60,10 +60,11 @@ void check(const char* name, Fn fn, bool isblock, int V, int lanes, int rows_nq,
 }
 
 inline float bf(unsigned short b) { return __uint_as_float((unsigned)b << 16); }
-// grid 0: a block per row; grid > 0: the persistent prefetching block, `grid` blocks looping over
-// the rows, with its two row buffers of dynamic shared memory filled with NaN patterns first (a
-// vector read without having been copied shows up as a wrong value).
-void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int window, bool pad, unsigned grid = 0) {
+// grid 0: a block per row; grid > 0: a persistent prefetching block, `grid` blocks looping over
+// the rows, with its `stages` row buffers of dynamic shared memory filled with NaN patterns first
+// (a vector read without having been copied shows up as a wrong value).
+void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int window, bool pad, unsigned grid = 0,
+            int stages = 2) {
     int B = 2, H = 1; long long rows = (long long)B * H * nq;
     std::mt19937 rng(nk * 7 + nq); std::normal_distribution<float> nd(0, 16);
     std::vector<unsigned short> x(rows * nk), y(rows * nk, 0x7fc0);
@@ -72,7 +73,7 @@ void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int win
     const int* klp = pad ? kl.data() : nullptr;
     float scale = 0.125f;
     int threads = ((nk + V - 1) / V + 31) / 32 * 32;
-    std::vector<uint4> buffers(grid ? 2 * nk / 8 : 0, uint4{0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u});
+    std::vector<uint4> buffers(grid ? stages * nk / 8 : 0, uint4{0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u});
     g_dyn_smem = reinterpret_cast<unsigned char*>(buffers.data());
     run_grid({grid ? grid : (unsigned)rows, 1, 1}, threads, [&] { fn(x.data(), y.data(), rows, H, nq, nk, scale, causal, klp, window); });
     int bad = 0;
@@ -107,14 +108,19 @@ int run_bf16() {
     for (auto &k : wide)
         for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
             checkb(k.n, k.f, k.V, 3, k.nk, c, w, p);
-    // The persistent prefetching block: 8200 keys take 288 threads (the last vector of a warp
-    // past the row's end), 16384 all 512. 7 queries × 2 = 14 rows over 4 blocks: blocks 0 and 1
-    // take 4 rows, 2 and 3 take 3 (a row count not a multiple of the grid); a single block takes
-    // all 14 through both buffers. Pad leaves batch 1 with no visible key.
-    for (int nk : {8200, 16384})
-        for (unsigned grid : {4u, 1u})
-            for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
-                checkb("block_prefetch_bf16_vec_v32", ch05_softmax_block_prefetch_bf16_vec_v32, 32, 7, nk, c, w, p, grid);
+    // The persistent prefetching blocks, two and three row buffers: 8200 keys take 288 threads
+    // (the last vector of a warp past the row's end), 16384 all 512. 7 queries × 2 = 14 rows over
+    // 4 blocks: blocks 0 and 1 take 4 rows, 2 and 3 take 3 (a row count not a multiple of the
+    // grid; 4 rows refill every buffer of either kernel); a single block takes all 14 through
+    // every buffer. Pad leaves batch 1 with no visible key.
+    struct KP { const char* n; FnB f; int stages; };
+    KP kp[] = {{"block_prefetch_bf16_vec_v32", ch05_softmax_block_prefetch_bf16_vec_v32, 2},
+               {"block_prefetch3_bf16_vec_v32", ch05_softmax_block_prefetch3_bf16_vec_v32, 3}};
+    for (auto &k : kp)
+        for (int nk : {8200, 16384})
+            for (unsigned grid : {4u, 1u})
+                for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
+                    checkb(k.n, k.f, 32, 7, nk, c, w, p, grid, k.stages);
     return 0;
 }
 int run_f32() {

@@ -19,8 +19,9 @@
 #      fixtures (chapters/ch06-rope/fixtures/make_hf_fixtures.py into OUTDIR/ch06/fixtures)
 #   5. Nsight Compute (ncu): chapter 4's Fused kernel on ncu_fused_shapes.txt (DRAM and L2
 #      traffic, occupancy and its limits) into OUTDIR/ncu/, the DRAM bytes of every kernel
-#      of chapter 5's benchmarks into OUTDIR/ch05/ncu/, and the DRAM bytes of every kernel
-#      on chapter 12's roofline into OUTDIR/ch12/ch12_roofline_dram.csv
+#      of chapter 5's benchmarks into OUTDIR/ch05/ncu/, the time of every decode kernel of
+#      chapter 7's benchmark (main and combine) into OUTDIR/ch07/ncu/, and the DRAM bytes of
+#      every kernel on chapter 12's roofline into OUTDIR/ch12/ch12_roofline_dram.csv
 #   6. ch12's figures (after 4 and 5: the roofline uses the measured DRAM bytes when present)
 #   7. compute-sanitizer memcheck and racecheck over the GPU test binaries (tests/*gpu: the
 #      `gpu` targets and ch12's `ceilings_gpu` and `streams_gpu`), one step per test function,
@@ -387,6 +388,19 @@ if wanted profile; then
                 step "ncu-$bench-table-ch05" bash -c "python3 '$BUNDLE/ncu_tables.py' kernels \
                     '$OUTDIR/ch05/ncu/ch05_${bench}_ncu.csv' > '$OUTDIR/ch05/ncu/ch05_${bench}_dram.md'"
             done
+        fi
+        if selected ch07 && [[ -x "$BUNDLE/bin/ch07" ]]; then
+            # Chapter 7's decode benchmark once more, one launch per point and kernel version
+            # (no warm-up, one repeat), under ncu: the time of the main kernel and, where a point
+            # has several splits, of the combine kernel that merges them, in launch order beside
+            # the CSV the same run writes — what merging the splits costs at each point.
+            mkdir -p "$OUTDIR/ch07/ncu"
+            ncu_step ncu-decode-ch07 "$OUTDIR/ch07/ncu/ch07_decode_ncu.csv" \
+                gpu__time_duration.sum dram__bytes_read.sum,dram__bytes_write.sum -- \
+                --kernel-name regex:ch07_decode "$BUNDLE/bin/ch07" --bench-decode --warmup 0 --repeats 1 \
+                --out "$OUTDIR/ch07/ncu" --csv "$OUTDIR/ch07/ncu/ch07_decode.csv"
+            step ncu-decode-table-ch07 bash -c "python3 '$BUNDLE/ncu_tables.py' kernels \
+                '$OUTDIR/ch07/ncu/ch07_decode_ncu.csv' > '$OUTDIR/ch07/ncu/ch07_decode_kernels.md'"
         fi
         if selected ch12 && [[ -x "$BUNDLE/bin/ch12" ]]; then
             # The roofline's kernels: their timed run (step 3's, or here when it did not run),

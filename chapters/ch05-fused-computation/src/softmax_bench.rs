@@ -18,7 +18,8 @@
 //! - `fused_block_prefetch`, masks `none` and `causal`, on the same bf16 rows (8193 to 16384
 //!   keys, 128-bit access): the second experiment [`RowLaunch::BlockPerRowPrefetch`], a
 //!   persistent grid of 512-thread blocks that copy their next row into shared memory while they
-//!   compute this one, timed in the same loop;
+//!   compute this one, timed in the same loop; `fused_block_prefetch3`, the same with the next two
+//!   rows in flight ([`RowLaunch::BlockPerRowPrefetch3`]);
 //! - `fused_auto_scalar`, mask `none`: the same kernel choice built for one element per load and
 //!   store instead of 128-bit vectors, to measure what the vectors are worth;
 //! - `fused_warp`, `fused_block`, `fused_auto` with mask `causal` and scale 1/√128: the whole
@@ -174,11 +175,11 @@ pub fn times_the_prefetching_block(nk: usize, dtype: &str, elem_bytes: usize) ->
 /// What the driver reports of a planned kernel as it compiled it on this GPU: registers per
 /// thread, local-memory (spill) bytes per thread, and resident blocks per SM at the plan's
 /// block size; one line for the benchmark's log.
-fn kernel_resources(gpu: &Gpu, plan: &FusedPlan, nk: usize) -> Result<String> {
+fn kernel_resources(gpu: &Gpu, plan: &FusedPlan, nk: usize, rows: usize) -> Result<String> {
     let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
     let registers = function.num_regs().ctx("reading registers")?;
     let local = function.local_size_bytes().ctx("reading local memory")?;
-    let shared = if plan.shape == RowLaunch::BlockPerRowPrefetch { prefetch_shared_bytes(nk) } else { 0 };
+    let shared = prefetch_shared_bytes(nk, plan.shape);
     if shared > 0 {
         gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
     }
@@ -188,7 +189,7 @@ fn kernel_resources(gpu: &Gpu, plan: &FusedPlan, nk: usize) -> Result<String> {
     let grid = if shared > 0 {
         format!(
             ", {shared} bytes of dynamic shared memory, a grid of {}",
-            prefetch_grid(gpu, &function, plan, shared)?
+            prefetch_grid(gpu, &function, plan, shared, rows)?
         )
     } else {
         String::new()
@@ -265,17 +266,24 @@ fn bench_shape<T: ScoreElement>(
         ("fused_auto", RowLaunch::Auto),
         ("fused_block1024", RowLaunch::BlockPerRow1024),
         ("fused_block_prefetch", RowLaunch::BlockPerRowPrefetch),
+        ("fused_block_prefetch3", RowLaunch::BlockPerRowPrefetch3),
     ];
     let wide_differs = times_the_1024_thread_block(shape.nk, T::NAME, T::BYTES);
     let prefetch_differs = times_the_prefetching_block(shape.nk, T::NAME, T::BYTES);
     if wide_differs {
         // The experiments' resources as the driver compiled them, to hold against ptxas's count.
-        for launch in [RowLaunch::BlockPerRow, RowLaunch::BlockPerRow1024, RowLaunch::BlockPerRowPrefetch] {
-            if launch == RowLaunch::BlockPerRowPrefetch && !prefetch_differs {
+        for launch in [
+            RowLaunch::BlockPerRow,
+            RowLaunch::BlockPerRow1024,
+            RowLaunch::BlockPerRowPrefetch,
+            RowLaunch::BlockPerRowPrefetch3,
+        ] {
+            if launch.prefetch_stages().is_some() && !prefetch_differs {
                 continue;
             }
             let plan = plan_fused(shape.nk, T::NAME, T::BYTES, true, launch)?;
-            println!("  {}", kernel_resources(gpu, &plan, shape.nk)?);
+            let rows = (shape.elements() / shape.nk as u64) as usize;
+            println!("  {}", kernel_resources(gpu, &plan, shape.nk, rows)?);
         }
     }
     for (mask_name, spec, scale) in
@@ -289,7 +297,7 @@ fn bench_shape<T: ScoreElement>(
             if launch == RowLaunch::BlockPerRow1024 && !wide_differs {
                 continue;
             }
-            if launch == RowLaunch::BlockPerRowPrefetch && !prefetch_differs {
+            if launch.prefetch_stages().is_some() && !prefetch_differs {
                 continue;
             }
             let t = gpu_time(gpu, warmup, repeats, || {

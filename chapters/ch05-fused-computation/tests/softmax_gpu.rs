@@ -12,7 +12,8 @@ use ch05_fused_computation::attn_support::gpu::{Gpu, longest_test_len, under_san
 use ch05_fused_computation::attn_support::ndarray::{Array4, ArrayView4};
 use ch05_fused_computation::gpu::softmax::{
     Access, DeviceMask, RowLaunch, SOFTMAX_FUSION_SOURCE, ScoreElement, WARP_MAX_KEYS, launch_fused,
-    plan_fused, prefetch_grid, prefetch_shared_bytes, scale_mask_softmax_gpu, scale_mask_softmax_unfused_gpu,
+    plan_fused, prefetch_grid, prefetch_resident_blocks, prefetch_shared_bytes, scale_mask_softmax_gpu,
+    scale_mask_softmax_unfused_gpu,
 };
 use ch05_fused_computation::{MaskSpec, ScoreShape, scale_mask_softmax_fused};
 use half::bf16;
@@ -255,69 +256,73 @@ fn the_1024_thread_block_matches_the_cpu() -> Result<()> {
 }
 
 #[test]
-fn the_prefetching_block_matches_the_cpu() -> Result<()> {
+fn the_prefetching_blocks_match_the_cpu() -> Result<()> {
     let Some(gpu) = Gpu::open_or_skip("ch05 prefetching block GPU test")? else { return Ok(()) };
-    // The experiment RowLaunch::BlockPerRowPrefetch on bf16 rows of 8200 keys (288 threads, the
-    // last vector of a warp past the row's end) and 16384 (512 threads), in two shapes: 6 rows,
-    // fewer than the grid (one row a block), every mask kind; and one row count more than the
-    // persistent grid G and not a multiple of it, so that blocks take two rows (both buffers, a
-    // copy in flight during a row) and others one, with the masks that matter there: causal rows
+    // The experiments RowLaunch::BlockPerRowPrefetch (two row buffers) and BlockPerRowPrefetch3
+    // (three) on bf16 rows of 8200 keys (288 threads, the last vector of a warp past the row's
+    // end) and 16384 (512 threads), in two shapes: 6 rows, fewer than the grid (one row a block),
+    // every mask kind; and a row count between 3R + 1 and 3R + 9 for R resident blocks, so that
+    // the balanced grid gives blocks 4 rows and others 3 (every buffer refilled at least once,
+    // copies of rows past the end committed empty), with the masks that matter there: causal rows
     // (only the visible part copied), padding (batch entry 1 with no visible key), a window with
-    // padding. About G rows of ≤ 32 KB; under the sanitizer (whose racecheck is what checks the
+    // padding. About 3R rows of ≤ 32 KB; under the sanitizer (whose racecheck is what checks the
     // buffers' barriers) the large shape takes the padding mask alone, half-visible and empty rows.
-    for (nk, seed) in [(8200, 51), (16384, 52)] {
-        let plan = plan_fused(nk, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch)?;
-        let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
-        let shared = prefetch_shared_bytes(nk);
-        gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
-        let grid = prefetch_grid(&gpu, &function, &plan, shared)?;
-        // 2 · H · 3 rows with H = ⌊G / 6⌋ + 1: between G + 1 and G + 6, never a multiple of G > 6.
-        let many = ScoreShape { batch: 2, heads: grid / 6 + 1, nq: 3, nk };
-        let rows = many.elements() as usize / nk;
-        assert!(rows > grid && !rows.is_multiple_of(grid), "{many:?} against a grid of {grid}");
-        let few = ScoreShape { batch: 2, heads: 1, nq: 3, nk };
-        let many_masks: &[&str] =
-            if under_sanitizer() { &["padding"] } else { &["causal", "padding", "window 3 + padding"] };
-        for (s, only) in [(few, None), (many, Some(many_masks))] {
-            let stored = scores(s, seed).mapv(bf16::from_f32);
-            let widened = stored.mapv(|v| v.to_f32());
-            for (name, mask) in masks(nk) {
-                if only.is_some_and(|only| !only.contains(&name)) {
-                    continue;
+    for launch in [RowLaunch::BlockPerRowPrefetch, RowLaunch::BlockPerRowPrefetch3] {
+        for (nk, seed) in [(8200, 51), (16384, 52)] {
+            let plan = plan_fused(nk, "bf16", 2, true, launch)?;
+            let function = gpu.function(&SOFTMAX_FUSION_SOURCE, &plan.kernel)?;
+            let shared = prefetch_shared_bytes(nk, launch);
+            gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
+            let resident = prefetch_resident_blocks(&gpu, &function, &plan, shared)?;
+            // 2 · H · 3 rows with H = ⌊R / 2⌋ + 1 made odd: between 3R + 1 and 3R + 9, and not a
+            // multiple of 4, so that some blocks take 3 rows.
+            let many = ScoreShape { batch: 2, heads: (resident / 2 + 1) | 1, nq: 3, nk };
+            let rows = many.elements() as usize / nk;
+            let grid = prefetch_grid(&gpu, &function, &plan, shared, rows)?;
+            assert!(rows.div_ceil(grid) == 4 && !rows.is_multiple_of(grid), "{many:?}, grid {grid}");
+            let few = ScoreShape { batch: 2, heads: 1, nq: 3, nk };
+            let many_masks: &[&str] =
+                if under_sanitizer() { &["padding"] } else { &["causal", "padding", "window 3 + padding"] };
+            for (s, only) in [(few, None), (many, Some(many_masks))] {
+                let stored = scores(s, seed).mapv(bf16::from_f32);
+                let widened = stored.mapv(|v| v.to_f32());
+                for (name, mask) in masks(nk) {
+                    if only.is_some_and(|only| !only.contains(&name)) {
+                        continue;
+                    }
+                    let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
+                    let got = scale_mask_softmax_gpu(&gpu, stored.view(), SCALE, &mask, launch)?;
+                    let what = format!("bf16 {} (grid {grid}) {s:?} mask {name}", plan.kernel);
+                    assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
                 }
-                let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
-                let got = scale_mask_softmax_gpu(
-                    &gpu,
-                    stored.view(),
-                    SCALE,
-                    &mask,
-                    RowLaunch::BlockPerRowPrefetch,
-                )?;
-                let what = format!("bf16 prefetching block (grid {grid}) {s:?} mask {name}");
-                assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
             }
+            // Every key of every row masked: exact +0.0, never 0/0, and nothing read.
+            let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
+            let x = scores(few, seed).mapv(bf16::from_f32);
+            let got = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &none_visible, launch)?;
+            assert!(
+                got.iter().all(|p| p.to_bits() == 0),
+                "{}, Nk = {nk}: fully masked rows not all +0.0",
+                plan.kernel
+            );
         }
-        // Every key of every row masked: exact +0.0, never 0/0, and nothing read.
-        let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
-        let x = scores(few, seed).mapv(bf16::from_f32);
-        let got =
-            scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &none_visible, RowLaunch::BlockPerRowPrefetch)?;
-        assert!(got.iter().all(|p| p.to_bits() == 0), "Nk = {nk}: fully masked rows not all +0.0");
+        // It launches the kernel it was asked for; f32 is refused on the host.
+        let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
+        let input = gpu.zeros::<bf16>(16384)?;
+        let mut output = gpu.zeros::<bf16>(16384)?;
+        let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
+        let plan = launch_fused(&gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, launch)?;
+        let want = if launch == RowLaunch::BlockPerRowPrefetch {
+            "ch05_softmax_block_prefetch_bf16_vec_v32"
+        } else {
+            "ch05_softmax_block_prefetch3_bf16_vec_v32"
+        };
+        assert_eq!((plan.kernel.as_str(), plan.threads_per_row), (want, 512));
+        let x = scores(s, 53);
+        let e =
+            scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), launch).unwrap_err().to_string();
+        assert!(e.contains("bf16"), "{e}");
     }
-    // It launches the kernel it was asked for; f32 is refused on the host.
-    let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
-    let input = gpu.zeros::<bf16>(16384)?;
-    let mut output = gpu.zeros::<bf16>(16384)?;
-    let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
-    let launch = RowLaunch::BlockPerRowPrefetch;
-    let plan = launch_fused(&gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, launch)?;
-    assert_eq!(
-        (plan.kernel.as_str(), plan.threads_per_row),
-        ("ch05_softmax_block_prefetch_bf16_vec_v32", 512)
-    );
-    let x = scores(s, 53);
-    let e = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), launch).unwrap_err().to_string();
-    assert!(e.contains("bf16"), "{e}");
     Ok(())
 }
 

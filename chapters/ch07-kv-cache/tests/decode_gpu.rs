@@ -23,7 +23,9 @@ use ch07_kv_cache::attn_support::gpu::{Gpu, under_sanitizer};
 use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
 use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
-use ch07_kv_cache::gpu::launch::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT};
+use ch07_kv_cache::gpu::launch::{
+    CHUNK_QUANTUM, COMBINE_SLICE, COMBINE_THREADS, HEAD_DIMS, MAX_CHUNK, MAX_CHUNK_LIMIT,
+};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
     QuantizedCache, check_launch, check_max_chunk, decode_attention_gpu, decode_attention_reference,
@@ -174,9 +176,11 @@ fn every_element_head_dim_and_group_matches_the_f64_reference() -> Result<()> {
 #[test]
 fn long_contexts_across_many_splits() -> Result<()> {
     let Some(gpu) = Gpu::open_or_skip("ch07 GPU decode attention, long contexts")? else { return Ok(()) };
-    // One sequence over many chunks, and a batch where the lengths differ by thousands.
+    // One sequence over many chunks (40 001 tokens: about 313 splits of 128 on an H100, so that
+    // each of the combine kernel's 32 split lanes runs its 8-deep unrolled loop), and a batch
+    // where the lengths differ by thousands.
     let (one, batch): (&[u32], &[u32]) =
-        if under_sanitizer() { (&[1200], &[640, 3]) } else { (&[9001], &[4100, 1, 2047, 0]) };
+        if under_sanitizer() { (&[1200], &[640, 3]) } else { (&[40_001], &[4100, 1, 2047, 0]) };
     let (elements, heads): (&[CacheElement], &[(usize, usize, usize)]) = if under_sanitizer() {
         (&[CacheElement::Bf16, CacheElement::Nvfp4], &[(1, 4, 128)])
     } else {
@@ -273,6 +277,10 @@ fn launch_checks_and_plans_without_a_gpu() {
             // Four blocks of the tensor-core kernel per SM (its launch bounds ask for 4).
             assert!(4 * (mma_shared_bytes(element, d) + 1024) <= 228 * 1024, "{element:?} d {d}");
         }
+    }
+    // The combine kernel's grid slices every compiled head dim into whole slices.
+    for d in HEAD_DIMS {
+        assert!(d.is_multiple_of(COMBINE_SLICE) && COMBINE_THREADS.is_multiple_of(COMBINE_SLICE), "d {d}");
     }
     // The tensor-core kernel's: per warp, stages × (K and V codes of 16 tokens + scales).
     assert_eq!(

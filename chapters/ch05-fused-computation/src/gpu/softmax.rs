@@ -21,7 +21,8 @@
 //! A second experiment, [`RowLaunch::BlockPerRowPrefetch`]: bf16 rows of up to
 //! [`PREFETCH_MAX_KEYS`] = 16384 keys, a persistent grid of as many 512-thread blocks as fit at
 //! once, each copying its next row into shared memory (`cp.async`) while it computes this one
-//! (see its docs). `Auto` does not pick it either; the benchmark's `fused_block_prefetch` rows.
+//! (see its docs), and [`RowLaunch::BlockPerRowPrefetch3`], the same with its next two rows in
+//! flight. `Auto` does not pick them either; the benchmark's `fused_block_prefetch{,3}` rows.
 //!
 //! [`RowLaunch::Auto`] takes a warp per row up to [`AUTO_WARP_MAX_KEYS`] = 1024 keys. There a
 //! lane already holds 32 values (56 registers for f32 with 128-bit access, ptxas); at 2048 keys
@@ -155,6 +156,21 @@ pub enum RowLaunch {
     /// and then idles. 128-bit access only, at most [`PREFETCH_MAX_KEYS`] keys. `Auto` never
     /// picks it.
     BlockPerRowPrefetch,
+    /// The same persistent block with three row buffers (6·Nk bytes): the next two rows are in
+    /// flight while it computes one, twice the bytes a block keeps asked of DRAM. `Auto` never
+    /// picks it.
+    BlockPerRowPrefetch3,
+}
+
+impl RowLaunch {
+    /// The row buffers of a prefetching block (2 or 3), `None` for the other launch shapes.
+    pub fn prefetch_stages(self) -> Option<usize> {
+        match self {
+            RowLaunch::BlockPerRowPrefetch => Some(2),
+            RowLaunch::BlockPerRowPrefetch3 => Some(3),
+            _ => None,
+        }
+    }
 }
 
 /// How a row is read and written.
@@ -274,7 +290,7 @@ pub fn plan_fused(
             WIDE_BLOCK_VALUES_PER_THREAD,
             WIDE_BLOCK_THREADS,
         )?,
-        RowLaunch::BlockPerRowPrefetch => experiment_block(
+        RowLaunch::BlockPerRowPrefetch | RowLaunch::BlockPerRowPrefetch3 => experiment_block(
             "prefetching block",
             (elem_bytes != 2 || access != Access::Vector).then(|| {
                 format!(
@@ -307,6 +323,7 @@ pub fn plan_fused(
             RowLaunch::WarpPerRow => "warp",
             RowLaunch::BlockPerRow1024 => "block1024",
             RowLaunch::BlockPerRowPrefetch => "block_prefetch",
+            RowLaunch::BlockPerRowPrefetch3 => "block_prefetch3",
             _ => "block",
         },
         if access == Access::Vector { "vec" } else { "scalar" },
@@ -416,10 +433,10 @@ pub fn launch_fused_with_access<T: ScoreElement>(
             let rows_per_block = WARPS_PER_BLOCK * 32 / plan.threads_per_row * plan.rows_per_group;
             launch_config((cdiv(rows as usize, rows_per_block), 1, 1), 32 * WARPS_PER_BLOCK, 0)?
         }
-        RowLaunch::BlockPerRowPrefetch => {
-            let shared = prefetch_shared_bytes(shape.nk);
+        RowLaunch::BlockPerRowPrefetch | RowLaunch::BlockPerRowPrefetch3 => {
+            let shared = prefetch_shared_bytes(shape.nk, plan.shape);
             gpu.opt_in_shared_memory(&function, &plan.kernel, shared)?;
-            let grid = prefetch_grid(gpu, &function, &plan, shared)?.min(rows as usize);
+            let grid = prefetch_grid(gpu, &function, &plan, shared, rows as usize)?;
             launch_config((grid, 1, 1), plan.threads_per_row, shared)?
         }
         _ => launch_config((rows as usize, 1, 1), plan.threads_per_row, 0)?,
@@ -437,22 +454,22 @@ pub fn launch_fused_with_access<T: ScoreElement>(
     // (checked), the kernel touches rows < `rows` and columns < Nk only, key_lengths holds B
     // ints (checked by MaskSpec::check), and 128-bit access was chosen only for 16-byte-aligned
     // buffers whose rows are whole vectors. The prefetching block's grid may be smaller than the
-    // row count (its blocks loop over the rows), and its dynamic shared memory holds two rows of
-    // Nk values, the most it copies.
+    // row count (its blocks loop over the rows), and its dynamic shared memory holds its 2 or 3
+    // rows of Nk values, the most it copies.
     unsafe { builder.launch(cfg) }.ctx(&format!("launching {}", plan.kernel))?;
     Ok(plan)
 }
 // ANCHOR_END: launch_fused
 
-/// Dynamic shared memory of the prefetching block for rows of `nk` bf16 keys: two row buffers.
-pub fn prefetch_shared_bytes(nk: usize) -> usize {
-    2 * nk * std::mem::size_of::<bf16>()
+/// Dynamic shared memory of a prefetching block (`launch`) for rows of `nk` bf16 keys: one row
+/// buffer per stage ([`RowLaunch::prefetch_stages`]); 0 for the other launch shapes.
+pub fn prefetch_shared_bytes(nk: usize, launch: RowLaunch) -> usize {
+    launch.prefetch_stages().unwrap_or(0) * nk * std::mem::size_of::<bf16>()
 }
 
-/// The prefetching block's persistent grid: as many blocks as are resident at once, the
-/// occupancy API's blocks per SM (2 for 512 threads of ≤ 64 registers on an H100) × the SM count.
-/// The launch takes the smaller of this and the row count.
-pub fn prefetch_grid(
+/// Blocks of a prefetching kernel resident at once: the occupancy API's blocks per SM (2 for 512
+/// threads of ≤ 64 registers on an H100) × the SM count.
+pub fn prefetch_resident_blocks(
     gpu: &Gpu,
     function: &CudaFunction,
     plan: &FusedPlan,
@@ -470,6 +487,30 @@ pub fn prefetch_grid(
     let sms =
         gpu.ctx.attribute(CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT).ctx("reading the SM count")? as usize;
     Ok(per_sm * sms)
+}
+
+/// The prefetching block's persistent grid for `rows` rows: no more blocks than are resident at
+/// once ([`prefetch_resident_blocks`]), and no more than the busiest block's row count needs
+/// ([`balanced_grid`]).
+pub fn prefetch_grid(
+    gpu: &Gpu,
+    function: &CudaFunction,
+    plan: &FusedPlan,
+    shared_bytes: usize,
+    rows: usize,
+) -> Result<usize> {
+    Ok(balanced_grid(rows, prefetch_resident_blocks(gpu, function, plan, shared_bytes)?))
+}
+
+/// The fewest blocks, at most `resident`, that leave no block more rows than the busiest block of
+/// a grid of `resident` would take: ⌈rows / ⌈rows / resident⌉⌉. At 4096 rows and 264 resident
+/// blocks that is 256 blocks of exactly 16 rows, where 264 blocks would run 136 blocks for a
+/// 16th row while 128 sit idle, the SMs asking DRAM for half as much in that last round.
+pub fn balanced_grid(rows: usize, resident: usize) -> usize {
+    if rows == 0 {
+        return 0;
+    }
+    rows.div_ceil(rows.div_ceil(resident.max(1)))
 }
 
 /// The fused kernel from host arrays: upload, launch, download (for tests and examples).
@@ -676,8 +717,17 @@ mod tests {
             plan_fused(8200, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap().threads_per_row,
             288
         );
-        // Two 32 KiB row buffers at 16384 keys: over the 48 KiB default, under an H100's 227 KiB.
-        assert_eq!(prefetch_shared_bytes(16384), 64 * 1024);
+        // Two 32 KiB row buffers at 16384 keys: over the 48 KiB default, under an H100's 227 KiB;
+        // three for the deeper version, 96 KiB (two blocks an SM: 192 KiB).
+        assert_eq!(prefetch_shared_bytes(16384, RowLaunch::BlockPerRowPrefetch), 64 * 1024);
+        assert_eq!(prefetch_shared_bytes(16384, RowLaunch::BlockPerRowPrefetch3), 96 * 1024);
+        assert_eq!(prefetch_shared_bytes(16384, RowLaunch::BlockPerRow), 0);
+        let p3 = plan_fused(16384, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch3).unwrap();
+        assert_eq!(
+            (p3.kernel.as_str(), p3.threads_per_row),
+            ("ch05_softmax_block_prefetch3_bf16_vec_v32", 512)
+        );
+        assert!(plan_fused(16384, "f32", 4, true, RowLaunch::BlockPerRowPrefetch3).is_err());
         // Auto does not pick it.
         assert_eq!(
             plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap().kernel,
@@ -691,6 +741,20 @@ mod tests {
         let e = plan_fused(8201, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap_err().to_string();
         assert!(e.contains("128-bit") && e.contains("8201"), "{e}");
         assert!(plan_fused(8200, "bf16", 2, false, RowLaunch::BlockPerRowPrefetch).is_err());
+    }
+
+    #[test]
+    fn the_balanced_grid_gives_no_block_more_rows_than_the_resident_grid() {
+        assert_eq!(balanced_grid(4096, 264), 256);
+        assert_eq!((balanced_grid(0, 264), balanced_grid(5, 264), balanced_grid(264, 264)), (0, 5, 264));
+        assert_eq!(balanced_grid(265, 264), 133);
+        for resident in [1, 7, 264] {
+            for rows in 1..3 * resident + 5 {
+                let g = balanced_grid(rows, resident);
+                assert!(g >= 1 && g <= resident.min(rows), "{rows} rows, {resident}: {g}");
+                assert_eq!(rows.div_ceil(g), rows.div_ceil(resident), "{rows} rows, {resident}: {g}");
+            }
+        }
     }
 
     #[test]
@@ -714,6 +778,7 @@ mod tests {
                         RowLaunch::BlockPerRow,
                         RowLaunch::BlockPerRow1024,
                         RowLaunch::BlockPerRowPrefetch,
+                        RowLaunch::BlockPerRowPrefetch3,
                     ] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
                             // The threads of a row hold all of it.

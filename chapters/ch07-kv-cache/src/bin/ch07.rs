@@ -16,7 +16,9 @@ use attn_support::gpu::{Gpu, with_gpu};
 use attn_support::plot::save;
 use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::experiments::quality_table;
-use ch07_kv_cache::gpu::bench::{BENCH_CSV_HEADER, BenchRow, MODELS, bandwidth_figure, run_decode_benchmark};
+use ch07_kv_cache::gpu::bench::{
+    BENCH_CSV_HEADER, BenchRow, MODELS, WARMUP, bandwidth_figure, run_decode_benchmark,
+};
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::recorded::read_decode_run;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel};
@@ -45,6 +47,9 @@ struct Args {
     /// Timed launches per point (the median is reported).
     #[arg(long, default_value_t = 20)]
     repeats: usize,
+    /// Untimed launches per point before them (0 under a profiler: one launch per point).
+    #[arg(long, default_value_t = WARMUP)]
+    warmup: usize,
     /// The longest chunk of tokens one block of --bench-decode takes (a multiple of 128; default
     /// 512).
     #[arg(long)]
@@ -237,7 +242,7 @@ fn check_decode(gpu: &Gpu) -> attn_support::Result<()> {
 /// `--bench-decode`: the table, the CSV and one figure per model.
 fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     heading("decode attention over each cache type against the device copy (median of CUDA-event timings)");
-    let rows = run_decode_benchmark(gpu, args.key_group, args.repeats, args.max_chunk)?;
+    let rows = run_decode_benchmark(gpu, args.key_group, args.warmup, args.repeats, args.max_chunk)?;
     let mut table = TextTable::new(&[
         ("model", 0),
         ("kernel", 0),

@@ -17,7 +17,7 @@
 //! quantised once on the host from a 4096-token random block (chapter 7's quant module) and
 //! tiled, since the time does not depend on the values. Small points (SmolLM2's short contexts
 //! in NVFP4: a few MB) fit in the H100's 50 MB L2 and measure it rather than HBM.
-//! Timing: CUDA events, [`WARMUP`] untimed launches, the median of `repeats`.
+//! Timing: CUDA events, `warmup` untimed launches ([`WARMUP`] by default), the median of `repeats`.
 
 use super::cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, quantize_cache};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
@@ -141,11 +141,11 @@ pub fn kv_bytes(element: CacheElement, model: BenchModel, point: BenchPoint) -> 
 
 /// The copy of a buffer the size of the bf16 cache at [`COPY_POINT`]: GB/s of bytes read and
 /// written, and its row.
-fn time_copy(gpu: &Gpu, model: BenchModel, repeats: usize) -> Result<BenchRow> {
+fn time_copy(gpu: &Gpu, model: BenchModel, warmup: usize, repeats: usize) -> Result<BenchRow> {
     let bytes = kv_bytes(CacheElement::Bf16, model, COPY_POINT) as usize;
     let src = gpu.zeros::<u8>(bytes)?;
     let mut dst = gpu.zeros::<u8>(bytes)?;
-    let timing = gpu_time(gpu, WARMUP, repeats, || {
+    let timing = gpu_time(gpu, warmup, repeats, || {
         gpu.stream.memcpy_dtod(&src, &mut dst).ctx("copying on the device")
     })?;
     let moved = 2.0 * bytes as f64;
@@ -180,10 +180,11 @@ pub fn bench_model(
     model: BenchModel,
     points: &[BenchPoint],
     key_group: usize,
+    warmup: usize,
     repeats: usize,
     max_chunk: Option<usize>,
 ) -> Result<Vec<BenchRow>> {
-    let copy = time_copy(gpu, model, repeats)?;
+    let copy = time_copy(gpu, model, warmup, repeats)?;
     let copy_gbps = copy.copy_gbps;
     let mut rows = vec![copy];
     let d = model.head_dim;
@@ -216,7 +217,7 @@ pub fn bench_model(
                 let q = gpu.upload(&randn((point.batch * model.q_heads * d,), q_rng_seed))?;
                 let mut out = gpu.zeros::<f32>(point.batch * model.q_heads * d)?;
                 let plan = kernel.plan(cache.dims(), point.context);
-                let timing = gpu_time(gpu, WARMUP, repeats, || {
+                let timing = gpu_time(gpu, warmup, repeats, || {
                     kernel.launch(gpu, &q, &cache, &lengths, &mut out, &mut workspace).map(|_| ())
                 })?;
                 rows.push(BenchRow {
@@ -241,13 +242,14 @@ pub fn bench_model(
 pub fn run_decode_benchmark(
     gpu: &Gpu,
     key_group: usize,
+    warmup: usize,
     repeats: usize,
     max_chunk: Option<usize>,
 ) -> Result<Vec<BenchRow>> {
     let points = bench_points();
     let mut rows = Vec::new();
     for model in MODELS {
-        rows.extend(bench_model(gpu, model, &points, key_group, repeats, max_chunk)?);
+        rows.extend(bench_model(gpu, model, &points, key_group, warmup, repeats, max_chunk)?);
     }
     Ok(rows)
 }

@@ -133,8 +133,11 @@ pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
 /// Threads per block of the main kernel (`DECODE_THREADS`): 4 warps, so that with about 220
 /// registers per thread (G = 4) two blocks fit an SM's 64 K registers.
 pub const DECODE_THREADS: usize = 128;
-/// Threads per block of the combine kernel (`COMBINE_THREADS`): every head dim divides it.
+/// Threads per block of the combine kernel (`COMBINE_THREADS`).
 pub const COMBINE_THREADS: usize = 512;
+/// Channels one combine block merges (`COMBINE_SLICE`): the grid is (rows, head_dim / 16), so
+/// that a sequence's merge is spread over d/16 times as many SMs as it has rows.
+pub const COMBINE_SLICE: usize = 16;
 /// The head dims the kernels are compiled for: SmolLM2's 64 and Llama's 128 (16 elements per
 /// lane, 4 or 8 lanes per token row).
 pub const HEAD_DIMS: [usize; 2] = [64, 128];
@@ -454,10 +457,11 @@ impl DecodeAttention {
             let mut b = gpu.stream.launch_builder(&self.combine);
             b.arg(acc).arg(ml).arg(&lengths.buf).arg(&mut *out);
             b.arg(&q_heads).arg(&head_dim).arg(&splits).arg(&chunk);
-            let grid = launch_config((rows, 1, 1), COMBINE_THREADS, 0)?;
-            // SAFETY: one block per (sequence, query head) row, COMBINE_THREADS threads (a
-            // multiple of the head dim, 64 or 128, checked by check_launch); the
-            // partials hold (rows, splits, d) and (rows, splits, 2) floats.
+            let grid = launch_config((rows, dims.head_dim / COMBINE_SLICE, 1), COMBINE_THREADS, 0)?;
+            // SAFETY: one block per (sequence, query head) row and slice of COMBINE_SLICE
+            // channels (the head dim, 64 or 128, checked by check_launch, is a multiple of it),
+            // COMBINE_THREADS threads; the partials hold (rows, splits, d) and (rows, splits, 2)
+            // floats.
             unsafe { b.launch(grid) }.ctx("launching the ch07 combine kernel")?;
         }
         Ok(plan)
