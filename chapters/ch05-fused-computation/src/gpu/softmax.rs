@@ -24,6 +24,11 @@
 //! (see its docs), and [`RowLaunch::BlockPerRowPrefetch3`], the same with its next two rows in
 //! flight. `Auto` does not pick them either; the benchmark's `fused_block_prefetch{,3}` rows.
 //!
+//! A third, [`RowLaunch::TwoPass`]: a block that holds nothing, reading a bf16 row twice —
+//! once from DRAM for the online softmax's running max and sum, once again from L2 to write —
+//! in 32 registers, four rows an SM instead of two, and with no longest row (see its docs; the
+//! benchmark's `fused_twopass`).
+//!
 //! [`RowLaunch::Auto`] takes a warp per row up to [`AUTO_WARP_MAX_KEYS`] = 1024 keys. There a
 //! lane already holds 32 values (56 registers for f32 with 128-bit access, ptxas); at 2048 keys
 //! it holds 64 (78 registers), fewer warps fit on an SM to hide memory latency, and a block that
@@ -91,6 +96,8 @@ pub const PREFETCH_THREADS: usize = 512;
 pub const PREFETCH_VALUES_PER_THREAD: usize = 32;
 /// The longest row the prefetching experiment holds: 512 threads × 32 values.
 pub const PREFETCH_MAX_KEYS: usize = PREFETCH_THREADS * PREFETCH_VALUES_PER_THREAD;
+/// Threads per block at most of the two-pass experiment (`TWOPASS_THREADS` in the .cu file).
+pub const TWOPASS_THREADS: usize = 512;
 /// Threads per block of the element-wise kernels of the unfused chain (`ELEMENTWISE_THREADS`).
 pub const ELEMENTWISE_THREADS: usize = 256;
 /// Bytes of one vectorised access.
@@ -160,6 +167,13 @@ pub enum RowLaunch {
     /// flight while it computes one, twice the bytes a block keeps asked of DRAM. `Auto` never
     /// picks it.
     BlockPerRowPrefetch3,
+    /// The third experiment, bf16 only: a block per row of up to [`TWOPASS_THREADS`] = 512
+    /// threads that holds nothing between reading and writing. Pass 1 reads the row from DRAM
+    /// with a running max and sum per thread (the online softmax), merged over the block; pass 2
+    /// reads the row again, from L2, and writes \(2^{t - M} / S\). 32 registers a thread, four rows
+    /// an SM where `BlockPerRow` fits two, for a second read from L2 and the exponentials taken
+    /// twice. Any row length (the row is not held); 128-bit access only. `Auto` never picks it.
+    TwoPass,
 }
 
 impl RowLaunch {
@@ -290,6 +304,18 @@ pub fn plan_fused(
             WIDE_BLOCK_VALUES_PER_THREAD,
             WIDE_BLOCK_THREADS,
         )?,
+        RowLaunch::TwoPass => {
+            if elem_bytes != 2 || access != Access::Vector {
+                return Err(Error::InvalidArgument(format!(
+                    "the two-pass block is built for bf16 with 128-bit access only: {dtype} rows of Nk = {nk} (want \
+                     bf16, Nk a multiple of 8, both buffers 16-byte aligned); use a block per row"
+                )));
+            }
+            // One vector of 8 per thread and pass until the row outgrows 512 threads; the values a
+            // thread takes over both passes.
+            let threads = cdiv(nk, width).next_multiple_of(32).min(TWOPASS_THREADS);
+            (cdiv(nk, threads), threads)
+        }
         RowLaunch::BlockPerRowPrefetch | RowLaunch::BlockPerRowPrefetch3 => experiment_block(
             "prefetching block",
             (elem_bytes != 2 || access != Access::Vector).then(|| {
@@ -317,6 +343,18 @@ pub fn plan_fused(
             (v, threads(v))
         }
     };
+    if shape == RowLaunch::TwoPass {
+        // One entry: its values per thread are not a template parameter.
+        let kernel = "ch05_softmax_twopass_bf16_vec".to_string();
+        return Ok(FusedPlan {
+            shape,
+            access,
+            values_per_thread,
+            threads_per_row,
+            rows_per_group: 1,
+            kernel,
+        });
+    }
     let kernel = format!(
         "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
         match shape {
@@ -744,6 +782,25 @@ mod tests {
     }
 
     #[test]
+    fn the_two_pass_block_takes_bf16_vector_rows_of_any_length() {
+        let p = plan_fused(16384, "bf16", 2, true, RowLaunch::TwoPass).unwrap();
+        assert_eq!(
+            (p.kernel.as_str(), p.threads_per_row, p.values_per_thread),
+            ("ch05_softmax_twopass_bf16_vec", 512, 32)
+        );
+        // 1032 keys: 129 vectors of 8, one a thread, in 5 warps; past the registers' 32768 keys too.
+        assert_eq!(plan_fused(1032, "bf16", 2, true, RowLaunch::TwoPass).unwrap().threads_per_row, 160);
+        let long = plan_fused(40000, "bf16", 2, true, RowLaunch::TwoPass).unwrap();
+        assert_eq!((long.threads_per_row, long.values_per_thread), (512, 79));
+        for (nk, dtype, bytes, aligned) in
+            [(16384, "f32", 4, true), (8201, "bf16", 2, true), (8200, "bf16", 2, false)]
+        {
+            let e = plan_fused(nk, dtype, bytes, aligned, RowLaunch::TwoPass).unwrap_err().to_string();
+            assert!(e.contains("two-pass") && e.contains(&nk.to_string()), "{e}");
+        }
+    }
+
+    #[test]
     fn the_balanced_grid_gives_no_block_more_rows_than_the_resident_grid() {
         assert_eq!(balanced_grid(4096, 264), 256);
         assert_eq!((balanced_grid(0, 264), balanced_grid(5, 264), balanced_grid(264, 264)), (0, 5, 264));
@@ -779,6 +836,7 @@ mod tests {
                         RowLaunch::BlockPerRow1024,
                         RowLaunch::BlockPerRowPrefetch,
                         RowLaunch::BlockPerRowPrefetch3,
+                        RowLaunch::TwoPass,
                     ] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
                             // The threads of a row hold all of it.
