@@ -170,7 +170,7 @@ pub enum RowLaunch {
     /// The third experiment, bf16 only: a block per row of up to [`TWOPASS_THREADS`] = 512
     /// threads that holds nothing between reading and writing. Pass 1 reads the row from DRAM
     /// with a running max and sum per thread (the online softmax), merged over the block; pass 2
-    /// reads the row again, from L2, and writes \(2^{t - M} / S\). 32 registers a thread, four rows
+    /// reads the row again, from L2, and writes 2^(t − M) / S. 32 registers a thread, four rows
     /// an SM where `BlockPerRow` fits two, for a second read from L2 and the exponentials taken
     /// twice. Any row length (the row is not held); 128-bit access only. `Auto` never picks it.
     TwoPass,
