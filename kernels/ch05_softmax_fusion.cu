@@ -9,7 +9,8 @@
 //     lo = clamp(p + 1 − W, 0, Nk) for a sliding window of W keys (p − W < j ≤ p), else 0.
 // A row with an empty interval is written as zeros (m = −∞: no weights to normalise), never NaN.
 //
-// Two launch shapes, both holding the row in registers so that HBM sees it once each way:
+// Two launch shapes holding the row in registers, so that HBM sees it once each way, and a third
+// that holds nothing:
 //  - a warp per row (ch05_softmax_warp_*): 4 warps of a 128-thread block (WARPS_PER_BLOCK), each
 //    lane holding V values of its row; the max and the sum are reduced with warp shuffles only (no
 //    shared memory, no __syncthreads). For short rows: V ≤ 64 values per lane, Nk ≤ 32·V ≤ 2048
@@ -24,6 +25,10 @@
 //    its section below), and ch05_softmax_block_prefetch_bf16_vec_v32 (a persistent 512-thread
 //    block that copies its next row into shared memory with cp.async while it computes this one;
 //    see its section).
+//  - a block per row that holds nothing (ch05_softmax_twopass_bf16_vec, bf16 only): pass 1 reads
+//    the row from DRAM for its max and sum (the online softmax), pass 2 reads it again from L2
+//    and writes; four rows an SM where the register blocks fit two, any row length. The host's
+//    automatic plan gives it bf16 rows of more than 8192 keys (see its section).
 // Values are read and written as 128-bit vectors (float4, or 8 bf16 in a uint4) when the host has
 // checked that Nk is a multiple of 4 (f32) / 8 (bf16) and both pointers are 16-byte aligned (the
 // "vec" kernels); otherwise one element at a time (the "scalar" kernels). Lane t of a warp (thread
