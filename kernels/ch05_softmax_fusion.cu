@@ -9,7 +9,8 @@
 //     lo = clamp(p + 1 − W, 0, Nk) for a sliding window of W keys (p − W < j ≤ p), else 0.
 // A row with an empty interval is written as zeros (m = −∞: no weights to normalise), never NaN.
 //
-// Two launch shapes, both holding the row in registers so that HBM sees it once each way:
+// Two launch shapes holding the row in registers, so that HBM sees it once each way, and a third
+// that holds nothing:
 //  - a warp per row (ch05_softmax_warp_*): 4 warps of a 128-thread block (WARPS_PER_BLOCK), each
 //    lane holding V values of its row; the max and the sum are reduced with warp shuffles only (no
 //    shared memory, no __syncthreads). For short rows: V ≤ 64 values per lane, Nk ≤ 32·V ≤ 2048
@@ -24,6 +25,10 @@
 //    its section below), and ch05_softmax_block_prefetch_bf16_vec_v32 (a persistent 512-thread
 //    block that copies its next row into shared memory with cp.async while it computes this one;
 //    see its section).
+//  - a block per row that holds nothing (ch05_softmax_twopass_bf16_vec, bf16 only): pass 1 reads
+//    the row from DRAM for its max and sum (the online softmax), pass 2 reads it again from L2
+//    and writes; four rows an SM where the register blocks fit two, any row length. The host's
+//    automatic plan gives it bf16 rows of more than 8192 keys (see its section).
 // Values are read and written as 128-bit vectors (float4, or 8 bf16 in a uint4) when the host has
 // checked that Nk is a multiple of 4 (f32) / 8 (bf16) and both pointers are 16-byte aligned (the
 // "vec" kernels); otherwise one element at a time (the "scalar" kernels). Lane t of a warp (thread
@@ -500,6 +505,132 @@ __device__ __forceinline__ void softmax_block_prefetch(const bf16_t* __restrict_
 
 PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch_bf16_vec_v32, 32, 2)
 PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch3_bf16_vec_v32, 32, 3)
+
+// ---- the experiment: two passes over the row, the second from L2 --------------------------------
+
+// Every kernel above holds its row on the chip between reading and writing it, in registers (or
+// shared memory), and that caps the rows in flight: a 16 384-key bf16 row held as 32 floats a
+// thread over 512 threads takes ~60 registers, two rows an SM. This kernel holds nothing. Pass 1
+// streams the row from DRAM once with the online softmax's running pair per thread — a max m and
+// a sum s of 2^(t − m), rescaled by 2^(m_old − m_new) when the max grows — and the block merges the
+// threads' pairs: M = max m_i, S = Σ s_i · 2^(m_i − M). Pass 2 reads the row again, this time from
+// L2 (the rows in flight, 4 per SM × 132 SMs × 32 KB = 17 MB, fit the H100's 50 MB L2), and
+// writes 2^(t − M) / S. So a thread needs only its U vectors in flight and the pair: 32 registers,
+// four 512-thread rows an SM, at the price of a second read from L2 and of the exponentials taken
+// twice (pass 1 for the sum, pass 2 for the output). Row length is no longer bounded by the
+// registers. Grid (rows, 1, 1), block T ≤ 512 threads (⌈Nk / 8⌉ rounded up to whole warps, at most
+// 512: thread t takes vectors t, t + T, …, U at a time). bf16 with 128-bit access only (Nk a
+// multiple of 8, both buffers 16-byte aligned: checked by the host). Vectors wholly outside the
+// visible interval are written as zeros and never read; the mask is tested per element only in
+// the two vectors the interval's ends cut, as in softmax_rows.
+// Bytes moved: DRAM as the block per row (2T less the masked vectors), plus T read from L2.
+// ptxas 13.x (NVRTC from PyPI) for sm_90a: 32 registers, no spill (U = 2).
+#define TWOPASS_VECTOR 8  // bf16 values per 16-byte vector
+
+// The 8 values of vector k scaled by c = scale · log₂e, −∞ where key 8k + i is masked.
+__device__ __forceinline__ void scaled_vector(uint4 u, int k, Interval keys, float c, float v[TWOPASS_VECTOR]) {
+    const unsigned words[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+        v[2 * i] = __uint_as_float(words[i] << 16) * c;
+        v[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u) * c;
+    }
+    if (TWOPASS_VECTOR * k < keys.lo || TWOPASS_VECTOR * k + TWOPASS_VECTOR > keys.hi) {
+#pragma unroll
+        for (int i = 0; i < TWOPASS_VECTOR; ++i) {
+            const int j = TWOPASS_VECTOR * k + i;
+            if (j < keys.lo || j >= keys.hi) v[i] = neg_inf();
+        }
+    }
+}
+
+template <int THREADS, int U>
+__device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, int heads,
+                                                 int nq, int nk, float scale, int causal,
+                                                 const int* __restrict__ key_lengths, int window) {
+    __shared__ float partial[THREADS / WARP];
+    const long long row = blockIdx.x;
+    const Interval keys = visible_keys(row, heads, nq, nk, causal, key_lengths, window);
+    const float c = scale * LOG2E;
+    const uint4* src = reinterpret_cast<const uint4*>(x + row * nk);
+    uint4* dst = reinterpret_cast<uint4*>(y + row * nk);
+    // The vectors with a visible key: [first, last).
+    const int first = keys.lo / TWOPASS_VECTOR, last = (keys.hi + TWOPASS_VECTOR - 1) / TWOPASS_VECTOR;
+    const int vectors = nk / TWOPASS_VECTOR, stride = blockDim.x;
+    // Pass 1: U vectors in flight, then their max, then their exponentials against the new max.
+    float m = neg_inf(), s = 0.0f;
+    for (int k0 = first + (int)threadIdx.x; k0 < last; k0 += U * stride) {
+        uint4 raw[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            if (k0 + u * stride < last) raw[u] = src[k0 + u * stride];
+        float batch_max = neg_inf();
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (k0 + u * stride >= last) continue;
+            float v[TWOPASS_VECTOR];
+            scaled_vector(raw[u], k0 + u * stride, keys, c, v);
+#pragma unroll
+            for (int i = 0; i < TWOPASS_VECTOR; ++i) batch_max = fmaxf(batch_max, v[i]);
+        }
+        const float m_new = fmaxf(m, batch_max);
+        if (m_new == neg_inf()) continue;  // nothing visible yet: −∞ − (−∞) would be NaN
+        float added = 0.0f;
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            if (k0 + u * stride >= last) continue;
+            float v[TWOPASS_VECTOR];
+            scaled_vector(raw[u], k0 + u * stride, keys, c, v);
+#pragma unroll
+            for (int i = 0; i < TWOPASS_VECTOR; ++i) added += exp2_approx(v[i] - m_new);
+        }
+        s = s * exp2_approx(m - m_new) + added;  // 2^(−∞) = 0 on the first visible batch
+        m = m_new;
+    }
+    // The block's pair: M = max m_i, S = Σ s_i · 2^(m_i − M) (a thread that saw nothing adds 0).
+    const float row_max = block_reduce(m, true, partial);
+    const float mine = m == neg_inf() ? 0.0f : s * exp2_approx(m - row_max);
+    const float row_sum = block_reduce(mine, false, partial);
+    // No visible key: M = −∞ and S = 0; shift by 0 and scale by 0, so that the row is zeros.
+    const float shift = row_max == neg_inf() ? 0.0f : row_max;
+    const float inv_sum = row_sum > 0.0f ? 1.0f / row_sum : 0.0f;
+    // Pass 2: every vector of the row written once; the visible ones read again (from L2).
+    for (int k0 = threadIdx.x; k0 < vectors; k0 += U * stride) {
+        uint4 raw[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int k = k0 + u * stride;
+            if (k < vectors && k >= first && k < last) raw[u] = src[k];
+        }
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            const int k = k0 + u * stride;
+            if (k >= vectors) continue;
+            uint4 out = make_uint4(0u, 0u, 0u, 0u);
+            if (k >= first && k < last) {
+                float v[TWOPASS_VECTOR];
+                scaled_vector(raw[u], k, keys, c, v);
+#pragma unroll
+                for (int i = 0; i < TWOPASS_VECTOR; ++i) v[i] = exp2_approx(v[i] - shift) * inv_sum;
+                out = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]),
+                                 pack_bf16x2(v[6], v[7]));
+            }
+            dst[k] = out;
+        }
+    }
+}
+
+// ch05_softmax_twopass_bf16_vec: T ≤ 512 threads, U = 2 vectors in flight per thread, and
+// __launch_bounds__(512, 4): ≤ 65536 / (4 · 512) = 32 registers, four rows an SM.
+#define TWOPASS_THREADS 512
+#define TWOPASS_ENTRY(NAME, MIN_BLOCKS, U)                                                                \
+    extern "C" __global__ void __launch_bounds__(TWOPASS_THREADS, MIN_BLOCKS)                             \
+        NAME(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, long long rows, int heads, int nq,      \
+             int nk, float scale, int causal, const int* __restrict__ key_lengths, int window) {          \
+        softmax_two_pass<TWOPASS_THREADS, U>(x, y, heads, nq, nk, scale, causal, key_lengths, window);     \
+    }
+
+TWOPASS_ENTRY(ch05_softmax_twopass_bf16_vec, 4, 2)
 
 // ---- the unfused chain's first two passes ------------------------------------------------------
 

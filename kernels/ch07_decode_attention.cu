@@ -203,51 +203,53 @@ DECODE_DIMS(int8, INT8)
 DECODE_DIMS(fp8, FP8)
 DECODE_DIMS(nvfp4, NVFP4)
 
-// The splits' partial results merged: block (row, slice) of COMBINE_THREADS threads, row =
+// The splits' partial results merged: block (row, slice) of P · 16 threads, row =
 // b·q_heads + hq, merging channels [16·slice, 16·slice + 16) of that row. A sequence of 256 k
 // tokens has 512 splits, and the merge reads 512 · d floats per row from L2. A first version gave
 // each row one block of 512 threads, (split lane p, channel c) = (tid / d, tid mod d), each
 // walking splits p, p + 512/d, …: one sequence of Llama-3-8B is 32 rows, so 32 SMs each walked
 // 256 KB with a few loads in flight per thread, and the merge grew with the splits per row
 // (the book's chapter 7, "A wider combine"). Slicing the channels gives d/16 times the blocks, and
-// each thread (p, c) = (tid / 16, tid mod 16) walks only splits p, p + 32, …: a half-warp reads one
+// each thread (p, c) = (tid / 16, tid mod 16) walks only splits p, p + P, …: a half-warp reads one
 // split's 64 contiguous bytes of the slice, and the loop is unrolled so that 8 of its loads are in
-// flight at once. First the max M over the splits (strided, then a block reduction), then the
-// 32 split lanes' partial sums of each channel are added through shared memory. Splits whose
-// chunk starts at or past len_b hold nothing and are not read. Grid (batch · q_heads, d / 16).
-#define COMBINE_THREADS 512
+// flight at once. The host picks the split lanes P = blockDim.x / 16 from the splits (2 to 32,
+// about 8 splits a lane: `combine_threads`), so that few splits do not launch thousands of
+// mostly idle 512-thread blocks. First the max M over the splits (strided, then a block
+// reduction), then the P split lanes' partial sums of each channel are added through shared
+// memory. Splits whose chunk starts at or past len_b hold nothing and are not read.
+// Grid (batch · q_heads, d / 16), block P · 16 threads, P a power of two.
 #define COMBINE_SLICE 16
-#define COMBINE_LANES (COMBINE_THREADS / COMBINE_SLICE)  // split lanes P
-extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
+#define COMBINE_MAX_LANES 32
+#define COMBINE_MAX_THREADS (COMBINE_MAX_LANES * COMBINE_SLICE)
+extern "C" __global__ void __launch_bounds__(COMBINE_MAX_THREADS)
     ch07_decode_combine(const float *__restrict__ part_acc, const float *__restrict__ part_ml,
                         const unsigned *__restrict__ lengths, float *__restrict__ out, int q_heads, int head_dim,
                         int splits, int chunk) {
-    __shared__ float s_sum[COMBINE_LANES][COMBINE_SLICE];
-    __shared__ float s_l[COMBINE_LANES];
-    __shared__ float s_max[COMBINE_THREADS / 32];
+    __shared__ float s_sum[COMBINE_MAX_LANES][COMBINE_SLICE];
+    __shared__ float s_l[COMBINE_MAX_LANES];
+    __shared__ float s_max[COMBINE_MAX_THREADS / 32];
     const long long row = blockIdx.x;  // b · q_heads + hq
     const int b = (int)(row / q_heads);
-    const int tid = threadIdx.x;
+    const int tid = threadIdx.x, threads = blockDim.x, lanes = threads / COMBINE_SLICE;
     const int len = (int)lengths[b];
     const int used = min(splits, (len + chunk - 1) / chunk);
     const float *ml = part_ml + row * splits * 2;
     const float *acc = part_acc + row * splits * head_dim;
 
     float mx = neg_inf();
-    for (int s = tid; s < used; s += COMBINE_THREADS) mx = fmaxf(mx, ml[2 * s]);
+    for (int s = tid; s < used; s += threads) mx = fmaxf(mx, ml[2 * s]);
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
     if (tid % 32 == 0) s_max[tid / 32] = mx;
     __syncthreads();
     mx = s_max[0];
-#pragma unroll
-    for (int w = 1; w < COMBINE_THREADS / 32; ++w) mx = fmaxf(mx, s_max[w]);
+    for (int w = 1; w < threads / 32; ++w) mx = fmaxf(mx, s_max[w]);
 
     const int p = tid / COMBINE_SLICE, lane_c = tid % COMBINE_SLICE;
     const int c = blockIdx.y * COMBINE_SLICE + lane_c;
     float a = 0.0f, l = 0.0f;
 #pragma unroll 8
-    for (int s = p; s < used; s += COMBINE_LANES) {
+    for (int s = p; s < used; s += lanes) {
         const float f = exp2f(ml[2 * s] - mx);
         a = fmaf(acc[(long long)s * head_dim + c], f, a);
         l = fmaf(ml[2 * s + 1], f, l);
@@ -257,8 +259,7 @@ extern "C" __global__ void __launch_bounds__(COMBINE_THREADS)
     __syncthreads();
     if (p == 0) {
         float lsum = s_l[0];
-#pragma unroll 8
-        for (int q = 1; q < COMBINE_LANES; ++q) {
+        for (int q = 1; q < lanes; ++q) {
             a += s_sum[q][lane_c];
             lsum += s_l[q];
         }

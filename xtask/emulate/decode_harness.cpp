@@ -9,6 +9,7 @@
 #include <fstream>
 #include <string>
 #include <functional>
+#include <algorithm>
 #include <map>
 
 template <class T> std::vector<T> readf(const std::string &p) {
@@ -34,6 +35,14 @@ std::map<std::string, MainFn> mfns;
 #define MREG(E, D, G) mfns[#E "_" #D "_" #G] = ch07_decode_mma_##E##_d##D##_g##G;
 #define MREGG(E, D) MREG(E, D, 1) MREG(E, D, 2) MREG(E, D, 3) MREG(E, D, 4)
 #define MREGD(E) MREGG(E, 64) MREGG(E, 128)
+
+// The combine's block size as the host picks it (launch.rs, combine_threads): 16 channels times
+// a power of two of split lanes from 2 to 32, about 8 splits a lane.
+int combine_threads(int splits) {
+    int lanes = 1;
+    while (lanes < (splits + 7) / 8) lanes *= 2;
+    return COMBINE_SLICE * std::min(std::max(lanes, 2), COMBINE_MAX_LANES);
+}
 
 template <class F> void run_grid(Dim grid, int threads, F body) {
     gridDim = grid; blockDim = {(unsigned)threads, 1, 1};
@@ -86,7 +95,7 @@ int main(int argc, char **argv) {
                splits > 1 ? acc.data() : nullptr, splits > 1 ? ml.data() : nullptr, out.data(), kvh, cap, chunk, kg, qk);
         });
         if (splits > 1)
-            run_grid({(unsigned)(batch * qh), (unsigned)(D / COMBINE_SLICE), 1}, COMBINE_THREADS, [&] {
+            run_grid({(unsigned)(batch * qh), (unsigned)(D / COMBINE_SLICE), 1}, combine_threads(splits), [&] {
                 ch07_decode_combine(acc.data(), ml.data(), len.data(), out.data(), qh, D, splits, chunk);
             });
         double worst = 0; int bad = 0;

@@ -64,7 +64,7 @@ inline float bf(unsigned short b) { return __uint_as_float((unsigned)b << 16); }
 // the rows, with its `stages` row buffers of dynamic shared memory filled with NaN patterns first
 // (a vector read without having been copied shows up as a wrong value).
 void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int window, bool pad, unsigned grid = 0,
-            int stages = 2) {
+            int stages = 2, int fixed_threads = 0) {
     int B = 2, H = 1; long long rows = (long long)B * H * nq;
     std::mt19937 rng(nk * 7 + nq); std::normal_distribution<float> nd(0, 16);
     std::vector<unsigned short> x(rows * nk), y(rows * nk, 0x7fc0);
@@ -72,7 +72,7 @@ void checkb(const char* name, FnB fn, int V, int nq, int nk, int causal, int win
     std::vector<int> kl = {std::max(1, nk / 2), 0};
     const int* klp = pad ? kl.data() : nullptr;
     float scale = 0.125f;
-    int threads = ((nk + V - 1) / V + 31) / 32 * 32;
+    int threads = fixed_threads ? fixed_threads : ((nk + V - 1) / V + 31) / 32 * 32;
     std::vector<uint4> buffers(grid ? stages * nk / 8 : 0, uint4{0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u, 0x7fc07fc0u});
     g_dyn_smem = reinterpret_cast<unsigned char*>(buffers.data());
     run_grid({grid ? grid : (unsigned)rows, 1, 1}, threads, [&] { fn(x.data(), y.data(), rows, H, nq, nk, scale, causal, klp, window); });
@@ -121,6 +121,14 @@ int run_bf16() {
             for (unsigned grid : {4u, 1u})
                 for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
                     checkb(k.n, k.f, 32, 7, nk, c, w, p, grid, k.stages);
+    // The two-pass block: its threads as the host plans them (⌈Nk / 8⌉ in whole warps, at most
+    // 512): 1032 keys one vector a thread over 160 threads, 8200 a second round for one thread,
+    // 16384 two rounds of U = 2, 40000 ten vectors a thread (no register-holding kernel takes it).
+    for (int nk : {1032, 8200, 16384, 40000}) {
+        int threads = std::min(512, ((nk / 8) + 31) / 32 * 32);
+        for (auto [c, w, p] : std::vector<std::tuple<int,int,bool>>{{0,0,false},{1,0,false},{1,3,false},{0,0,true},{1,3,true}})
+            checkb("twopass_bf16_vec", ch05_softmax_twopass_bf16_vec, 8, 3, nk, c, w, p, 0, 2, threads);
+    }
     return 0;
 }
 int run_f32() {

@@ -20,6 +20,9 @@
 //!   persistent grid of 512-thread blocks that copy their next row into shared memory while they
 //!   compute this one, timed in the same loop; `fused_block_prefetch3`, the same with the next two
 //!   rows in flight ([`RowLaunch::BlockPerRowPrefetch3`]);
+//! - `fused_twopass`, masks `none` and `causal`, on bf16 rows of ≥ 1024 keys with 128-bit
+//!   access: the third experiment [`RowLaunch::TwoPass`], which holds nothing and reads the row
+//!   twice (DRAM, then L2), timed in the same loop;
 //! - `fused_auto_scalar`, mask `none`: the same kernel choice built for one element per load and
 //!   store instead of 128-bit vectors, to measure what the vectors are worth;
 //! - `fused_warp`, `fused_block`, `fused_auto` with mask `causal` and scale 1/√128: the whole
@@ -172,6 +175,12 @@ pub fn times_the_prefetching_block(nk: usize, dtype: &str, elem_bytes: usize) ->
     prefetch.is_ok() && times_the_1024_thread_block(nk, dtype, elem_bytes)
 }
 
+/// Whether the benchmark times the two-pass experiment on rows of `nk` keys: bf16 rows of
+/// ≥ 1024 keys (the target's rows) that it can take (128-bit access).
+pub fn times_the_two_pass_block(nk: usize, dtype: &str, elem_bytes: usize) -> bool {
+    nk >= 1024 && plan_fused(nk, dtype, elem_bytes, true, RowLaunch::TwoPass).is_ok()
+}
+
 /// What the driver reports of a planned kernel as it compiled it on this GPU: registers per
 /// thread, local-memory (spill) bytes per thread, and resident blocks per SM at the plan's
 /// block size; one line for the benchmark's log.
@@ -267,9 +276,11 @@ fn bench_shape<T: ScoreElement>(
         ("fused_block1024", RowLaunch::BlockPerRow1024),
         ("fused_block_prefetch", RowLaunch::BlockPerRowPrefetch),
         ("fused_block_prefetch3", RowLaunch::BlockPerRowPrefetch3),
+        ("fused_twopass", RowLaunch::TwoPass),
     ];
     let wide_differs = times_the_1024_thread_block(shape.nk, T::NAME, T::BYTES);
     let prefetch_differs = times_the_prefetching_block(shape.nk, T::NAME, T::BYTES);
+    let two_pass = times_the_two_pass_block(shape.nk, T::NAME, T::BYTES);
     if wide_differs {
         // The experiments' resources as the driver compiled them, to hold against ptxas's count.
         for launch in [
@@ -277,8 +288,11 @@ fn bench_shape<T: ScoreElement>(
             RowLaunch::BlockPerRow1024,
             RowLaunch::BlockPerRowPrefetch,
             RowLaunch::BlockPerRowPrefetch3,
+            RowLaunch::TwoPass,
         ] {
-            if launch.prefetch_stages().is_some() && !prefetch_differs {
+            if launch.prefetch_stages().is_some() && !prefetch_differs
+                || launch == RowLaunch::TwoPass && !two_pass
+            {
                 continue;
             }
             let plan = plan_fused(shape.nk, T::NAME, T::BYTES, true, launch)?;
@@ -298,6 +312,9 @@ fn bench_shape<T: ScoreElement>(
                 continue;
             }
             if launch.prefetch_stages().is_some() && !prefetch_differs {
+                continue;
+            }
+            if launch == RowLaunch::TwoPass && !two_pass {
                 continue;
             }
             let t = gpu_time(gpu, warmup, repeats, || {

@@ -2,7 +2,8 @@
 //! fused (warp per row, block per row, auto) and the unfused three-kernel chain, in f32 and bf16,
 //! for row lengths 1 to 4097 (multiples of the 128-bit vector and not), every mask kind, fully
 //! masked rows (exact zeros), a misaligned buffer (scalar access) and the host-side checks; and
-//! the 1024-thread block and the prefetching block experiments on rows of 8200 and 16384 keys.
+//! the 1024-thread block and the prefetching block experiments on rows of 8200 and 16384 keys,
+//! and the two-pass block on rows of 1032 to 40000 keys.
 //! Skips (printing why) without a GPU; fails under ATTN_REQUIRE_GPU=1.
 
 use ch05_fused_computation::attn_support::Result;
@@ -323,6 +324,48 @@ fn the_prefetching_blocks_match_the_cpu() -> Result<()> {
             scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), launch).unwrap_err().to_string();
         assert!(e.contains("bf16"), "{e}");
     }
+    Ok(())
+}
+
+#[test]
+fn the_two_pass_block_matches_the_cpu() -> Result<()> {
+    let Some(gpu) = Gpu::open_or_skip("ch05 two-pass block GPU test")? else { return Ok(()) };
+    // The experiment RowLaunch::TwoPass on bf16 rows of 1032 keys (129 vectors over 160 threads:
+    // one a thread, the last warp mostly past the row), 8200 (1025 vectors over 512 threads: a
+    // second round of U = 2 for one thread), 16384 (512 threads × 4 vectors: two rounds of U = 2) and
+    // 40000 (longer than any register-holding kernel takes: 5000 vectors, 10 a thread), three
+    // queries and every mask kind: causal rows end inside the row, padding leaves batch entry 1
+    // with no visible key, a window of 3 cuts one or two vectors. Under the sanitizer only the
+    // two shorter rows.
+    let lengths: &[usize] = if under_sanitizer() { &[1032, 8200] } else { &[1032, 8200, 16384, 40000] };
+    for (k, &nk) in lengths.iter().enumerate() {
+        let s = ScoreShape { batch: 2, heads: 1, nq: 3, nk };
+        let stored = scores(s, 61 + k as u64).mapv(bf16::from_f32);
+        let widened = stored.mapv(|v| v.to_f32());
+        for (name, mask) in masks(nk) {
+            let want = scale_mask_softmax_fused(widened.view(), SCALE, &mask)?;
+            let got = scale_mask_softmax_gpu(&gpu, stored.view(), SCALE, &mask, RowLaunch::TwoPass)?;
+            let what = format!("bf16 two-pass {s:?} mask {name}");
+            assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
+        }
+        // Every key of every row masked: exact +0.0, never 0/0.
+        let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
+        let got = scale_mask_softmax_gpu(&gpu, stored.view(), SCALE, &none_visible, RowLaunch::TwoPass)?;
+        assert!(got.iter().all(|p| p.to_bits() == 0), "two-pass, Nk = {nk}: fully masked rows not all +0.0");
+    }
+    // It launches the kernel it was asked for; f32 is refused on the host.
+    let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
+    let input = gpu.zeros::<bf16>(16384)?;
+    let mut output = gpu.zeros::<bf16>(16384)?;
+    let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
+    let plan =
+        launch_fused(&gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, RowLaunch::TwoPass)?;
+    assert_eq!((plan.kernel.as_str(), plan.threads_per_row), ("ch05_softmax_twopass_bf16_vec", 512));
+    let x = scores(s, 63);
+    let e = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), RowLaunch::TwoPass)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("bf16"), "{e}");
     Ok(())
 }
 

@@ -24,7 +24,7 @@ use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
 use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
 use ch07_kv_cache::gpu::launch::{
-    CHUNK_QUANTUM, COMBINE_SLICE, COMBINE_THREADS, HEAD_DIMS, MAX_CHUNK, MAX_CHUNK_LIMIT,
+    CHUNK_QUANTUM, COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, MAX_CHUNK, MAX_CHUNK_LIMIT, combine_threads,
 };
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
@@ -278,9 +278,14 @@ fn launch_checks_and_plans_without_a_gpu() {
             assert!(4 * (mma_shared_bytes(element, d) + 1024) <= 228 * 1024, "{element:?} d {d}");
         }
     }
-    // The combine kernel's grid slices every compiled head dim into whole slices.
+    // The combine kernel's grid slices every compiled head dim into whole slices, and its
+    // blocks are whole warps of at most 512 threads, with about 8 splits a lane.
     for d in HEAD_DIMS {
-        assert!(d.is_multiple_of(COMBINE_SLICE) && COMBINE_THREADS.is_multiple_of(COMBINE_SLICE), "d {d}");
+        assert!(d.is_multiple_of(COMBINE_SLICE), "d {d}");
+    }
+    for (splits, threads) in [(2, 32), (8, 32), (17, 64), (32, 64), (128, 256), (512, 512), (4096, 512)] {
+        assert_eq!(combine_threads(splits), threads, "splits {splits}");
+        assert!(threads % 32 == 0 && threads <= COMBINE_MAX_LANES * COMBINE_SLICE);
     }
     // The tensor-core kernel's: per warp, stages × (K and V codes of 16 tokens + scales).
     assert_eq!(

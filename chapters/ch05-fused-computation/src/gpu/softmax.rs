@@ -24,6 +24,17 @@
 //! (see its docs), and [`RowLaunch::BlockPerRowPrefetch3`], the same with its next two rows in
 //! flight. `Auto` does not pick them either; the benchmark's `fused_block_prefetch{,3}` rows.
 //!
+//! A third, [`RowLaunch::TwoPass`]: a block that holds nothing, reading a bf16 row twice —
+//! once from DRAM for the online softmax's running max and sum, once again from L2 to write —
+//! in 32 registers, four rows an SM instead of two, and with no longest row (see its docs; the
+//! benchmark's `fused_twopass`). It is the one that reached the copy's rate: on an H100 (run 16,
+//! `docs/src/results/h100-2026-12-05-ch05-ch07-run16/`) 0.91–0.92 of the copy at 16 384 bf16
+//! keys where the 512-thread block ran at 0.82–0.83, and 0.92–0.93 at 8192 against 0.90; at
+//! 1024–4096 keys, where a thread has only one or two vectors to keep in flight, 0.68–0.73
+//! against 0.98–1.0. So `Auto` gives it bf16 rows of more than
+//! [`AUTO_TWO_PASS_ABOVE_KEYS`] = 8192 keys with 128-bit access, and with it bf16 rows of any
+//! length.
+//!
 //! [`RowLaunch::Auto`] takes a warp per row up to [`AUTO_WARP_MAX_KEYS`] = 1024 keys. There a
 //! lane already holds 32 values (56 registers for f32 with 128-bit access, ptxas); at 2048 keys
 //! it holds 64 (78 registers), fewer warps fit on an SM to hide memory latency, and a block that
@@ -71,6 +82,9 @@ pub const WARP_VALUES_PER_LANE: [usize; 5] = [4, 8, 16, 32, 64];
 pub const WARP_MAX_KEYS: usize = 32 * 64;
 /// The longest row [`RowLaunch::Auto`] gives to a warp (see the module docs).
 pub const AUTO_WARP_MAX_KEYS: usize = 1024;
+/// bf16 rows longer than this go to [`RowLaunch::TwoPass`] under [`RowLaunch::Auto`] (with
+/// 128-bit access; see the module docs).
+pub const AUTO_TWO_PASS_ABOVE_KEYS: usize = 8192;
 /// Threads per block at most in the block-per-row kernels (`BLOCK_MAX_THREADS`, also their
 /// `__launch_bounds__`: 512 threads leave each up to 128 registers, enough for 64 values).
 pub const BLOCK_MAX_THREADS: usize = 512;
@@ -91,6 +105,8 @@ pub const PREFETCH_THREADS: usize = 512;
 pub const PREFETCH_VALUES_PER_THREAD: usize = 32;
 /// The longest row the prefetching experiment holds: 512 threads × 32 values.
 pub const PREFETCH_MAX_KEYS: usize = PREFETCH_THREADS * PREFETCH_VALUES_PER_THREAD;
+/// Threads per block at most of the two-pass experiment (`TWOPASS_THREADS` in the .cu file).
+pub const TWOPASS_THREADS: usize = 512;
 /// Threads per block of the element-wise kernels of the unfused chain (`ELEMENTWISE_THREADS`).
 pub const ELEMENTWISE_THREADS: usize = 256;
 /// Bytes of one vectorised access.
@@ -160,6 +176,14 @@ pub enum RowLaunch {
     /// flight while it computes one, twice the bytes a block keeps asked of DRAM. `Auto` never
     /// picks it.
     BlockPerRowPrefetch3,
+    /// The third experiment, bf16 only: a block per row of up to [`TWOPASS_THREADS`] = 512
+    /// threads that holds nothing between reading and writing. Pass 1 reads the row from DRAM
+    /// with a running max and sum per thread (the online softmax), merged over the block; pass 2
+    /// reads the row again, from L2, and writes 2^(t − M) / S. 32 registers a thread, four rows
+    /// an SM where `BlockPerRow` fits two, for a second read from L2 and the exponentials taken
+    /// twice. Any row length (the row is not held); 128-bit access only. `Auto` picks it for bf16
+    /// rows of more than [`AUTO_TWO_PASS_ABOVE_KEYS`] keys.
+    TwoPass,
 }
 
 impl RowLaunch {
@@ -257,6 +281,9 @@ pub fn plan_fused(
     let fits_access = |v: usize| access == Access::Scalar || v.is_multiple_of(width);
     let shape = match launch {
         RowLaunch::Auto if nk <= AUTO_WARP_MAX_KEYS => RowLaunch::WarpPerRow,
+        RowLaunch::Auto if elem_bytes == 2 && access == Access::Vector && nk > AUTO_TWO_PASS_ABOVE_KEYS => {
+            RowLaunch::TwoPass
+        }
         RowLaunch::Auto => RowLaunch::BlockPerRow,
         other => other,
     };
@@ -290,6 +317,18 @@ pub fn plan_fused(
             WIDE_BLOCK_VALUES_PER_THREAD,
             WIDE_BLOCK_THREADS,
         )?,
+        RowLaunch::TwoPass => {
+            if elem_bytes != 2 || access != Access::Vector {
+                return Err(Error::InvalidArgument(format!(
+                    "the two-pass block is built for bf16 with 128-bit access only: {dtype} rows of Nk = {nk} (want \
+                     bf16, Nk a multiple of 8, both buffers 16-byte aligned); use a block per row"
+                )));
+            }
+            // One vector of 8 per thread and pass until the row outgrows 512 threads; the values a
+            // thread takes over both passes.
+            let threads = cdiv(nk, width).next_multiple_of(32).min(TWOPASS_THREADS);
+            (cdiv(nk, threads), threads)
+        }
         RowLaunch::BlockPerRowPrefetch | RowLaunch::BlockPerRowPrefetch3 => experiment_block(
             "prefetching block",
             (elem_bytes != 2 || access != Access::Vector).then(|| {
@@ -317,6 +356,18 @@ pub fn plan_fused(
             (v, threads(v))
         }
     };
+    if shape == RowLaunch::TwoPass {
+        // One entry: its values per thread are not a template parameter.
+        let kernel = "ch05_softmax_twopass_bf16_vec".to_string();
+        return Ok(FusedPlan {
+            shape,
+            access,
+            values_per_thread,
+            threads_per_row,
+            rows_per_group: 1,
+            kernel,
+        });
+    }
     let kernel = format!(
         "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
         match shape {
@@ -694,8 +745,8 @@ mod tests {
             plan_fused(16384, "f32", 4, true, RowLaunch::BlockPerRow1024).unwrap().kernel,
             "ch05_softmax_block1024_f32_vec_v16"
         );
-        // Auto does not pick it (the lead's decision after the GPU run).
-        assert_eq!(plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap(), today);
+        // Auto does not pick it: f32 stays on the 512-thread block, bf16 goes to the two-pass one.
+        assert_eq!(plan_fused(16384, "f32", 4, true, RowLaunch::Auto).unwrap().shape, RowLaunch::BlockPerRow);
         // Longer rows, rows that are not whole vectors and misaligned buffers are refused.
         let e = plan_fused(16392, "bf16", 2, true, RowLaunch::BlockPerRow1024).unwrap_err().to_string();
         assert!(e.contains("16384") && e.contains("16392"), "{e}");
@@ -728,10 +779,10 @@ mod tests {
             ("ch05_softmax_block_prefetch3_bf16_vec_v32", 512)
         );
         assert!(plan_fused(16384, "f32", 4, true, RowLaunch::BlockPerRowPrefetch3).is_err());
-        // Auto does not pick it.
+        // Auto does not pick it (it picks the two-pass block there).
         assert_eq!(
             plan_fused(16384, "bf16", 2, true, RowLaunch::Auto).unwrap().kernel,
-            "ch05_softmax_block_bf16_vec_v32"
+            "ch05_softmax_twopass_bf16_vec"
         );
         // f32, longer rows, rows that are not whole vectors and misaligned buffers are refused.
         let e = plan_fused(16384, "f32", 4, true, RowLaunch::BlockPerRowPrefetch).unwrap_err().to_string();
@@ -741,6 +792,36 @@ mod tests {
         let e = plan_fused(8201, "bf16", 2, true, RowLaunch::BlockPerRowPrefetch).unwrap_err().to_string();
         assert!(e.contains("128-bit") && e.contains("8201"), "{e}");
         assert!(plan_fused(8200, "bf16", 2, false, RowLaunch::BlockPerRowPrefetch).is_err());
+    }
+
+    #[test]
+    fn the_two_pass_block_takes_bf16_vector_rows_of_any_length() {
+        let p = plan_fused(16384, "bf16", 2, true, RowLaunch::TwoPass).unwrap();
+        assert_eq!(
+            (p.kernel.as_str(), p.threads_per_row, p.values_per_thread),
+            ("ch05_softmax_twopass_bf16_vec", 512, 32)
+        );
+        // 1032 keys: 129 vectors of 8, one a thread, in 5 warps; past the registers' 32768 keys too.
+        assert_eq!(plan_fused(1032, "bf16", 2, true, RowLaunch::TwoPass).unwrap().threads_per_row, 160);
+        // Auto: bf16 rows of more than 8192 keys with 128-bit access, and only those.
+        for (nk, dtype, bytes, aligned, two_pass) in [
+            (8192, "bf16", 2, true, false),
+            (8200, "bf16", 2, true, true),
+            (40000, "bf16", 2, true, true),
+            (16384, "bf16", 2, false, false),
+            (16384, "f32", 4, true, false),
+        ] {
+            let p = plan_fused(nk, dtype, bytes, aligned, RowLaunch::Auto).unwrap();
+            assert_eq!(p.shape == RowLaunch::TwoPass, two_pass, "{nk} {dtype} {aligned}: {p:?}");
+        }
+        let long = plan_fused(40000, "bf16", 2, true, RowLaunch::TwoPass).unwrap();
+        assert_eq!((long.threads_per_row, long.values_per_thread), (512, 79));
+        for (nk, dtype, bytes, aligned) in
+            [(16384, "f32", 4, true), (8201, "bf16", 2, true), (8200, "bf16", 2, false)]
+        {
+            let e = plan_fused(nk, dtype, bytes, aligned, RowLaunch::TwoPass).unwrap_err().to_string();
+            assert!(e.contains("two-pass") && e.contains(&nk.to_string()), "{e}");
+        }
     }
 
     #[test]
@@ -779,6 +860,7 @@ mod tests {
                         RowLaunch::BlockPerRow1024,
                         RowLaunch::BlockPerRowPrefetch,
                         RowLaunch::BlockPerRowPrefetch3,
+                        RowLaunch::TwoPass,
                     ] {
                         if let Ok(plan) = plan_fused(nk, dtype, bytes, aligned, launch) {
                             // The threads of a row hold all of it.

@@ -133,11 +133,20 @@ pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
 /// Threads per block of the main kernel (`DECODE_THREADS`): 4 warps, so that with about 220
 /// registers per thread (G = 4) two blocks fit an SM's 64 K registers.
 pub const DECODE_THREADS: usize = 128;
-/// Threads per block of the combine kernel (`COMBINE_THREADS`).
-pub const COMBINE_THREADS: usize = 512;
 /// Channels one combine block merges (`COMBINE_SLICE`): the grid is (rows, head_dim / 16), so
 /// that a sequence's merge is spread over d/16 times as many SMs as it has rows.
 pub const COMBINE_SLICE: usize = 16;
+/// The most split lanes a combine block has (`COMBINE_MAX_LANES`): 32 × 16 = 512 threads.
+pub const COMBINE_MAX_LANES: usize = 32;
+
+/// Threads of one combine block for `splits` splits: `COMBINE_SLICE` channels times P split
+/// lanes, P a power of two from 2 to `COMBINE_MAX_LANES` with about 8 splits a lane (the kernel
+/// keeps 8 loads in flight per thread). At 8 splits (1 k tokens) that is 32 threads instead of
+/// 512, most of which would find no split to read; at 512 splits (256 k tokens) 512 threads of
+/// 16 splits each.
+pub fn combine_threads(splits: usize) -> usize {
+    COMBINE_SLICE * splits.div_ceil(8).next_power_of_two().clamp(2, COMBINE_MAX_LANES)
+}
 /// The head dims the kernels are compiled for: SmolLM2's 64 and Llama's 128 (16 elements per
 /// lane, 4 or 8 lanes per token row).
 pub const HEAD_DIMS: [usize; 2] = [64, 128];
@@ -457,11 +466,12 @@ impl DecodeAttention {
             let mut b = gpu.stream.launch_builder(&self.combine);
             b.arg(acc).arg(ml).arg(&lengths.buf).arg(&mut *out);
             b.arg(&q_heads).arg(&head_dim).arg(&splits).arg(&chunk);
-            let grid = launch_config((rows, dims.head_dim / COMBINE_SLICE, 1), COMBINE_THREADS, 0)?;
+            let threads = combine_threads(plan.splits);
+            let grid = launch_config((rows, dims.head_dim / COMBINE_SLICE, 1), threads, 0)?;
             // SAFETY: one block per (sequence, query head) row and slice of COMBINE_SLICE
             // channels (the head dim, 64 or 128, checked by check_launch, is a multiple of it),
-            // COMBINE_THREADS threads; the partials hold (rows, splits, d) and (rows, splits, 2)
-            // floats.
+            // a multiple of 32 threads and at most the kernel's 512 (combine_threads); the
+            // partials hold (rows, splits, d) and (rows, splits, 2) floats.
             unsafe { b.launch(grid) }.ctx("launching the ch07 combine kernel")?;
         }
         Ok(plan)
