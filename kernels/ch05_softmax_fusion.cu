@@ -564,26 +564,24 @@ __device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, b
 #pragma unroll
         for (int u = 0; u < U; ++u)
             if (k0 + u * stride < last) raw[u] = src[k0 + u * stride];
+        // f(t) for every scaled value t of the batch (−∞ where masked), unpacked again for each use
+        // rather than held: 8 · U more registers would cost the fourth row per SM.
+        const auto each_value = [&](auto f) {
+#pragma unroll
+            for (int u = 0; u < U; ++u) {
+                if (k0 + u * stride >= last) continue;
+                float v[TWOPASS_VECTOR];
+                scaled_vector(raw[u], k0 + u * stride, keys, c, v);
+#pragma unroll
+                for (int i = 0; i < TWOPASS_VECTOR; ++i) f(v[i]);
+            }
+        };
         float batch_max = neg_inf();
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            if (k0 + u * stride >= last) continue;
-            float v[TWOPASS_VECTOR];
-            scaled_vector(raw[u], k0 + u * stride, keys, c, v);
-#pragma unroll
-            for (int i = 0; i < TWOPASS_VECTOR; ++i) batch_max = fmaxf(batch_max, v[i]);
-        }
+        each_value([&](float t) { batch_max = fmaxf(batch_max, t); });
         const float m_new = fmaxf(m, batch_max);
         if (m_new == neg_inf()) continue;  // nothing visible yet: −∞ − (−∞) would be NaN
         float added = 0.0f;
-#pragma unroll
-        for (int u = 0; u < U; ++u) {
-            if (k0 + u * stride >= last) continue;
-            float v[TWOPASS_VECTOR];
-            scaled_vector(raw[u], k0 + u * stride, keys, c, v);
-#pragma unroll
-            for (int i = 0; i < TWOPASS_VECTOR; ++i) added += exp2_approx(v[i] - m_new);
-        }
+        each_value([&](float t) { added += exp2_approx(t - m_new); });
         s = s * exp2_approx(m - m_new) + added;  // 2^(−∞) = 0 on the first visible batch
         m = m_new;
     }
