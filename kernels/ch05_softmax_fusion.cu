@@ -85,14 +85,18 @@ template <> __device__ __forceinline__ void load<float, 4>(const float* p, float
     v[0] = f.x; v[1] = f.y; v[2] = f.z; v[3] = f.w;
 }
 template <> __device__ __forceinline__ void load<bf16_t, 1>(const bf16_t* p, float v[1]) { v[0] = bf16_to_f32(p[0]); }
-template <> __device__ __forceinline__ void load<bf16_t, 8>(const bf16_t* p, float v[8]) {
-    const uint4 u = *reinterpret_cast<const uint4*>(p);
+#define BF16_PER_VECTOR 8  // bf16 values per 16-byte vector
+// The 8 bf16 of a loaded vector as f32 (exact: the bits shifted into the top half).
+__device__ __forceinline__ void unpack_bf16x8(uint4 u, float v[BF16_PER_VECTOR]) {
     const unsigned words[4] = {u.x, u.y, u.z, u.w};
 #pragma unroll
     for (int k = 0; k < 4; ++k) {
         v[2 * k] = __uint_as_float(words[k] << 16);              // lower half: the earlier element
         v[2 * k + 1] = __uint_as_float(words[k] & 0xffff0000u);
     }
+}
+template <> __device__ __forceinline__ void load<bf16_t, 8>(const bf16_t* p, float v[8]) {
+    unpack_bf16x8(*reinterpret_cast<const uint4*>(p), v);
 }
 
 template <> __device__ __forceinline__ void store<float, 1>(float* p, const float v[1]) { p[0] = v[0]; }
@@ -430,7 +434,6 @@ WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
 // The copies: copy16, copy_commit and copy_wait of async_copy.cuh (prepended by the host).
 
 #define PREFETCH_THREADS 512
-#define PREFETCH_VECTOR 8  // bf16 values per 16-byte vector
 
 // Start copying the vectors of `row` that softmax_rows will read (vector k is read when it
 // overlaps [lo, hi): k·8 < hi and k·8 + 8 > lo, i.e. ⌊lo/8⌋ ≤ k < ⌈hi/8⌉) into `buffer`, spread
@@ -439,11 +442,11 @@ WIDE_BLOCK_ENTRY(ch05_softmax_block1024_bf16_vec_v16, bf16_t, 8, 16)
 // with the rows.
 __device__ __forceinline__ void prefetch_row(const bf16_t* __restrict__ x, long long row, Interval keys, int nk,
                                              bf16_t* buffer) {
-    const int first = keys.lo / PREFETCH_VECTOR;
-    const int last = (keys.hi + PREFETCH_VECTOR - 1) / PREFETCH_VECTOR;
+    const int first = keys.lo / BF16_PER_VECTOR;
+    const int last = (keys.hi + BF16_PER_VECTOR - 1) / BF16_PER_VECTOR;
     const bf16_t* source = x + row * nk;
     for (int k = first + threadIdx.x; k < last; k += blockDim.x)
-        copy16(buffer + k * PREFETCH_VECTOR, source + k * PREFETCH_VECTOR, 16);
+        copy16(buffer + k * BF16_PER_VECTOR, source + k * BF16_PER_VECTOR, 16);
     copy_commit();
 }
 
@@ -485,7 +488,7 @@ __device__ __forceinline__ void softmax_block_prefetch(const bf16_t* __restrict_
         copy_wait<STAGES - 1>();
         __syncthreads();
         const Interval row_keys[1] = {keys_of(row)};
-        softmax_rows<bf16_t, PREFETCH_VECTOR, N, 1>(
+        softmax_rows<bf16_t, BF16_PER_VECTOR, N, 1>(
             buffer(k), y + row * nk, nk, scale * LOG2E, row_keys, write, threadIdx.x, blockDim.x,
             [&](float (&v)[1]) { v[0] = block_reduce(v[0], true, partial); },
             [&](float (&v)[1]) { v[0] = block_reduce(v[0], false, partial); });
@@ -499,7 +502,7 @@ __device__ __forceinline__ void softmax_block_prefetch(const bf16_t* __restrict_
     extern "C" __global__ void __launch_bounds__(PREFETCH_THREADS, 2)                                     \
         NAME(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, long long rows, int heads, int nq,      \
              int nk, float scale, int causal, const int* __restrict__ key_lengths, int window) {          \
-        softmax_block_prefetch<(V) / PREFETCH_VECTOR, STAGES>(x, y, rows, heads, nq, nk, scale, causal,   \
+        softmax_block_prefetch<(V) / BF16_PER_VECTOR, STAGES>(x, y, rows, heads, nq, nk, scale, causal,   \
                                                               key_lengths, window);                       \
     }
 
@@ -525,20 +528,16 @@ PREFETCH_BLOCK_ENTRY(ch05_softmax_block_prefetch3_bf16_vec_v32, 32, 3)
 // the two vectors the interval's ends cut, as in softmax_rows.
 // Bytes moved: DRAM as the block per row (2T less the masked vectors), plus T read from L2.
 // ptxas 13.x (NVRTC from PyPI) for sm_90a: 32 registers, no spill (U = 2).
-#define TWOPASS_VECTOR 8  // bf16 values per 16-byte vector
 
 // The 8 values of vector k scaled by c = scale · log₂e, −∞ where key 8k + i is masked.
-__device__ __forceinline__ void scaled_vector(uint4 u, int k, Interval keys, float c, float v[TWOPASS_VECTOR]) {
-    const unsigned words[4] = {u.x, u.y, u.z, u.w};
+__device__ __forceinline__ void scaled_vector(uint4 u, int k, Interval keys, float c, float v[BF16_PER_VECTOR]) {
+    unpack_bf16x8(u, v);
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        v[2 * i] = __uint_as_float(words[i] << 16) * c;
-        v[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u) * c;
-    }
-    if (TWOPASS_VECTOR * k < keys.lo || TWOPASS_VECTOR * k + TWOPASS_VECTOR > keys.hi) {
+    for (int i = 0; i < BF16_PER_VECTOR; ++i) v[i] *= c;
+    if (BF16_PER_VECTOR * k < keys.lo || BF16_PER_VECTOR * k + BF16_PER_VECTOR > keys.hi) {
 #pragma unroll
-        for (int i = 0; i < TWOPASS_VECTOR; ++i) {
-            const int j = TWOPASS_VECTOR * k + i;
+        for (int i = 0; i < BF16_PER_VECTOR; ++i) {
+            const int j = BF16_PER_VECTOR * k + i;
             if (j < keys.lo || j >= keys.hi) v[i] = neg_inf();
         }
     }
@@ -555,8 +554,8 @@ __device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, b
     const uint4* src = reinterpret_cast<const uint4*>(x + row * nk);
     uint4* dst = reinterpret_cast<uint4*>(y + row * nk);
     // The vectors with a visible key: [first, last).
-    const int first = keys.lo / TWOPASS_VECTOR, last = (keys.hi + TWOPASS_VECTOR - 1) / TWOPASS_VECTOR;
-    const int vectors = nk / TWOPASS_VECTOR, stride = blockDim.x;
+    const int first = keys.lo / BF16_PER_VECTOR, last = (keys.hi + BF16_PER_VECTOR - 1) / BF16_PER_VECTOR;
+    const int vectors = nk / BF16_PER_VECTOR, stride = blockDim.x;
     // Pass 1: U vectors in flight, then their max, then their exponentials against the new max.
     float m = neg_inf(), s = 0.0f;
     for (int k0 = first + (int)threadIdx.x; k0 < last; k0 += U * stride) {
@@ -570,10 +569,10 @@ __device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, b
 #pragma unroll
             for (int u = 0; u < U; ++u) {
                 if (k0 + u * stride >= last) continue;
-                float v[TWOPASS_VECTOR];
+                float v[BF16_PER_VECTOR];
                 scaled_vector(raw[u], k0 + u * stride, keys, c, v);
 #pragma unroll
-                for (int i = 0; i < TWOPASS_VECTOR; ++i) f(v[i]);
+                for (int i = 0; i < BF16_PER_VECTOR; ++i) f(v[i]);
             }
         };
         float batch_max = neg_inf();
@@ -604,16 +603,16 @@ __device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, b
         for (int u = 0; u < U; ++u) {
             const int k = k0 + u * stride;
             if (k >= vectors) continue;
-            uint4 out = make_uint4(0u, 0u, 0u, 0u);
+            uint4 packed = make_uint4(0u, 0u, 0u, 0u);  // zeros where no key is visible
             if (k >= first && k < last) {
-                float v[TWOPASS_VECTOR];
+                float v[BF16_PER_VECTOR];
                 scaled_vector(raw[u], k, keys, c, v);
 #pragma unroll
-                for (int i = 0; i < TWOPASS_VECTOR; ++i) v[i] = exp2_approx(v[i] - shift) * inv_sum;
-                out = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]),
-                                 pack_bf16x2(v[6], v[7]));
+                for (int i = 0; i < BF16_PER_VECTOR; ++i) v[i] = exp2_approx(v[i] - shift) * inv_sum;
+                packed = make_uint4(pack_bf16x2(v[0], v[1]), pack_bf16x2(v[2], v[3]), pack_bf16x2(v[4], v[5]),
+                                    pack_bf16x2(v[6], v[7]));
             }
-            dst[k] = out;
+            dst[k] = packed;
         }
     }
 }

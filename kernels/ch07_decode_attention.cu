@@ -53,7 +53,7 @@
 // accumulator acc[G][16] per lane — rescaling only when the max grows. At the end the lane groups
 // of a warp merge by shuffles, the 4 warps through shared memory, and the block writes its
 // partial (m, l, acc) per query head, or, with one split, the normalised output directly.
-// Combine kernel: grid (batch · q_heads, d / 16), 512 threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
+// Combine kernel: grid (batch · q_heads, d / 16), 32–512 threads: o = Σ_s acc_s·2^(m_s − M) / Σ_s l_s·2^(m_s − M)
 // over the splits s that hold tokens of the sequence (M = max_s m_s); zeros for length 0.
 //
 // Bytes moved per cached token and KV head (K + V, d = head dim), what the benchmark counts:

@@ -281,6 +281,15 @@ fn bench_shape<T: ScoreElement>(
     let wide_differs = times_the_1024_thread_block(shape.nk, T::NAME, T::BYTES);
     let prefetch_differs = times_the_prefetching_block(shape.nk, T::NAME, T::BYTES);
     let two_pass = times_the_two_pass_block(shape.nk, T::NAME, T::BYTES);
+    // Which launch shapes this shape times: a warp only where it can hold the row, each
+    // experiment only on the rows it is timed on.
+    let timed = |launch: RowLaunch| match launch {
+        RowLaunch::WarpPerRow => shape.nk <= WARP_MAX_KEYS,
+        RowLaunch::BlockPerRow1024 => wide_differs,
+        RowLaunch::BlockPerRowPrefetch | RowLaunch::BlockPerRowPrefetch3 => prefetch_differs,
+        RowLaunch::TwoPass => two_pass,
+        RowLaunch::Auto | RowLaunch::BlockPerRow => true,
+    };
     if wide_differs {
         // The experiments' resources as the driver compiled them, to hold against ptxas's count.
         for launch in [
@@ -290,9 +299,7 @@ fn bench_shape<T: ScoreElement>(
             RowLaunch::BlockPerRowPrefetch3,
             RowLaunch::TwoPass,
         ] {
-            if launch.prefetch_stages().is_some() && !prefetch_differs
-                || launch == RowLaunch::TwoPass && !two_pass
-            {
+            if !timed(launch) {
                 continue;
             }
             let plan = plan_fused(shape.nk, T::NAME, T::BYTES, true, launch)?;
@@ -305,16 +312,7 @@ fn bench_shape<T: ScoreElement>(
     {
         let mask = DeviceMask::upload(gpu, &spec, shape)?;
         for (name, launch) in launches {
-            if launch == RowLaunch::WarpPerRow && shape.nk > WARP_MAX_KEYS {
-                continue; // a warp cannot hold the row
-            }
-            if launch == RowLaunch::BlockPerRow1024 && !wide_differs {
-                continue;
-            }
-            if launch.prefetch_stages().is_some() && !prefetch_differs {
-                continue;
-            }
-            if launch == RowLaunch::TwoPass && !two_pass {
+            if !timed(launch) {
                 continue;
             }
             let t = gpu_time(gpu, warmup, repeats, || {

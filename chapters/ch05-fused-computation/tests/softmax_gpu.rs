@@ -297,33 +297,55 @@ fn the_prefetching_blocks_match_the_cpu() -> Result<()> {
                     assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
                 }
             }
-            // Every key of every row masked: exact +0.0, never 0/0, and nothing read.
-            let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
             let x = scores(few, seed).mapv(bf16::from_f32);
-            let got = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &none_visible, launch)?;
-            assert!(
-                got.iter().all(|p| p.to_bits() == 0),
-                "{}, Nk = {nk}: fully masked rows not all +0.0",
-                plan.kernel
-            );
+            assert_fully_masked_rows_are_zero(
+                &gpu,
+                x.view(),
+                launch,
+                &format!("{}, Nk = {nk}", plan.kernel),
+            )?;
         }
-        // It launches the kernel it was asked for; f32 is refused on the host.
-        let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
-        let input = gpu.zeros::<bf16>(16384)?;
-        let mut output = gpu.zeros::<bf16>(16384)?;
-        let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
-        let plan = launch_fused(&gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, launch)?;
         let want = if launch == RowLaunch::BlockPerRowPrefetch {
             "ch05_softmax_block_prefetch_bf16_vec_v32"
         } else {
             "ch05_softmax_block_prefetch3_bf16_vec_v32"
         };
-        assert_eq!((plan.kernel.as_str(), plan.threads_per_row), (want, 512));
-        let x = scores(s, 53);
-        let e =
-            scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), launch).unwrap_err().to_string();
-        assert!(e.contains("bf16"), "{e}");
+        launches_its_bf16_kernel_and_refuses_f32(&gpu, launch, want, 53)?;
     }
+    Ok(())
+}
+
+/// Every key of every row of `x` masked (causal, and key lengths 0 for both batch entries):
+/// exact +0.0 from `launch`, never 0/0.
+fn assert_fully_masked_rows_are_zero(
+    gpu: &Gpu,
+    x: ArrayView4<bf16>,
+    launch: RowLaunch,
+    what: &str,
+) -> Result<()> {
+    let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
+    let got = scale_mask_softmax_gpu(gpu, x, SCALE, &none_visible, launch)?;
+    assert!(got.iter().all(|p| p.to_bits() == 0), "{what}: fully masked rows not all +0.0");
+    Ok(())
+}
+
+/// A bf16-only experiment (`launch`) runs `kernel` with 512 threads on a row of 16384 keys, and
+/// f32 scores (seeded `seed`) are refused on the host with an error naming bf16.
+fn launches_its_bf16_kernel_and_refuses_f32(
+    gpu: &Gpu,
+    launch: RowLaunch,
+    kernel: &str,
+    seed: u64,
+) -> Result<()> {
+    let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
+    let input = gpu.zeros::<bf16>(16384)?;
+    let mut output = gpu.zeros::<bf16>(16384)?;
+    let mask = DeviceMask::upload(gpu, &MaskSpec::none(), s)?;
+    let plan = launch_fused(gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, launch)?;
+    assert_eq!((plan.kernel.as_str(), plan.threads_per_row), (kernel, 512));
+    let x = scores(s, seed);
+    let e = scale_mask_softmax_gpu(gpu, x.view(), SCALE, &MaskSpec::none(), launch).unwrap_err().to_string();
+    assert!(e.contains("bf16"), "{e}");
     Ok(())
 }
 
@@ -348,25 +370,14 @@ fn the_two_pass_block_matches_the_cpu() -> Result<()> {
             let what = format!("bf16 two-pass {s:?} mask {name}");
             assert_close(got.mapv(|v| v.to_f32()).view(), want.view(), &mask, BF16_RTOL, &what);
         }
-        // Every key of every row masked: exact +0.0, never 0/0.
-        let none_visible = MaskSpec::causal().with_key_lengths(vec![0, 0]);
-        let got = scale_mask_softmax_gpu(&gpu, stored.view(), SCALE, &none_visible, RowLaunch::TwoPass)?;
-        assert!(got.iter().all(|p| p.to_bits() == 0), "two-pass, Nk = {nk}: fully masked rows not all +0.0");
+        assert_fully_masked_rows_are_zero(
+            &gpu,
+            stored.view(),
+            RowLaunch::TwoPass,
+            &format!("two-pass, Nk = {nk}"),
+        )?;
     }
-    // It launches the kernel it was asked for; f32 is refused on the host.
-    let s = ScoreShape { batch: 1, heads: 1, nq: 1, nk: 16384 };
-    let input = gpu.zeros::<bf16>(16384)?;
-    let mut output = gpu.zeros::<bf16>(16384)?;
-    let mask = DeviceMask::upload(&gpu, &MaskSpec::none(), s)?;
-    let plan =
-        launch_fused(&gpu, &input.as_view(), &mut output.as_view_mut(), SCALE, &mask, RowLaunch::TwoPass)?;
-    assert_eq!((plan.kernel.as_str(), plan.threads_per_row), ("ch05_softmax_twopass_bf16_vec", 512));
-    let x = scores(s, 63);
-    let e = scale_mask_softmax_gpu(&gpu, x.view(), SCALE, &MaskSpec::none(), RowLaunch::TwoPass)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("bf16"), "{e}");
-    Ok(())
+    launches_its_bf16_kernel_and_refuses_f32(&gpu, RowLaunch::TwoPass, "ch05_softmax_twopass_bf16_vec", 63)
 }
 
 #[test]

@@ -30,7 +30,7 @@
 //! benchmark's `fused_twopass`). It is the one that reached the copy's rate: on an H100 (run 16,
 //! `docs/src/results/h100-2026-12-05-ch05-ch07-run16/`) 0.91–0.92 of the copy at 16 384 bf16
 //! keys where the 512-thread block ran at 0.82–0.83, and 0.92–0.93 at 8192 against 0.90; at
-//! 1024–4096 keys, where a thread has only one or two vectors to keep in flight, 0.68–0.73
+//! 1024–4096 keys, where a thread has only one or two vectors to keep in flight, 0.68–0.79
 //! against 0.98–1.0. So `Auto` gives it bf16 rows of more than
 //! [`AUTO_TWO_PASS_ABOVE_KEYS`] = 8192 keys with 128-bit access, and with it bf16 rows of any
 //! length.
@@ -238,6 +238,26 @@ pub fn vector_width(elem_bytes: usize) -> usize {
     VECTOR_BYTES / elem_bytes
 }
 
+/// An error naming what an experiment (`name`) was built for, if `unmet` says a row lacks it.
+fn check_requirement(name: &str, unmet: Option<String>) -> Result<()> {
+    match unmet {
+        Some(requirement) => {
+            Err(Error::InvalidArgument(format!("the {name} is built for {requirement}; use a block per row")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// What a bf16-only experiment with 128-bit access lacks on these rows, if anything.
+fn unmet_bf16_vectors(dtype: &str, nk: usize, elem_bytes: usize, access: Access) -> Option<String> {
+    (elem_bytes != 2 || access != Access::Vector).then(|| {
+        format!(
+            "bf16 with 128-bit access only: {dtype} rows of Nk = {nk} (want bf16, Nk a multiple of 8, both \
+             buffers 16-byte aligned)"
+        )
+    })
+}
+
 /// The shape of an experiment's block (`values` per thread, as many whole warps as the row needs,
 /// at most `max_threads`), or an error naming the requirement it was built for (`unmet`) or its
 /// longest row.
@@ -248,11 +268,7 @@ fn experiment_block(
     values: usize,
     max_threads: usize,
 ) -> Result<(usize, usize)> {
-    if let Some(requirement) = unmet {
-        return Err(Error::InvalidArgument(format!(
-            "the {name} is built for {requirement}; use a block per row"
-        )));
-    }
+    check_requirement(name, unmet)?;
     let threads = cdiv(nk, values).next_multiple_of(32);
     if threads > max_threads {
         return Err(Error::InvalidArgument(format!(
@@ -318,12 +334,7 @@ pub fn plan_fused(
             WIDE_BLOCK_THREADS,
         )?,
         RowLaunch::TwoPass => {
-            if elem_bytes != 2 || access != Access::Vector {
-                return Err(Error::InvalidArgument(format!(
-                    "the two-pass block is built for bf16 with 128-bit access only: {dtype} rows of Nk = {nk} (want \
-                     bf16, Nk a multiple of 8, both buffers 16-byte aligned); use a block per row"
-                )));
-            }
+            check_requirement("two-pass block", unmet_bf16_vectors(dtype, nk, elem_bytes, access))?;
             // One vector of 8 per thread and pass until the row outgrows 512 threads; the values a
             // thread takes over both passes.
             let threads = cdiv(nk, width).next_multiple_of(32).min(TWOPASS_THREADS);
@@ -331,12 +342,7 @@ pub fn plan_fused(
         }
         RowLaunch::BlockPerRowPrefetch | RowLaunch::BlockPerRowPrefetch3 => experiment_block(
             "prefetching block",
-            (elem_bytes != 2 || access != Access::Vector).then(|| {
-                format!(
-                    "bf16 with 128-bit access only: {dtype} rows of Nk = {nk} (want bf16, Nk a multiple of 8, both \
-                     buffers 16-byte aligned)"
-                )
-            }),
+            unmet_bf16_vectors(dtype, nk, elem_bytes, access),
             nk,
             PREFETCH_VALUES_PER_THREAD,
             PREFETCH_THREADS,
@@ -356,30 +362,23 @@ pub fn plan_fused(
             (v, threads(v))
         }
     };
-    if shape == RowLaunch::TwoPass {
-        // One entry: its values per thread are not a template parameter.
-        let kernel = "ch05_softmax_twopass_bf16_vec".to_string();
-        return Ok(FusedPlan {
-            shape,
-            access,
-            values_per_thread,
-            threads_per_row,
-            rows_per_group: 1,
-            kernel,
-        });
-    }
-    let kernel = format!(
-        "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
-        match shape {
-            RowLaunch::WarpPerRow => "warp",
-            RowLaunch::BlockPerRow1024 => "block1024",
-            RowLaunch::BlockPerRowPrefetch => "block_prefetch",
-            RowLaunch::BlockPerRowPrefetch3 => "block_prefetch3",
-            _ => "block",
-        },
-        if access == Access::Vector { "vec" } else { "scalar" },
-        if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() }
-    );
+    // The two-pass block has one entry: its values per thread are not a template parameter.
+    let kernel = if shape == RowLaunch::TwoPass {
+        "ch05_softmax_twopass_bf16_vec".to_string()
+    } else {
+        format!(
+            "ch05_softmax_{}_{dtype}_{}_v{values_per_thread}{}",
+            match shape {
+                RowLaunch::WarpPerRow => "warp",
+                RowLaunch::BlockPerRow1024 => "block1024",
+                RowLaunch::BlockPerRowPrefetch => "block_prefetch",
+                RowLaunch::BlockPerRowPrefetch3 => "block_prefetch3",
+                _ => "block",
+            },
+            if access == Access::Vector { "vec" } else { "scalar" },
+            if threads_per_row < 32 { format!("_lanes{threads_per_row}") } else { String::new() }
+        )
+    };
     let rows_per_group = if shape == RowLaunch::WarpPerRow { rows_per_group(values_per_thread) } else { 1 };
     Ok(FusedPlan { shape, access, values_per_thread, threads_per_row, rows_per_group, kernel })
 }
