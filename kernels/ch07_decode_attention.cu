@@ -78,6 +78,7 @@ __device__ __forceinline__ void decode_split(DECODE_KERNEL_PARAMS) {
     const int sub = lane % LPT;  // the lane's 16 channels: sub·16 …
     const int group = warp * TPW + lane / LPT;
     const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
+    allow_dependent_launch();
     if (!work.has_tokens) return;
     const int split = work.split, splits = work.splits, t0 = work.t0, t1 = work.t1;
     const long long plane = work.plane, head0 = work.head0;
@@ -216,7 +217,9 @@ DECODE_DIMS(nvfp4, NVFP4)
 // about 8 splits a lane: `combine_threads`), so that few splits do not launch thousands of
 // mostly idle 512-thread blocks. First the max M over the splits (strided, then a block
 // reduction), then the P split lanes' partial sums of each channel are added through shared
-// memory. Splits whose chunk starts at or past len_b hold nothing and are not read.
+// memory. Splits whose chunk starts at or past len_b hold nothing and are not read. The host
+// launches it as a programmatic dependent of the main kernel (ch07_decode_common.cuh): it reads
+// the lengths, then waits for the main kernel's partials.
 // Grid (batch · q_heads, d / 16), block P · 16 threads, P a power of two.
 #define COMBINE_SLICE 16
 #define COMBINE_MAX_LANES 32
@@ -233,6 +236,7 @@ extern "C" __global__ void __launch_bounds__(COMBINE_MAX_THREADS)
     const int tid = threadIdx.x, threads = blockDim.x, lanes = threads / COMBINE_SLICE;
     const int len = (int)lengths[b];
     const int used = min(splits, (len + chunk - 1) / chunk);
+    wait_for_prerequisite_grid();  // the main kernel's partials, below, are complete and visible
     const float *ml = part_ml + row * splits * 2;
     const float *acc = part_acc + row * splits * head_dim;
 

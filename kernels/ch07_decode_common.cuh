@@ -197,6 +197,23 @@ __device__ __forceinline__ void load_key_scales(const float *__restrict__ src, f
     ENTRY(PREFIX##ENAME##_d128_g1, ELEM, 128, 1) ENTRY(PREFIX##ENAME##_d128_g2, ELEM, 128, 2) \
     ENTRY(PREFIX##ENAME##_d128_g3, ELEM, 128, 3) ENTRY(PREFIX##ENAME##_d128_g4, ELEM, 128, 4)
 
+// Programmatic dependent launch (sm_90; attn-support's dependent_launch.rs). With several
+// splits the combine kernel is launched as a dependent of the main kernel: every main block
+// allows it at its start, so the combine's launch and its blocks' start overlap the main
+// kernel's last blocks, and the combine waits for the main kernel's partials before reading
+// them. Without the launch attribute (or before sm_90, where these compile to nothing) the wait
+// returns at once and the stream orders the two kernels.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void wait_for_prerequisite_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 // What block (split, kvh, b) works on: the tokens [t0, t1) of plane (b, kvh), and its first
 // query head. `has_tokens` is false when the split starts at or past the sequence's end; then,
 // with one split, the block owns the output and writes zeros (a sequence of length 0 attends to

@@ -157,6 +157,7 @@ __device__ __forceinline__ void decode_pipelined(DECODE_KERNEL_PARAMS) {
     const int sub = lane % LPT;
     const int group = threadIdx.x / LPT;
     const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
+    allow_dependent_launch();
     if (!work.has_tokens) return;
     const int split = work.split, splits = work.splits, t0 = work.t0, t1 = work.t1;
     const long long plane = work.plane, head0 = work.head0;

@@ -13,8 +13,9 @@ Shapes, as the Rust benchmark (chapters/ch07-kv-cache/src/gpu/bench.rs, MODELS a
 Llama-3-8B (32 query heads over 8 KV heads, d = 128) and SmolLM2-135M (9 over 3, d = 64); batch 16
 at contexts 1 k ... 64 k, and 4 x 64 k, 1 x 256 k. One allocation of 16 x 64 k slots per model
 serves every point, viewed contiguously as (batch, kv_heads, context, head_dim).
-Timing: CUDA events around each call, 3 warm-up calls, the median of --repeats calls
-(torch_timing.per_call_ms).
+Timing: CUDA events around --calls back-to-back calls (10 by default, as the Rust benchmark: a decoder
+issues one step after another, while one call timed from an idle stream also counts Python's ~20 us
+of dispatch), 3 warm-up rounds, the median of --repeats timings per call (torch_timing.per_call_ms).
 
 The CSV has the Rust benchmark's columns, so the two can be joined on the shape:
   impl,dtype,batch,q_heads,kv_heads,context,head_dim,median_ms,kv_bytes,gbps,copy_fraction,splits
@@ -43,8 +44,8 @@ HEADER = ["impl", "dtype", "batch", "q_heads", "kv_heads", "context", "head_dim"
           "copy_fraction", "splits"]
 
 
-def median_ms(fn, repeats):
-    return statistics.median(per_call_ms(fn, WARMUP, repeats))
+def median_ms(fn, repeats, calls):
+    return statistics.median(per_call_ms(fn, WARMUP, repeats, calls))
 
 
 def kv_bytes(kv_heads, head_dim, batch, context):
@@ -52,12 +53,12 @@ def kv_bytes(kv_heads, head_dim, batch, context):
     return 2 * 2 * batch * kv_heads * context * head_dim
 
 
-def bench_model(q_heads, kv_heads, head_dim, repeats):
+def bench_model(q_heads, kv_heads, head_dim, repeats, calls):
     rows = []
     n_copy = kv_bytes(kv_heads, head_dim, *COPY_POINT)
     src = torch.zeros(n_copy, dtype=torch.uint8, device="cuda")
     dst = torch.empty_like(src)
-    copy_ms = median_ms(lambda: dst.copy_(src), repeats)
+    copy_ms = median_ms(lambda: dst.copy_(src), repeats, calls)
     copy_gbps = 2 * n_copy / (copy_ms * 1e-3) * 1e-9
     rows.append(["copy", "bf16", COPY_POINT[0], q_heads, kv_heads, COPY_POINT[1], head_dim, f"{copy_ms:.6f}", 2 * n_copy,
                  f"{copy_gbps:.1f}", "1.0000", ""])
@@ -79,7 +80,7 @@ def bench_model(q_heads, kv_heads, head_dim, repeats):
                     return torch.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True)
             try:
                 with torch.no_grad():
-                    ms = median_ms(call, repeats)
+                    ms = median_ms(call, repeats, calls)
                 gbps = moved / (ms * 1e-3) * 1e-9
                 rows.append([impl, "bf16", batch, q_heads, kv_heads, context, head_dim, f"{ms:.6f}", moved,
                              f"{gbps:.1f}", f"{gbps / copy_gbps:.4f}", ""])
@@ -95,6 +96,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--csv", required=True, help="output CSV path")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=10, help="back-to-back calls per timing")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to time", file=sys.stderr)
@@ -102,7 +104,7 @@ def main():
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()}")
     rows = []
     for q_heads, kv_heads, head_dim in MODELS:
-        rows.extend(bench_model(q_heads, kv_heads, head_dim, args.repeats))
+        rows.extend(bench_model(q_heads, kv_heads, head_dim, args.repeats, args.calls))
     with open(args.csv, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(HEADER)

@@ -397,7 +397,7 @@ if wanted profile; then
             mkdir -p "$OUTDIR/ch07/ncu"
             ncu_step ncu-decode-ch07 "$OUTDIR/ch07/ncu/ch07_decode_ncu.csv" \
                 gpu__time_duration.sum dram__bytes_read.sum,dram__bytes_write.sum -- \
-                --kernel-name regex:ch07_decode "$BUNDLE/bin/ch07" --bench-decode --warmup 0 --repeats 1 \
+                --kernel-name regex:ch07_decode "$BUNDLE/bin/ch07" --bench-decode --warmup 0 --repeats 1 --calls-per-timing 1 \
                 --out "$OUTDIR/ch07/ncu" --csv "$OUTDIR/ch07/ncu/ch07_decode.csv"
             step ncu-decode-table-ch07 bash -c "python3 '$BUNDLE/ncu_tables.py' kernels \
                 '$OUTDIR/ch07/ncu/ch07_decode_ncu.csv' > '$OUTDIR/ch07/ncu/ch07_decode_kernels.md'"

@@ -2,6 +2,7 @@
 //!
 //! - [`gpu`]: open the GPU (or say why not), compile a kernel file from `kernels/` with NVRTC,
 //!   launch helpers, ndarray ↔ device copies.
+//! - [`dependent_launch`]: launching a kernel that may start before the one ahead of it ends.
 //! - [`timing`]: CUDA-event and wall-clock timing (warm-up, median of repeats).
 //! - [`compare`](mod@compare): relative and max-abs error between two arrays.
 //! - [`plot`]: figures drawn onto any plotters backend, saved as PNG + SVG or shown inline in
@@ -21,6 +22,7 @@ pub mod blas;
 pub mod compare;
 pub mod csv;
 pub mod data;
+pub mod dependent_launch;
 pub mod error;
 pub mod gpu;
 pub mod occupancy;

@@ -40,6 +40,25 @@ pub fn gpu_time(gpu: &Gpu, warmup: usize, repeats: usize, f: impl FnMut() -> Res
     stream_time(&gpu.stream, warmup, repeats, f)
 }
 
+/// [`gpu_time`] of `calls` back-to-back calls of `f` between one pair of events, reported per
+/// call. A single call of a few tens of microseconds is timed from an idle stream: the start
+/// event fires at once and the GPU then waits for the host to submit the kernels, so the
+/// host's launch time is counted as the kernel's. Back-to-back calls are what a decoder issues
+/// (the host enqueues the next step while the GPU runs this one), and only the GPU's time
+/// between the kernels remains.
+pub fn gpu_time_per_call(
+    gpu: &Gpu,
+    warmup: usize,
+    repeats: usize,
+    calls: usize,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<Timing> {
+    let calls = calls.max(1);
+    let t = gpu_time(gpu, warmup, repeats, || (0..calls).try_for_each(|_| f()))?;
+    let c = calls as f64;
+    Ok(Timing { median_ms: t.median_ms / c, min_ms: t.min_ms / c, max_ms: t.max_ms / c, repeats: t.repeats })
+}
+
 /// [`gpu_time`] on any stream: the events are recorded on `stream` itself, so that they
 /// bracket exactly the work `f` enqueues there (e.g. a stream that replays a CUDA graph).
 pub fn stream_time(

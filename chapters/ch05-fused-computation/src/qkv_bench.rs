@@ -17,7 +17,7 @@
 //! epilogue's time does not depend on the values, so its buffers are zeros.
 //!
 //! Every time is the median of `repeats` CUDA-event timings after `warmup` untimed calls
-//! ([`gpu_time`]). A point that takes microseconds (decode) is timed as `inner` back-to-back
+//! ([`gpu_time_per_call`]). A point that takes microseconds (decode) is timed as `inner` back-to-back
 //! calls between one pair of events, divided by `inner` ([`inner_calls`]): one call is near
 //! the events' resolution, and back-to-back calls are what a decoder issues, launch overheads
 //! overlapping as they do there.
@@ -49,7 +49,7 @@ use attn_support::data::randn;
 use attn_support::error::DriverContext;
 use attn_support::gpu::Gpu;
 use attn_support::report::{TextTable, write_lines};
-use attn_support::timing::{Timing, gpu_time};
+use attn_support::timing::{Timing, gpu_time_per_call};
 use half::bf16;
 use std::path::Path;
 
@@ -85,16 +85,14 @@ pub fn inner_calls(tokens: usize) -> usize {
     if tokens <= 16 { 50 } else { 1 }
 }
 
-/// `calls` back-to-back calls of `f` per timing, reported per call.
+/// `calls` back-to-back calls of `f` per timing, reported per call ([`gpu_time_per_call`]).
 fn time_per_call(
     gpu: &Gpu,
     options: QkvBenchOptions,
     calls: usize,
-    mut f: impl FnMut() -> Result<()>,
+    f: impl FnMut() -> Result<()>,
 ) -> Result<Timing> {
-    let t = gpu_time(gpu, options.warmup, options.repeats, || (0..calls).try_for_each(|_| f()))?;
-    let c = calls as f64;
-    Ok(Timing { median_ms: t.median_ms / c, min_ms: t.min_ms / c, max_ms: t.max_ms / c, repeats: t.repeats })
+    gpu_time_per_call(gpu, options.warmup, options.repeats, calls, f)
 }
 
 /// One row of the QKV benchmark.

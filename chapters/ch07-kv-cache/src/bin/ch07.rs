@@ -17,7 +17,8 @@ use attn_support::plot::save;
 use attn_support::report::{TextTable, heading, write_lines};
 use ch07_kv_cache::experiments::quality_table;
 use ch07_kv_cache::gpu::bench::{
-    BENCH_CSV_HEADER, BenchRow, MODELS, WARMUP, bandwidth_figure, run_decode_benchmark,
+    BENCH_CSV_HEADER, BenchRow, CALLS_PER_TIMING, DecodeBenchOptions, MODELS, WARMUP, bandwidth_figure,
+    run_decode_benchmark,
 };
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::recorded::read_decode_run;
@@ -50,10 +51,21 @@ struct Args {
     /// Untimed launches per point before them (0 under a profiler: one launch per point).
     #[arg(long, default_value_t = WARMUP)]
     warmup: usize,
+    /// Decode steps back to back between one pair of events in --bench-decode, the time
+    /// reported per step (1 under a profiler).
+    #[arg(long, default_value_t = CALLS_PER_TIMING)]
+    calls_per_timing: usize,
     /// The longest chunk of tokens one block of --bench-decode takes (a multiple of 128; default
     /// 512).
     #[arg(long)]
     max_chunk: Option<usize>,
+    /// The waves of blocks a split plan of --bench-decode aims for at least (default 2).
+    #[arg(long)]
+    min_waves: Option<usize>,
+    /// In --bench-decode, launch the combine kernel after the main kernel in stream order rather
+    /// than as its programmatic dependent (the default from compute capability 9.0).
+    #[arg(long)]
+    serial_combine: bool,
     /// Tokens per INT8 key scale.
     #[arg(long, default_value_t = DEFAULT_KEY_GROUP)]
     key_group: usize,
@@ -242,7 +254,16 @@ fn check_decode(gpu: &Gpu) -> attn_support::Result<()> {
 /// `--bench-decode`: the table, the CSV and one figure per model.
 fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
     heading("decode attention over each cache type against the device copy (median of CUDA-event timings)");
-    let rows = run_decode_benchmark(gpu, args.key_group, args.warmup, args.repeats, args.max_chunk)?;
+    let options = DecodeBenchOptions {
+        key_group: args.key_group,
+        warmup: args.warmup,
+        repeats: args.repeats,
+        calls: args.calls_per_timing,
+        max_chunk: args.max_chunk,
+        min_waves: args.min_waves,
+        serial_combine: args.serial_combine,
+    };
+    let rows = run_decode_benchmark(gpu, options)?;
     let mut table = TextTable::new(&[
         ("model", 0),
         ("kernel", 0),

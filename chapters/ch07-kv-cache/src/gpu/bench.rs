@@ -17,7 +17,8 @@
 //! quantised once on the host from a 4096-token random block (chapter 7's quant module) and
 //! tiled, since the time does not depend on the values. Small points (SmolLM2's short contexts
 //! in NVFP4: a few MB) fit in the H100's 50 MB L2 and measure it rather than HBM.
-//! Timing: CUDA events, `warmup` untimed launches ([`WARMUP`] by default), the median of `repeats`.
+//! Timing: CUDA events, `warmup` untimed launches ([`WARMUP`] by default), the median of `repeats`;
+//! each timing holds `calls` decode steps back to back ([`DecodeBenchOptions`]).
 
 use super::cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, quantize_cache};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
@@ -27,7 +28,7 @@ use attn_support::data::randn;
 use attn_support::error::DriverContext;
 use attn_support::gpu::Gpu;
 use attn_support::plot::{Chart, Line, Scale};
-use attn_support::timing::{Timing, gpu_time};
+use attn_support::timing::{Timing, gpu_time_per_call};
 
 /// Header of the benchmark CSV (`xtask/baselines/torch_decode.py` writes the same columns):
 /// `kv_bytes` the K and V bytes a decode step reads, `gbps` those over the median time,
@@ -37,6 +38,40 @@ pub const BENCH_CSV_HEADER: &str =
 
 /// Warm-up launches before timing.
 pub const WARMUP: usize = 3;
+/// Decode steps between one pair of events by default: back to back, as a decoder issues them
+/// (one step timed from an idle stream also counts the host's launch of its kernels).
+pub const CALLS_PER_TIMING: usize = 10;
+
+/// How the benchmark runs: untimed and timed launches, the decode steps each timing holds
+/// back to back ([`gpu_time_per_call`]), the INT8 key group and the longest chunk of a split.
+#[derive(Clone, Copy, Debug)]
+pub struct DecodeBenchOptions {
+    pub key_group: usize,
+    pub warmup: usize,
+    pub repeats: usize,
+    pub calls: usize,
+    /// The longest chunk a split may take (default [`super::launch::MAX_CHUNK`]).
+    pub max_chunk: Option<usize>,
+    /// The waves a split plan aims for at least (default [`super::launch::MIN_WAVES`]).
+    pub min_waves: Option<usize>,
+    /// Launch the combine after the main kernel in stream order instead of as its programmatic
+    /// dependent ([`DecodeAttention::set_dependent_combine`]).
+    pub serial_combine: bool,
+}
+
+impl Default for DecodeBenchOptions {
+    fn default() -> Self {
+        DecodeBenchOptions {
+            key_group: DEFAULT_KEY_GROUP,
+            warmup: WARMUP,
+            repeats: 20,
+            calls: CALLS_PER_TIMING,
+            max_chunk: None,
+            min_waves: None,
+            serial_combine: false,
+        }
+    }
+}
 /// Tokens of the block quantised on the host and tiled into the benchmark's caches.
 const TEMPLATE_TOKENS: usize = 4096;
 /// The largest batch and context of the sweep: the slots of each benchmark cache.
@@ -141,11 +176,11 @@ pub fn kv_bytes(element: CacheElement, model: BenchModel, point: BenchPoint) -> 
 
 /// The copy of a buffer the size of the bf16 cache at [`COPY_POINT`]: GB/s of bytes read and
 /// written, and its row.
-fn time_copy(gpu: &Gpu, model: BenchModel, warmup: usize, repeats: usize) -> Result<BenchRow> {
+fn time_copy(gpu: &Gpu, model: BenchModel, options: DecodeBenchOptions) -> Result<BenchRow> {
     let bytes = kv_bytes(CacheElement::Bf16, model, COPY_POINT) as usize;
     let src = gpu.zeros::<u8>(bytes)?;
     let mut dst = gpu.zeros::<u8>(bytes)?;
-    let timing = gpu_time(gpu, warmup, repeats, || {
+    let timing = gpu_time_per_call(gpu, options.warmup, options.repeats, options.calls, || {
         gpu.stream.memcpy_dtod(&src, &mut dst).ctx("copying on the device")
     })?;
     let moved = 2.0 * bytes as f64;
@@ -179,19 +214,16 @@ pub fn bench_model(
     gpu: &Gpu,
     model: BenchModel,
     points: &[BenchPoint],
-    key_group: usize,
-    warmup: usize,
-    repeats: usize,
-    max_chunk: Option<usize>,
+    options: DecodeBenchOptions,
 ) -> Result<Vec<BenchRow>> {
-    let copy = time_copy(gpu, model, warmup, repeats)?;
+    let copy = time_copy(gpu, model, options)?;
     let copy_gbps = copy.copy_gbps;
     let mut rows = vec![copy];
     let d = model.head_dim;
     let template_k = randn((1, 1, TEMPLATE_TOKENS, d), 71);
     let template_v = randn((1, 1, TEMPLATE_TOKENS, d), 72);
     let mut q_rng_seed = 73;
-    for element in CacheElement::all(key_group) {
+    for element in CacheElement::all(options.key_group) {
         let template =
             quantize_cache(element, template_k.view(), template_v.view(), &[TEMPLATE_TOKENS as u32])?.cache;
         let host = template.tiled(CACHE_BATCH, model.kv_heads, CACHE_CONTEXT)?;
@@ -199,8 +231,14 @@ pub fn bench_model(
         drop(host);
         for version in DecodeKernel::ALL.into_iter().filter(|v| v.supports(element).is_ok()) {
             let mut kernel = DecodeAttention::with_kernel(gpu, version, element, d, model.group())?;
-            if let Some(n) = max_chunk {
+            if let Some(n) = options.max_chunk {
                 kernel.set_max_chunk(n)?;
+            }
+            if let Some(n) = options.min_waves {
+                kernel.set_min_waves(n)?;
+            }
+            if options.serial_combine {
+                kernel.set_dependent_combine(gpu, false)?;
             }
             let mut workspace = DecodeWorkspace::new();
             // Each point reads the one allocation as (batch, context); reshape refuses a point
@@ -217,7 +255,7 @@ pub fn bench_model(
                 let q = gpu.upload(&randn((point.batch * model.q_heads * d,), q_rng_seed))?;
                 let mut out = gpu.zeros::<f32>(point.batch * model.q_heads * d)?;
                 let plan = kernel.plan(cache.dims(), point.context);
-                let timing = gpu_time(gpu, warmup, repeats, || {
+                let timing = gpu_time_per_call(gpu, options.warmup, options.repeats, options.calls, || {
                     kernel.launch(gpu, &q, &cache, &lengths, &mut out, &mut workspace).map(|_| ())
                 })?;
                 rows.push(BenchRow {
@@ -238,18 +276,11 @@ pub fn bench_model(
 // ANCHOR_END: bench_model
 
 /// Every model of [`MODELS`] at every point of [`bench_points`].
-/// `max_chunk`: the longest chunk a split may take (default [`super::launch::MAX_CHUNK`]).
-pub fn run_decode_benchmark(
-    gpu: &Gpu,
-    key_group: usize,
-    warmup: usize,
-    repeats: usize,
-    max_chunk: Option<usize>,
-) -> Result<Vec<BenchRow>> {
+pub fn run_decode_benchmark(gpu: &Gpu, options: DecodeBenchOptions) -> Result<Vec<BenchRow>> {
     let points = bench_points();
     let mut rows = Vec::new();
     for model in MODELS {
-        rows.extend(bench_model(gpu, model, &points, key_group, warmup, repeats, max_chunk)?);
+        rows.extend(bench_model(gpu, model, &points, options)?);
     }
     Ok(rows)
 }

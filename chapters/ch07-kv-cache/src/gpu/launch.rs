@@ -8,6 +8,7 @@ use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
 use attn_support::cudarc::driver::{CudaFunction, CudaSlice, PushKernelArg};
+use attn_support::dependent_launch::DependentArgs;
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, KernelSource, launch_config};
 use attn_support::{Error, Result, kernel_source};
@@ -196,7 +197,18 @@ pub fn check_max_chunk(max_chunk: usize) -> Result<()> {
 
 /// [`plan_splits`] with chunks of at most `max_chunk` tokens (a multiple of [`CHUNK_QUANTUM`]).
 pub fn plan_splits_up_to(planes: usize, max_len: usize, wave_blocks: usize, max_chunk: usize) -> SplitPlan {
-    let wanted = (MIN_WAVES * wave_blocks.max(1)).div_ceil(planes.max(1));
+    plan_splits_for_waves(planes, max_len, wave_blocks, max_chunk, MIN_WAVES)
+}
+
+/// [`plan_splits_up_to`] aiming for at least `min_waves` waves instead of [`MIN_WAVES`].
+pub fn plan_splits_for_waves(
+    planes: usize,
+    max_len: usize,
+    wave_blocks: usize,
+    max_chunk: usize,
+    min_waves: usize,
+) -> SplitPlan {
+    let wanted = (min_waves.max(1) * wave_blocks.max(1)).div_ceil(planes.max(1));
     let chunk = max_len.div_ceil(wanted) / CHUNK_QUANTUM * CHUNK_QUANTUM;
     let chunk = chunk.clamp(CHUNK_QUANTUM, max_chunk.max(CHUNK_QUANTUM));
     SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
@@ -295,6 +307,11 @@ pub struct DecodeAttention {
     wave_blocks: usize,
     /// The longest chunk a split plan may give a block ([`MAX_CHUNK`] unless set).
     max_chunk: usize,
+    /// The waves of blocks a split plan aims for at least ([`MIN_WAVES`] unless set).
+    min_waves: usize,
+    /// Whether the combine kernel is launched as a programmatic dependent of the main kernel
+    /// (compute capability 9.0 and later; [`DecodeAttention::set_dependent_combine`]).
+    dependent_combine: bool,
 }
 
 impl DecodeAttention {
@@ -348,6 +365,8 @@ impl DecodeAttention {
             combine,
             wave_blocks: per_sm.max(1) * sms,
             max_chunk: version.default_max_chunk(),
+            min_waves: MIN_WAVES,
+            dependent_combine: gpu.compute_capability().0 >= 9,
         })
     }
 
@@ -383,9 +402,35 @@ impl DecodeAttention {
         Ok(())
     }
 
+    /// Let split plans aim for at least `min_waves` waves of blocks (1 or more): more waves,
+    /// shorter chunks and a shorter last wave; fewer, longer chunks and fewer partials.
+    pub fn set_min_waves(&mut self, min_waves: usize) -> Result<()> {
+        if min_waves == 0 {
+            return Err(Error::InvalidArgument("min waves 0: a plan needs at least one wave".into()));
+        }
+        self.min_waves = min_waves;
+        Ok(())
+    }
+
+    /// Launch the combine kernel as a programmatic dependent of the main kernel (`true`, the
+    /// default on compute capability 9.0 and later: its launch overlaps the main kernel's last
+    /// blocks) or after it in stream order (`false`). An error on an older GPU, which has no
+    /// dependent launch.
+    pub fn set_dependent_combine(&mut self, gpu: &Gpu, dependent: bool) -> Result<()> {
+        if dependent && gpu.compute_capability().0 < 9 {
+            return Err(Error::InvalidArgument(format!(
+                "a dependent combine launch needs compute capability 9.0 or later, not {}.{}",
+                gpu.compute_capability().0,
+                gpu.compute_capability().1
+            )));
+        }
+        self.dependent_combine = dependent;
+        Ok(())
+    }
+
     /// The split plan of a launch on `dims` whose longest sequence has `max_len` tokens.
     pub fn plan(&self, dims: CacheDims, max_len: usize) -> SplitPlan {
-        plan_splits_up_to(dims.planes(), max_len, self.wave_blocks, self.max_chunk)
+        plan_splits_for_waves(dims.planes(), max_len, self.wave_blocks, self.max_chunk, self.min_waves)
     }
 
     // ANCHOR: launch
@@ -463,16 +508,24 @@ impl DecodeAttention {
             };
             let q_heads = (dims.kv_heads * self.group) as i32;
             let (head_dim, splits) = (dims.head_dim as i32, plan.splits as i32);
-            let mut b = gpu.stream.launch_builder(&self.combine);
-            b.arg(acc).arg(ml).arg(&lengths.buf).arg(&mut *out);
-            b.arg(&q_heads).arg(&head_dim).arg(&splits).arg(&chunk);
             let threads = combine_threads(plan.splits);
             let grid = launch_config((rows, dims.head_dim / COMBINE_SLICE, 1), threads, 0)?;
-            // SAFETY: one block per (sequence, query head) row and slice of COMBINE_SLICE
-            // channels (the head dim, 64 or 128, checked by check_launch, is a multiple of it),
-            // a multiple of 32 threads and at most the kernel's 512 (combine_threads); the
-            // partials hold (rows, splits, d) and (rows, splits, 2) floats.
-            unsafe { b.launch(grid) }.ctx("launching the ch07 combine kernel")?;
+            // SAFETY (both launches): one block per (sequence, query head) row and slice of
+            // COMBINE_SLICE channels (the head dim, 64 or 128, checked by check_launch, is a
+            // multiple of it), a multiple of 32 threads and at most the kernel's 512
+            // (combine_threads); the partials hold (rows, splits, d) and (rows, splits, 2) floats,
+            // and the kernel waits for the main kernel before it reads them.
+            if self.dependent_combine {
+                let mut args = DependentArgs::new(&gpu.stream);
+                args.slice(acc).slice(ml).slice(&lengths.buf).slice_mut(&mut *out);
+                args.i32(q_heads).i32(head_dim).i32(splits).i32(chunk);
+                unsafe { args.launch(&self.combine, grid) }?;
+            } else {
+                let mut b = gpu.stream.launch_builder(&self.combine);
+                b.arg(acc).arg(ml).arg(&lengths.buf).arg(&mut *out);
+                b.arg(&q_heads).arg(&head_dim).arg(&splits).arg(&chunk);
+                unsafe { b.launch(grid) }.ctx("launching the ch07 combine kernel")?;
+            }
         }
         Ok(plan)
     }

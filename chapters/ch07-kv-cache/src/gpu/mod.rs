@@ -33,7 +33,7 @@ pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, Quantiz
 pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 pub use launch::{
     DecodeAttention, DecodeKernel, SplitPlan, check_launch, check_max_chunk, kernel_name, mma_shared_bytes,
-    pipelined_shared_bytes, plan_splits, plan_splits_up_to, versioned_kernel_name,
+    pipelined_shared_bytes, plan_splits, plan_splits_for_waves, plan_splits_up_to, versioned_kernel_name,
 };
 pub use reference::decode_attention_reference;
 
