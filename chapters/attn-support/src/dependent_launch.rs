@@ -12,7 +12,9 @@
 
 use crate::error::{DriverContext, Result};
 use cudarc::driver::sys::{self, CUlaunchAttributeID, CUlaunchAttributeValue};
-use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, SyncOnDrop};
+use cudarc::driver::{
+    CudaFunction, CudaSlice, CudaStream, DevicePtr, DevicePtrMut, LaunchConfig, SyncOnDrop,
+};
 use std::ffi::c_void;
 
 /// The parameters of one kernel launch, in the kernel's order: device pointers and 32-bit
@@ -79,12 +81,15 @@ impl<'a> DependentArgs<'a> {
             attrs: &mut attr,
             numAttrs: 1,
         };
-        let mut params: Vec<*mut c_void> = self.slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
+        let mut params: Vec<*mut c_void> =
+            self.slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
         self.stream.context().bind_to_thread().ctx("binding the context for a dependent launch")?;
         // SAFETY: config and attr live until the call returns; params point into self.slots,
         // one per kernel parameter (the caller's promise).
-        unsafe { sys::cuLaunchKernelEx(&config, func.cu_function(), params.as_mut_ptr(), std::ptr::null_mut()) }
-            .result()
-            .ctx("launching a kernel as a programmatic dependent")
+        unsafe {
+            sys::cuLaunchKernelEx(&config, func.cu_function(), params.as_mut_ptr(), std::ptr::null_mut())
+        }
+        .result()
+        .ctx("launching a kernel as a programmatic dependent")
     }
 }
