@@ -2,7 +2,7 @@
 //! (first-launch module loading, cache warm-up, clock ramp) and report the median of `repeats`
 //! timed calls, which is robust to the odd slow repeat that a mean would absorb.
 
-use crate::error::{DriverContext, Result};
+use crate::error::{DriverContext, Error, Result};
 use crate::gpu::Gpu;
 use cudarc::driver::CudaStream;
 use cudarc::driver::sys::CUevent_flags;
@@ -45,7 +45,7 @@ pub fn gpu_time(gpu: &Gpu, warmup: usize, repeats: usize, f: impl FnMut() -> Res
 /// event fires at once and the GPU then waits for the host to submit the kernels, so the
 /// host's launch time is counted as the kernel's. Back-to-back calls are what a decoder issues
 /// (the host enqueues the next step while the GPU runs this one), and only the GPU's time
-/// between the kernels remains.
+/// between the kernels remains. `calls` 0 is an error.
 pub fn gpu_time_per_call(
     gpu: &Gpu,
     warmup: usize,
@@ -53,7 +53,9 @@ pub fn gpu_time_per_call(
     calls: usize,
     mut f: impl FnMut() -> Result<()>,
 ) -> Result<Timing> {
-    let calls = calls.max(1);
+    if calls == 0 {
+        return Err(Error::InvalidArgument("0 calls per timing: time at least one call".into()));
+    }
     let t = gpu_time(gpu, warmup, repeats, || (0..calls).try_for_each(|_| f()))?;
     let c = calls as f64;
     Ok(Timing { median_ms: t.median_ms / c, min_ms: t.min_ms / c, max_ms: t.max_ms / c, repeats: t.repeats })

@@ -46,6 +46,11 @@ fn launch_copy_and_time_a_kernel() -> Result<()> {
     assert!(c.within(1e-6), "axpy on {}: {c}", gpu.name());
     let t = timing::gpu_time(&gpu, 2, 5, || launch(&mut y_dev))?;
     assert!(t.median_ms > 0.0 && t.min_ms <= t.max_ms);
+    // Back to back: the time per call of 10 calls per timing, and no timing of 0 calls.
+    let per_call = timing::gpu_time_per_call(&gpu, 2, 5, 10, || launch(&mut y_dev))?;
+    assert!(per_call.median_ms > 0.0 && per_call.min_ms <= per_call.max_ms && per_call.repeats == 5);
+    let e = timing::gpu_time_per_call(&gpu, 0, 1, 0, || launch(&mut y_dev)).unwrap_err().to_string();
+    assert!(e.contains("0 calls per timing"), "{e}");
     println!("{}: axpy n={n} median {:.4} ms", gpu.name(), t.median_ms);
     Ok(())
 }

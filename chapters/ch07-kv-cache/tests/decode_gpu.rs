@@ -24,12 +24,14 @@ use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
 use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
 use ch07_kv_cache::gpu::launch::{
-    CHUNK_QUANTUM, COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, MAX_CHUNK, MAX_CHUNK_LIMIT, combine_threads,
+    CHUNK_QUANTUM, COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES,
+    combine_threads,
 };
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
-    QuantizedCache, check_launch, check_max_chunk, decode_attention_gpu, decode_attention_reference,
-    kernel_name, mma_shared_bytes, pipelined_shared_bytes, plan_splits, plan_splits_up_to, quantize_cache,
+    QuantizedCache, check_launch, check_max_chunk, check_min_waves, decode_attention_gpu,
+    decode_attention_reference, kernel_name, mma_shared_bytes, pipelined_shared_bytes, plan_splits,
+    plan_splits_for_waves, plan_splits_up_to, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -339,6 +341,15 @@ fn launch_checks_and_plans_without_a_gpu() {
         assert!(e.contains(&format!("max chunk {bad}")) && e.contains(&MAX_CHUNK_LIMIT.to_string()), "{e}");
     }
     assert_eq!(DecodeKernel::TensorCores.default_max_chunk(), 2 * MAX_CHUNK);
+    // Plans aiming for other numbers of waves (`ch07 --min-waves`): at least one; MIN_WAVES is
+    // the default plan, and more waves never give fewer splits.
+    assert!(check_min_waves(1).is_ok());
+    let e = check_min_waves(0).unwrap_err().to_string();
+    assert!(e.contains("min waves 0"), "{e}");
+    assert_eq!(plan_splits_for_waves(8, 262_144, 264, MAX_CHUNK, MIN_WAVES), plan_splits(8, 262_144, 264));
+    let (one, four) =
+        (plan_splits_for_waves(3, 262_144, 528, 4096, 1), plan_splits_for_waves(3, 262_144, 528, 4096, 4));
+    assert!(one.splits < four.splits && one.splits * one.chunk >= 262_144, "{one:?} {four:?}");
     let plan = plan_splits_up_to(8, 262_144, 264, 1024);
     assert_eq!((plan.chunk, plan.splits), (1024, 256));
     assert_eq!(plan_splits_up_to(8, 262_144, 264, MAX_CHUNK), plan_splits(8, 262_144, 264));

@@ -59,19 +59,6 @@ pub struct DecodeBenchOptions {
     pub serial_combine: bool,
 }
 
-impl Default for DecodeBenchOptions {
-    fn default() -> Self {
-        DecodeBenchOptions {
-            key_group: DEFAULT_KEY_GROUP,
-            warmup: WARMUP,
-            repeats: 20,
-            calls: CALLS_PER_TIMING,
-            max_chunk: None,
-            min_waves: None,
-            serial_combine: false,
-        }
-    }
-}
 /// Tokens of the block quantised on the host and tiled into the benchmark's caches.
 const TEMPLATE_TOKENS: usize = 4096;
 /// The largest batch and context of the sweep: the slots of each benchmark cache.

@@ -195,6 +195,14 @@ pub fn check_max_chunk(max_chunk: usize) -> Result<()> {
     Ok(())
 }
 
+/// A number of waves a split plan may aim for: at least 1, or an error naming it.
+pub fn check_min_waves(min_waves: usize) -> Result<()> {
+    if min_waves == 0 {
+        return Err(Error::InvalidArgument("min waves 0: a split plan needs at least one wave".into()));
+    }
+    Ok(())
+}
+
 /// [`plan_splits`] with chunks of at most `max_chunk` tokens (a multiple of [`CHUNK_QUANTUM`]).
 pub fn plan_splits_up_to(planes: usize, max_len: usize, wave_blocks: usize, max_chunk: usize) -> SplitPlan {
     plan_splits_for_waves(planes, max_len, wave_blocks, max_chunk, MIN_WAVES)
@@ -405,9 +413,7 @@ impl DecodeAttention {
     /// Let split plans aim for at least `min_waves` waves of blocks (1 or more): more waves,
     /// shorter chunks and a shorter last wave; fewer, longer chunks and fewer partials.
     pub fn set_min_waves(&mut self, min_waves: usize) -> Result<()> {
-        if min_waves == 0 {
-            return Err(Error::InvalidArgument("min waves 0: a plan needs at least one wave".into()));
-        }
+        check_min_waves(min_waves)?;
         self.min_waves = min_waves;
         Ok(())
     }

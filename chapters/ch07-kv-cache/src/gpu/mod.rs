@@ -32,8 +32,9 @@ pub mod reference;
 pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, QuantizedCache, quantize_cache};
 pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 pub use launch::{
-    DecodeAttention, DecodeKernel, SplitPlan, check_launch, check_max_chunk, kernel_name, mma_shared_bytes,
-    pipelined_shared_bytes, plan_splits, plan_splits_for_waves, plan_splits_up_to, versioned_kernel_name,
+    DecodeAttention, DecodeKernel, SplitPlan, check_launch, check_max_chunk, check_min_waves, kernel_name,
+    mma_shared_bytes, pipelined_shared_bytes, plan_splits, plan_splits_for_waves, plan_splits_up_to,
+    versioned_kernel_name,
 };
 pub use reference::decode_attention_reference;
 
