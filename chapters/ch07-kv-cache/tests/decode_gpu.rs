@@ -23,10 +23,8 @@ use ch07_kv_cache::attn_support::gpu::{Gpu, under_sanitizer};
 use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
 use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
-use ch07_kv_cache::gpu::launch::{
-    CHUNK_QUANTUM, COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES,
-    combine_threads,
-};
+use ch07_kv_cache::gpu::launch::{COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, combine_threads};
+use ch07_kv_cache::gpu::plan::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
     QuantizedCache, check_launch, check_max_chunk, check_min_waves, decode_attention_gpu,

@@ -50,9 +50,9 @@ pub struct DecodeBenchOptions {
     pub warmup: usize,
     pub repeats: usize,
     pub calls: usize,
-    /// The longest chunk a split may take (default [`super::launch::MAX_CHUNK`]).
+    /// The longest chunk a split may take (default [`super::plan::MAX_CHUNK`]).
     pub max_chunk: Option<usize>,
-    /// The waves a split plan aims for at least (default [`super::launch::MIN_WAVES`]).
+    /// The waves a split plan aims for at least (default [`super::plan::MIN_WAVES`]).
     pub min_waves: Option<usize>,
     /// Launch the combine after the main kernel in stream order instead of as its programmatic
     /// dependent ([`DecodeAttention::set_dependent_combine`]).

@@ -3,7 +3,8 @@
 //! the f64 reference over the same dequantised cache (`tests/decode_gpu.rs` holds the bounds).
 
 use super::cache::{CacheElement, DEFAULT_KEY_GROUP, quantize_cache};
-use super::launch::{DecodeAttention, SplitPlan};
+use super::launch::DecodeAttention;
+use super::plan::SplitPlan;
 use super::{decode_attention_gpu, decode_attention_reference};
 use attn_support::Result;
 use attn_support::data::randn;

@@ -13,7 +13,8 @@
 //!
 //! - [`cache`]: the cache layout, made on the host with chapter 7's [`crate::quant`] encoders;
 //! - [`device`]: the cache, lengths and scratch space on the device;
-//! - [`launch`]: the launch checks, the split plan and the launch;
+//! - [`plan`]: the split plan (how many blocks share a sequence's context);
+//! - [`launch`]: the launch checks and the launch;
 //! - [`reference`]: the f64 CPU reference the tests compare with;
 //! - [`check`]: the `ch07` binary's check against the CPU;
 //! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`) and its figure;
@@ -26,15 +27,18 @@ pub mod cache;
 pub mod check;
 pub mod device;
 pub mod launch;
+pub mod plan;
 pub mod recorded;
 pub mod reference;
 
 pub use cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, HostKvCache, QuantizedCache, quantize_cache};
 pub use device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 pub use launch::{
-    DecodeAttention, DecodeKernel, SplitPlan, check_launch, check_max_chunk, check_min_waves, kernel_name,
-    mma_shared_bytes, pipelined_shared_bytes, plan_splits, plan_splits_for_waves, plan_splits_up_to,
+    DecodeAttention, DecodeKernel, check_launch, kernel_name, mma_shared_bytes, pipelined_shared_bytes,
     versioned_kernel_name,
+};
+pub use plan::{
+    SplitPlan, check_max_chunk, check_min_waves, plan_splits, plan_splits_for_waves, plan_splits_up_to,
 };
 pub use reference::decode_attention_reference;
 

@@ -1,0 +1,76 @@
+//! The split plan of a decode launch (split-K, "flash-decoding"): how many blocks share one
+//! (sequence, KV head) plane and how many tokens each takes. More splits fill the GPU and shorten
+//! the last wave; each split also writes a partial result the combine kernel must read back, so
+//! the plan asks for just enough blocks to cover a few waves, in chunks a multiple of
+//! [`CHUNK_QUANTUM`] tokens.
+
+use attn_support::{Error, Result};
+
+/// A split's chunk of tokens is a multiple of this: every lane group's share of a block
+/// iteration (NG · U ≤ 128 tokens for every element type and head dim) comes out whole.
+pub const CHUNK_QUANTUM: usize = 128;
+/// At most this many tokens per split: long contexts get many splits, so that the last wave of
+/// blocks is a small part of the run (each split costs 2 · (4d + 8) bytes per query head of
+/// partial results, under 2 % of what it reads at this size).
+pub const MAX_CHUNK: usize = 512;
+/// The largest chunk [`DecodeAttention::set_max_chunk`] accepts (the kernels' 32-bit token
+/// indices leave this much room past the capacity).
+pub const MAX_CHUNK_LIMIT: usize = 8192;
+/// Waves of blocks the plan aims for at least (over all SMs, at the kernel's occupancy).
+pub const MIN_WAVES: usize = 2;
+
+/// How a launch splits the context: `splits` blocks per (sequence, KV head), each over `chunk`
+/// consecutive tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SplitPlan {
+    pub splits: usize,
+    pub chunk: usize,
+}
+
+// ANCHOR: plan_splits
+/// Splits for `planes = batch · kv_heads` planes whose longest sequence has `max_len` tokens,
+/// on a device where `wave_blocks` blocks run at once: enough that the grid covers
+/// [`MIN_WAVES`] waves, chunks of at most [`MAX_CHUNK`] tokens, a multiple of
+/// [`CHUNK_QUANTUM`].
+pub fn plan_splits(planes: usize, max_len: usize, wave_blocks: usize) -> SplitPlan {
+    plan_splits_up_to(planes, max_len, wave_blocks, MAX_CHUNK)
+}
+
+/// A longest chunk a split plan may use: a multiple of [`CHUNK_QUANTUM`] up to
+/// [`MAX_CHUNK_LIMIT`], or an error naming it.
+pub fn check_max_chunk(max_chunk: usize) -> Result<()> {
+    if max_chunk == 0 || !max_chunk.is_multiple_of(CHUNK_QUANTUM) || max_chunk > MAX_CHUNK_LIMIT {
+        return Err(Error::InvalidArgument(format!(
+            "max chunk {max_chunk}: a multiple of {CHUNK_QUANTUM} up to {MAX_CHUNK_LIMIT}"
+        )));
+    }
+    Ok(())
+}
+
+/// A number of waves a split plan may aim for: at least 1, or an error naming it.
+pub fn check_min_waves(min_waves: usize) -> Result<()> {
+    if min_waves == 0 {
+        return Err(Error::InvalidArgument("min waves 0: a split plan needs at least one wave".into()));
+    }
+    Ok(())
+}
+
+/// [`plan_splits`] with chunks of at most `max_chunk` tokens (a multiple of [`CHUNK_QUANTUM`]).
+pub fn plan_splits_up_to(planes: usize, max_len: usize, wave_blocks: usize, max_chunk: usize) -> SplitPlan {
+    plan_splits_for_waves(planes, max_len, wave_blocks, max_chunk, MIN_WAVES)
+}
+
+/// [`plan_splits_up_to`] aiming for at least `min_waves` waves instead of [`MIN_WAVES`].
+pub fn plan_splits_for_waves(
+    planes: usize,
+    max_len: usize,
+    wave_blocks: usize,
+    max_chunk: usize,
+    min_waves: usize,
+) -> SplitPlan {
+    let wanted = (min_waves.max(1) * wave_blocks.max(1)).div_ceil(planes.max(1));
+    let chunk = max_len.div_ceil(wanted) / CHUNK_QUANTUM * CHUNK_QUANTUM;
+    let chunk = chunk.clamp(CHUNK_QUANTUM, max_chunk.max(CHUNK_QUANTUM));
+    SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
+}
+// ANCHOR_END: plan_splits
