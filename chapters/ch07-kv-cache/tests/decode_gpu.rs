@@ -27,9 +27,9 @@ use ch07_kv_cache::gpu::launch::{COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, co
 use ch07_kv_cache::gpu::plan::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
-    QuantizedCache, check_launch, check_max_chunk, check_min_waves, decode_attention_gpu,
+    QuantizedCache, SplitPlan, check_launch, check_max_chunk, check_min_waves, decode_attention_gpu,
     decode_attention_reference, kernel_name, mma_shared_bytes, pipelined_shared_bytes, plan_splits,
-    plan_splits_for_waves, plan_splits_up_to, quantize_cache,
+    plan_splits_for_waves, plan_splits_in_whole_waves, plan_splits_up_to, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -351,6 +351,23 @@ fn launch_checks_and_plans_without_a_gpu() {
     let plan = plan_splits_up_to(8, 262_144, 264, 1024);
     assert_eq!((plan.chunk, plan.splits), (1024, 256));
     assert_eq!(plan_splits_up_to(8, 262_144, 264, MAX_CHUNK), plan_splits(8, 262_144, 264));
+    // Whole waves (`ch07 --whole-waves`): SmolLM2's 48 planes of 16 k tokens on 396 block slots
+    // take 8 splits of 2048 (384 blocks, one wave), where rounding the chunk down would give 10
+    // splits (480 blocks: a second wave of 84); never more blocks than the waves hold while
+    // the longest chunk allows, and every token covered.
+    assert_eq!(
+        plan_splits_in_whole_waves(48, 16_384, 396, MAX_CHUNK_LIMIT, 1),
+        SplitPlan { splits: 8, chunk: 2048 }
+    );
+    for (planes, max_len, wave, waves) in
+        [(48, 16_384, 396, 1), (3, 262_144, 396, 1), (128, 16_384, 264, 2), (1, 1, 528, 1)]
+    {
+        let plan = plan_splits_in_whole_waves(planes, max_len, wave, MAX_CHUNK_LIMIT, waves);
+        assert!(plan.chunk.is_multiple_of(CHUNK_QUANTUM) && plan.splits * plan.chunk >= max_len, "{plan:?}");
+        assert!(planes * plan.splits <= (waves * wave).max(planes), "{planes} planes, {max_len}: {plan:?}");
+    }
+    let capped = plan_splits_in_whole_waves(3, 262_144, 396, MAX_CHUNK, 1);
+    assert_eq!((capped.chunk, capped.splits), (MAX_CHUNK, 512), "the longest chunk wins over the waves");
 
     // Plans: at least two waves where the context allows, chunks a multiple of the quantum and
     // at most MAX_CHUNK, and they cover the longest sequence.

@@ -62,6 +62,10 @@ struct Args {
     /// The waves of blocks a split plan of --bench-decode aims for at least (default 2).
     #[arg(long)]
     min_waves: Option<usize>,
+    /// Plan --bench-decode's splits in at most this many whole waves of blocks (chunks rounded
+    /// up, up to --max-chunk) instead of at least --min-waves.
+    #[arg(long)]
+    whole_waves: Option<usize>,
     /// In --bench-decode, launch the combine kernel after the main kernel in stream order rather
     /// than as its programmatic dependent (the default from compute capability 9.0).
     #[arg(long)]
@@ -261,6 +265,7 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
         calls: args.calls_per_timing,
         max_chunk: args.max_chunk,
         min_waves: args.min_waves,
+        whole_waves: args.whole_waves,
         serial_combine: args.serial_combine,
     };
     let rows = run_decode_benchmark(gpu, options)?;

@@ -54,6 +54,8 @@ pub struct DecodeBenchOptions {
     pub max_chunk: Option<usize>,
     /// The waves a split plan aims for at least (default [`super::plan::MIN_WAVES`]).
     pub min_waves: Option<usize>,
+    /// Plan at most this many whole waves instead ([`DecodeAttention::set_whole_waves`]).
+    pub whole_waves: Option<usize>,
     /// Launch the combine after the main kernel in stream order instead of as its programmatic
     /// dependent ([`DecodeAttention::set_dependent_combine`]).
     pub serial_combine: bool,
@@ -223,6 +225,9 @@ pub fn bench_model(
             }
             if let Some(n) = options.min_waves {
                 kernel.set_min_waves(n)?;
+            }
+            if options.whole_waves.is_some() {
+                kernel.set_whole_waves(options.whole_waves)?;
             }
             if options.serial_combine {
                 kernel.set_dependent_combine(gpu, false)?;

@@ -1,4 +1,5 @@
-//! Checking and launching the decode kernels (their split plan: [`super::plan`]): `kernels/ch07_decode_attention.cu`
+//! Checking and launching the decode kernels (their split plan: [`super::plan`]):
+//! `kernels/ch07_decode_attention.cu`
 //! (K and V loaded into registers), `kernels/ch07_decode_pipelined.cu` (the same computation
 //! with K and V brought into shared memory by a `cp.async` pipeline) and
 //! `kernels/ch07_decode_mma.cu` (the quantised caches, both products on the tensor cores); they
@@ -7,7 +8,8 @@
 use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 use super::plan::{
-    MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES, SplitPlan, check_max_chunk, check_min_waves, plan_splits_for_waves,
+    MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES, SplitPlan, check_max_chunk, check_min_waves,
+    plan_splits_for_waves, plan_splits_in_whole_waves,
 };
 use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
 use attn_support::cudarc::driver::{CudaFunction, CudaSlice, PushKernelArg};
@@ -252,6 +254,8 @@ pub struct DecodeAttention {
     max_chunk: usize,
     /// The waves of blocks a split plan aims for at least ([`MIN_WAVES`] unless set).
     min_waves: usize,
+    /// Plan at most this many whole waves instead ([`DecodeAttention::set_whole_waves`]).
+    whole_waves: Option<usize>,
     /// Whether the combine kernel is launched as a programmatic dependent of the main kernel
     /// (compute capability 9.0 and later; [`DecodeAttention::set_dependent_combine`]).
     dependent_combine: bool,
@@ -309,6 +313,7 @@ impl DecodeAttention {
             wave_blocks: per_sm.max(1) * sms,
             max_chunk: version.default_max_chunk(),
             min_waves: MIN_WAVES,
+            whole_waves: None,
             dependent_combine: gpu.compute_capability().0 >= 9,
         })
     }
@@ -353,6 +358,16 @@ impl DecodeAttention {
         Ok(())
     }
 
+    /// Plan at most `waves` whole waves of blocks ([`plan_splits_in_whole_waves`], chunks up to
+    /// the longest chunk set) instead of at least the minimum waves; `None` goes back to that.
+    pub fn set_whole_waves(&mut self, waves: Option<usize>) -> Result<()> {
+        if let Some(w) = waves {
+            check_min_waves(w)?;
+        }
+        self.whole_waves = waves;
+        Ok(())
+    }
+
     /// Launch the combine kernel as a programmatic dependent of the main kernel (`true`, the
     /// default on compute capability 9.0 and later: its launch overlaps the main kernel's last
     /// blocks) or after it in stream order (`false`). An error on an older GPU, which has no
@@ -371,7 +386,18 @@ impl DecodeAttention {
 
     /// The split plan of a launch on `dims` whose longest sequence has `max_len` tokens.
     pub fn plan(&self, dims: CacheDims, max_len: usize) -> SplitPlan {
-        plan_splits_for_waves(dims.planes(), max_len, self.wave_blocks, self.max_chunk, self.min_waves)
+        match self.whole_waves {
+            Some(waves) => {
+                plan_splits_in_whole_waves(dims.planes(), max_len, self.wave_blocks, self.max_chunk, waves)
+            }
+            None => plan_splits_for_waves(
+                dims.planes(),
+                max_len,
+                self.wave_blocks,
+                self.max_chunk,
+                self.min_waves,
+            ),
+        }
     }
 
     // ANCHOR: launch

@@ -74,3 +74,24 @@ pub fn plan_splits_for_waves(
     SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
 }
 // ANCHOR_END: plan_splits
+
+/// Splits that fill at most `waves` whole waves of `wave_blocks` blocks: `waves · wave_blocks /
+/// planes` splits per plane (at least 1), each chunk rounded *up* to [`CHUNK_QUANTUM`] so that
+/// the grid never spills a few blocks into one more, nearly empty wave (rounding down, as
+/// [`plan_splits_for_waves`] does to reach *at least* its waves, can leave 3.9 or 1.2 waves),
+/// and at most `max_chunk` tokens (then there are more waves). With one wave every block starts
+/// at once and runs the whole kernel: one pipeline fill per block, no wave boundary, and few
+/// partials to combine; what it gives up is balancing, since an SM that finishes early finds no
+/// block left to take.
+pub fn plan_splits_in_whole_waves(
+    planes: usize,
+    max_len: usize,
+    wave_blocks: usize,
+    max_chunk: usize,
+    waves: usize,
+) -> SplitPlan {
+    let per_plane = (waves.max(1) * wave_blocks.max(1) / planes.max(1)).max(1);
+    let chunk = max_len.div_ceil(per_plane).next_multiple_of(CHUNK_QUANTUM);
+    let chunk = chunk.clamp(CHUNK_QUANTUM, max_chunk.max(CHUNK_QUANTUM));
+    SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
+}
