@@ -543,6 +543,23 @@ __device__ __forceinline__ void scaled_vector(uint4 u, int k, Interval keys, flo
     }
 }
 
+// f(t) for every scaled value t of a batch of U vectors (−∞ where masked), unpacked again for
+// each use rather than held: 8 · U more registers would cost the fourth row per SM. A function
+// template, not a generic lambda: NVRTC compiles a lambda with an `auto` parameter as a host
+// function and refuses it in device code.
+template <int U, typename F>
+__device__ __forceinline__ void each_scaled_value(const uint4 (&raw)[U], int k0, int stride, int last, Interval keys,
+                                                  float c, F f) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        if (k0 + u * stride >= last) continue;
+        float v[BF16_PER_VECTOR];
+        scaled_vector(raw[u], k0 + u * stride, keys, c, v);
+#pragma unroll
+        for (int i = 0; i < BF16_PER_VECTOR; ++i) f(v[i]);
+    }
+}
+
 template <int THREADS, int U>
 __device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, bf16_t* __restrict__ y, int heads,
                                                  int nq, int nk, float scale, int causal,
@@ -563,24 +580,12 @@ __device__ __forceinline__ void softmax_two_pass(const bf16_t* __restrict__ x, b
 #pragma unroll
         for (int u = 0; u < U; ++u)
             if (k0 + u * stride < last) raw[u] = src[k0 + u * stride];
-        // f(t) for every scaled value t of the batch (−∞ where masked), unpacked again for each use
-        // rather than held: 8 · U more registers would cost the fourth row per SM.
-        const auto each_value = [&](auto f) {
-#pragma unroll
-            for (int u = 0; u < U; ++u) {
-                if (k0 + u * stride >= last) continue;
-                float v[BF16_PER_VECTOR];
-                scaled_vector(raw[u], k0 + u * stride, keys, c, v);
-#pragma unroll
-                for (int i = 0; i < BF16_PER_VECTOR; ++i) f(v[i]);
-            }
-        };
         float batch_max = neg_inf();
-        each_value([&](float t) { batch_max = fmaxf(batch_max, t); });
+        each_scaled_value<U>(raw, k0, stride, last, keys, c, [&](float t) { batch_max = fmaxf(batch_max, t); });
         const float m_new = fmaxf(m, batch_max);
         if (m_new == neg_inf()) continue;  // nothing visible yet: −∞ − (−∞) would be NaN
         float added = 0.0f;
-        each_value([&](float t) { added += exp2_approx(t - m_new); });
+        each_scaled_value<U>(raw, k0, stride, last, keys, c, [&](float t) { added += exp2_approx(t - m_new); });
         s = s * exp2_approx(m - m_new) + added;  // 2^(−∞) = 0 on the first visible batch
         m = m_new;
     }
