@@ -215,9 +215,13 @@ DECODE_DIMS(nvfp4, NVFP4)
 // split's 64 contiguous bytes of the slice, and the loop is unrolled so that 8 of its loads are in
 // flight at once. The host picks the split lanes P = blockDim.x / 16 from the splits (2 to 32,
 // about 8 splits a lane: `combine_threads`), so that few splits do not launch thousands of
-// mostly idle 512-thread blocks. First the max M over the splits (strided, then a block
-// reduction), then the P split lanes' partial sums of each channel are added through shared
-// memory. Splits whose chunk starts at or past len_b hold nothing and are not read. The host
+// mostly idle 512-thread blocks. Each split lane merges its splits online, as the main kernel
+// merges tokens: a running max m, sum l and unnormalised a, rescaled by 2^(m_old − m_new) when a
+// split raises the max, so that every load of the walk is independent of the others and all of
+// them can be in flight at once (a first version found the max over all splits first: one more
+// round trip to L2 and a barrier before the sums could start). Then the P split lanes' (m, l, a)
+// are merged through shared memory the same way. Splits whose chunk starts at or past len_b
+// hold nothing and are not read; every split read holds a token, so its max is finite. The host
 // launches it as a programmatic dependent of the main kernel (ch07_decode_common.cuh): it reads
 // the lengths, then waits for the main kernel's partials.
 // Grid (batch · q_heads, d / 16), block P · 16 threads, P a power of two.
@@ -229,44 +233,50 @@ extern "C" __global__ void __launch_bounds__(COMBINE_MAX_THREADS)
                         const unsigned *__restrict__ lengths, float *__restrict__ out, int q_heads, int head_dim,
                         int splits, int chunk) {
     __shared__ float s_sum[COMBINE_MAX_LANES][COMBINE_SLICE];
-    __shared__ float s_l[COMBINE_MAX_LANES];
-    __shared__ float s_max[COMBINE_MAX_THREADS / 32];
+    __shared__ float s_m[COMBINE_MAX_LANES], s_l[COMBINE_MAX_LANES];
     const long long row = blockIdx.x;  // b · q_heads + hq
     const int b = (int)(row / q_heads);
-    const int tid = threadIdx.x, threads = blockDim.x, lanes = threads / COMBINE_SLICE;
+    const int tid = threadIdx.x, lanes = blockDim.x / COMBINE_SLICE;
+    const int p = tid / COMBINE_SLICE, lane_c = tid % COMBINE_SLICE;
+    const int c = blockIdx.y * COMBINE_SLICE + lane_c;
     const int len = (int)lengths[b];
     const int used = min(splits, (len + chunk - 1) / chunk);
     wait_for_prerequisite_grid();  // the main kernel's partials, below, are complete and visible
     const float *ml = part_ml + row * splits * 2;
     const float *acc = part_acc + row * splits * head_dim;
 
-    float mx = neg_inf();
-    for (int s = tid; s < used; s += threads) mx = fmaxf(mx, ml[2 * s]);
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-    if (tid % 32 == 0) s_max[tid / 32] = mx;
-    __syncthreads();
-    mx = s_max[0];
-    for (int w = 1; w < threads / 32; ++w) mx = fmaxf(mx, s_max[w]);
-
-    const int p = tid / COMBINE_SLICE, lane_c = tid % COMBINE_SLICE;
-    const int c = blockIdx.y * COMBINE_SLICE + lane_c;
-    float a = 0.0f, l = 0.0f;
+    // Split lane p's splits p, p + P, …: m = −∞ until the first, whose factor 2^(−∞) = 0 clears
+    // the zeros of a and l.
+    float m = neg_inf(), a = 0.0f, l = 0.0f;
 #pragma unroll 8
     for (int s = p; s < used; s += lanes) {
-        const float f = exp2f(ml[2 * s] - mx);
-        a = fmaf(acc[(long long)s * head_dim + c], f, a);
-        l = fmaf(ml[2 * s + 1], f, l);
+        const float2 ms = reinterpret_cast<const float2 *>(ml)[s];  // (m, l) of split s
+        const float as = acc[(long long)s * head_dim + c];
+        const float mn = fmaxf(m, ms.x);
+        const float f_old = exp2_approx(m - mn), f_split = exp2_approx(ms.x - mn);
+        a = fmaf(as, f_split, a * f_old);
+        l = fmaf(ms.y, f_split, l * f_old);
+        m = mn;
     }
     s_sum[p][lane_c] = a;
-    if (lane_c == 0) s_l[p] = l;
+    if (lane_c == 0) {
+        s_m[p] = m;
+        s_l[p] = l;
+    }
     __syncthreads();
     if (p == 0) {
-        float lsum = s_l[0];
-        for (int q = 1; q < lanes; ++q) {
-            a += s_sum[q][lane_c];
-            lsum += s_l[q];
+        if (used == 0) {
+            out[row * head_dim + c] = 0.0f;
+            return;
         }
-        out[row * head_dim + c] = used == 0 ? 0.0f : a / lsum;
+        float mx = s_m[0];
+        for (int q = 1; q < lanes; ++q) mx = fmaxf(mx, s_m[q]);
+        float at = 0.0f, lt = 0.0f;
+        for (int q = 0; q < lanes; ++q) {  // a lane with no split: m = −∞, factor 0, a = l = 0
+            const float f = exp2_approx(s_m[q] - mx);
+            at = fmaf(s_sum[q][lane_c], f, at);
+            lt = fmaf(s_l[q], f, lt);
+        }
+        out[row * head_dim + c] = at / lt;
     }
 }

@@ -317,26 +317,28 @@ __device__ __forceinline__ int build_query(const float *__restrict__ q_row, floa
                                            unsigned (&q_hi)[D / 8], unsigned (&q_lo)[D / 8], int lane) {
     const int first = D / 4 * (lane & 3);
     const bool head = (lane >> 2) < G;
-    float x[D / 4];  // x[c]: channel first + c
+    float x[D / 4];  // x[c]: q · σ at channel first + c (qk_scale is applied with 2^e below)
 #pragma unroll
     for (int c = 0; c < D / 4; c += 4) {
         const float4 v = head ? __ldg(reinterpret_cast<const float4 *>(q_row + first + c)) : make_float4(0, 0, 0, 0);
-        float4 f = make_float4(qk_scale, qk_scale, qk_scale, qk_scale);
+        x[c] = v.x, x[c + 1] = v.y, x[c + 2] = v.z, x[c + 3] = v.w;
         if (sigma) {
             const float4 sg = *reinterpret_cast<const float4 *>(sigma + first + c);
-            f = make_float4(qk_scale * sg.x, qk_scale * sg.y, qk_scale * sg.z, qk_scale * sg.w);
+            x[c] *= sg.x, x[c + 1] *= sg.y, x[c + 2] *= sg.z, x[c + 3] *= sg.w;
         }
-        x[c] = v.x * f.x, x[c + 1] = v.y * f.y, x[c + 2] = v.z * f.z, x[c + 3] = v.w * f.w;
     }
     float big = 0.0f;
 #pragma unroll
     for (int c = 0; c < D / 4; ++c) big = fmaxf(big, fabsf(x[c]));
 #pragma unroll
     for (int off = 16; off > 0; off >>= 1) big = fmaxf(big, __shfl_xor_sync(0xffffffffu, big, off));
-    // big in [2^b, 2^(b+1)) → e = 14 − b; 0 for an all-zero (or non-finite) query.
+    // The largest |q'| = big · qk_scale (rounded as every element below is) in [2^b, 2^(b+1)) →
+    // e = 14 − b; 0 for an all-zero (or non-finite) query. One multiply per element by
+    // qk_scale · 2^e (a power of two times qk_scale: exact) instead of two.
+    big *= qk_scale;
     const int b = (__float_as_int(big) >> 23) - 127;
     const int e = (big > 0.0f && big < 3.0e38f) ? max(-100, min(100, 14 - b)) : 0;
-    const float f = pow2(e);
+    const float f = qk_scale * pow2(e);
 #pragma unroll
     for (int j = 0; j < D / 16; ++j) {
         float y[4];  // k-slots 2q, 2q + 1, 2q + 8, 2q + 9

@@ -1,7 +1,7 @@
 """Write host-compilable copies of the kernels for the CPU emulation (see README.md).
 
 The few inline PTX instructions become C++ (cvt.f32.f16 -> host_f16_to_f32, ex2.approx -> exp2f,
-cvt.rn.bf16x2 -> host_pack_bf16x2; the tensor-core kernel's section of PTX primitives -> the
+cvt.rn.bf16x2 -> host_pack_bf16x2, lop3 -> its bit select; the tensor-core kernel's section of PTX primitives -> the
 warp-collective host versions of mma_host.h), the cp.async helpers copy at once (a copy that
 completes early is one of the orders the hardware allows), and the dynamic shared memory of the
 pipelined and tensor-core kernels is a buffer the harness allocates. Usage: python3 host_sources.py OUTDIR
@@ -19,6 +19,8 @@ def fix(s):
     s = s.replace('asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));', "y = exp2f(x);")
     s = s.replace('asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));',
                   "r = host_pack_bf16x2(lo, hi);")
+    s = s.replace('asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(r) : "r"(a), "r"(b), "r"(mask));',
+                  "r = (a & mask) | (b & ~mask);")
     return s
 
 

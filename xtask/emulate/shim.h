@@ -19,6 +19,7 @@ using std::min; using std::max;
 #define __align__(n) __attribute__((aligned(n)))
 struct uint4 { unsigned x, y, z, w; };
 struct uint2 { unsigned x, y; };
+struct float2 { float x, y; };
 struct float4 { float x, y, z, w; };
 inline uint4 make_uint4(unsigned a, unsigned b, unsigned c, unsigned d) { return {a, b, c, d}; }
 inline uint2 make_uint2(unsigned a, unsigned b) { return {a, b}; }
@@ -26,6 +27,15 @@ inline float4 make_float4(float a, float b, float c, float d) { return {a, b, c,
 template <class T> inline T __ldg(const T *p) { return *p; }
 inline float __uint_as_float(unsigned u) { float f; memcpy(&f, &u, 4); return f; }
 inline float __int_as_float(int u) { float f; memcpy(&f, &u, 4); return f; }
+// Funnel shifts (the high word of (hi:lo) << s, the low word of (hi:lo) >> s; s mod 32).
+inline unsigned __funnelshift_l(unsigned lo, unsigned hi, unsigned s) {
+    const unsigned long long v = ((unsigned long long)hi << 32) | lo;
+    return (unsigned)((v << (s & 31)) >> 32);
+}
+inline unsigned __funnelshift_r(unsigned lo, unsigned hi, unsigned s) {
+    const unsigned long long v = ((unsigned long long)hi << 32) | lo;
+    return (unsigned)(v >> (s & 31));
+}
 inline unsigned __byte_perm(unsigned x, unsigned y, unsigned s) {
     uint64_t v = (uint64_t)x | ((uint64_t)y << 32);
     unsigned r = 0;
