@@ -72,10 +72,23 @@ fn inputs(
 fn check_case(
     gpu: &Gpu,
     element: CacheElement,
+    heads: (usize, usize, usize),
+    lengths: &[u32],
+    capacity: usize,
+    seed: u64,
+) -> Result<Vec<usize>> {
+    check_case_planned(gpu, element, heads, lengths, capacity, seed, |_| Ok(()))
+}
+
+/// [`check_case`] with each kernel's split plan set by `plan` first.
+fn check_case_planned(
+    gpu: &Gpu,
+    element: CacheElement,
     (kv_heads, group, d): (usize, usize, usize),
     lengths: &[u32],
     capacity: usize,
     seed: u64,
+    plan: impl Fn(&mut DecodeAttention) -> Result<()>,
 ) -> Result<Vec<usize>> {
     let batch = lengths.len();
     let (q, k, v) = inputs(batch, kv_heads, group, capacity, d, seed);
@@ -90,6 +103,7 @@ fn check_case(
         for &dependent in dependent {
             let mut kernel = DecodeAttention::with_kernel(gpu, version, element, d, group)?;
             kernel.set_dependent_combine(gpu, dependent)?;
+            plan(&mut kernel)?;
             let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
             let what = format!(
                 "{} kernel (dependent combine: {dependent}), {element:?} kv_heads {kv_heads} group {group} d {d} \
@@ -183,7 +197,8 @@ fn every_element_head_dim_and_group_matches_the_f64_reference() -> Result<()> {
 #[test]
 fn long_contexts_across_many_splits() -> Result<()> {
     let Some(gpu) = Gpu::open_or_skip("ch07 GPU decode attention, long contexts")? else { return Ok(()) };
-    // One sequence over many chunks (40 001 tokens: about 313 splits of 128 on an H100, so that
+    // One sequence over many chunks (40 001 tokens: about 160 splits of 256 in one whole wave on
+    // an H100, and 313 splits of 128 with at least two waves of chunks of at most 512, so that
     // each of the combine kernel's 32 split lanes runs its 8-deep unrolled loop), and a batch
     // where the lengths differ by thousands.
     let (one, batch): (&[u32], &[u32]) =
@@ -200,6 +215,21 @@ fn long_contexts_across_many_splits() -> Result<()> {
                 let seed = (1000 + 100 * i + 10 * j + n) as u64;
                 let splits = check_case(&gpu, element, (kv_heads, group, d), lengths, capacity, seed)?;
                 assert!(splits.iter().all(|&s| s > 1), "{element:?}: {splits:?} splits");
+                if n == 0 {
+                    let many = check_case_planned(
+                        &gpu,
+                        element,
+                        (kv_heads, group, d),
+                        lengths,
+                        capacity,
+                        seed,
+                        |k| {
+                            k.set_min_waves(MIN_WAVES)?;
+                            k.set_max_chunk(MAX_CHUNK)
+                        },
+                    )?;
+                    assert!(many.iter().zip(&splits).all(|(m, s)| m >= s), "{element:?}: {many:?} splits");
+                }
             }
         }
     }

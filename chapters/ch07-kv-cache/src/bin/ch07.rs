@@ -56,14 +56,15 @@ struct Args {
     #[arg(long, default_value_t = CALLS_PER_TIMING)]
     calls_per_timing: usize,
     /// The longest chunk of tokens one block of --bench-decode takes (a multiple of 128; default
-    /// 512).
+    /// 8192 with whole waves, 512 or 1024 with --min-waves).
     #[arg(long)]
     max_chunk: Option<usize>,
-    /// The waves of blocks a split plan of --bench-decode aims for at least (default 2).
-    #[arg(long)]
+    /// Plan --bench-decode's splits for at least this many waves of blocks instead of whole waves
+    /// (the plan before run 21: --min-waves 2).
+    #[arg(long, conflicts_with = "whole_waves")]
     min_waves: Option<usize>,
-    /// Plan --bench-decode's splits in at most this many whole waves of blocks (chunks rounded
-    /// up, up to --max-chunk) instead of at least --min-waves.
+    /// Plan --bench-decode's splits in this many whole waves of blocks (default 1; more where
+    /// --max-chunk needs them).
     #[arg(long)]
     whole_waves: Option<usize>,
     /// In --bench-decode, launch the combine kernel after the main kernel in stream order rather

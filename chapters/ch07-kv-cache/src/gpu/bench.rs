@@ -50,11 +50,11 @@ pub struct DecodeBenchOptions {
     pub warmup: usize,
     pub repeats: usize,
     pub calls: usize,
-    /// The longest chunk a split may take (default [`super::plan::MAX_CHUNK`]).
+    /// The longest chunk a split may take (default: see [`DecodeAttention::set_max_chunk`]).
     pub max_chunk: Option<usize>,
-    /// The waves a split plan aims for at least (default [`super::plan::MIN_WAVES`]).
+    /// Plan at least this many waves instead of whole waves ([`DecodeAttention::set_min_waves`]).
     pub min_waves: Option<usize>,
-    /// Plan at most this many whole waves instead ([`DecodeAttention::set_whole_waves`]).
+    /// Plan this many whole waves instead of one ([`DecodeAttention::set_whole_waves`]).
     pub whole_waves: Option<usize>,
     /// Launch the combine after the main kernel in stream order instead of as its programmatic
     /// dependent ([`DecodeAttention::set_dependent_combine`]).
@@ -226,8 +226,8 @@ pub fn bench_model(
             if let Some(n) = options.min_waves {
                 kernel.set_min_waves(n)?;
             }
-            if options.whole_waves.is_some() {
-                kernel.set_whole_waves(options.whole_waves)?;
+            if let Some(n) = options.whole_waves {
+                kernel.set_whole_waves(n)?;
             }
             if options.serial_combine {
                 kernel.set_dependent_combine(gpu, false)?;

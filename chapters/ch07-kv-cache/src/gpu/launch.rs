@@ -8,8 +8,8 @@
 use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 use super::plan::{
-    MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES, SplitPlan, check_max_chunk, check_min_waves,
-    plan_splits_for_waves, plan_splits_in_whole_waves,
+    MAX_CHUNK, MAX_CHUNK_LIMIT, SplitPlan, WavePlan, check_max_chunk, check_min_waves, plan_splits_for_waves,
+    plan_splits_in_whole_waves,
 };
 use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
 use attn_support::cudarc::driver::{CudaFunction, CudaSlice, PushKernelArg};
@@ -78,7 +78,8 @@ impl DecodeKernel {
         }
     }
 
-    /// The longest chunk a split plan gives one block by default: [`MAX_CHUNK`], and twice
+    /// The longest chunk a plan of at least some waves ([`DecodeAttention::set_min_waves`]) gives
+    /// one block by default: [`MAX_CHUNK`], and twice
     /// that for the tensor-core kernel, whose warps each fill their own pipeline at the start of a
     /// chunk (an H100 on 2026-12-05, `results/h100-2026-12-05-ch07-run8`: 3–10 % faster at long
     /// contexts with 1024 than with 512).
@@ -250,12 +251,11 @@ pub struct DecodeAttention {
     combine: CudaFunction,
     /// Blocks of the main kernel the whole device runs at once.
     wave_blocks: usize,
-    /// The longest chunk a split plan may give a block ([`MAX_CHUNK`] unless set).
-    max_chunk: usize,
-    /// The waves of blocks a split plan aims for at least ([`MIN_WAVES`] unless set).
-    min_waves: usize,
-    /// Plan at most this many whole waves instead ([`DecodeAttention::set_whole_waves`]).
-    whole_waves: Option<usize>,
+    /// The longest chunk a split plan may give a block, when set; otherwise [`MAX_CHUNK_LIMIT`]
+    /// for whole waves and [`DecodeKernel::default_max_chunk`] for at least some waves.
+    max_chunk: Option<usize>,
+    /// Whole waves (one, unless set) or at least some waves.
+    wave_plan: WavePlan,
     /// Whether the combine kernel is launched as a programmatic dependent of the main kernel
     /// (compute capability 9.0 and later; [`DecodeAttention::set_dependent_combine`]).
     dependent_combine: bool,
@@ -311,9 +311,8 @@ impl DecodeAttention {
             shared_bytes,
             combine,
             wave_blocks: per_sm.max(1) * sms,
-            max_chunk: version.default_max_chunk(),
-            min_waves: MIN_WAVES,
-            whole_waves: None,
+            max_chunk: None,
+            wave_plan: WavePlan::default(),
             dependent_combine: gpu.compute_capability().0 >= 9,
         })
     }
@@ -346,25 +345,24 @@ impl DecodeAttention {
     /// [`CHUNK_QUANTUM`] up to [`MAX_CHUNK_LIMIT`].
     pub fn set_max_chunk(&mut self, max_chunk: usize) -> Result<()> {
         check_max_chunk(max_chunk)?;
-        self.max_chunk = max_chunk;
+        self.max_chunk = Some(max_chunk);
         Ok(())
     }
 
-    /// Let split plans aim for at least `min_waves` waves of blocks (1 or more): more waves,
-    /// shorter chunks and a shorter last wave; fewer, longer chunks and fewer partials.
+    /// Plan at least `min_waves` waves of blocks (1 or more; [`plan_splits_for_waves`], the plan
+    /// before whole waves, with `min_waves` = [`super::plan::MIN_WAVES`]): more waves, shorter chunks and a
+    /// shorter last wave; fewer, longer chunks and fewer partials.
     pub fn set_min_waves(&mut self, min_waves: usize) -> Result<()> {
         check_min_waves(min_waves)?;
-        self.min_waves = min_waves;
+        self.wave_plan = WavePlan::AtLeast(min_waves);
         Ok(())
     }
 
-    /// Plan at most `waves` whole waves of blocks ([`plan_splits_in_whole_waves`], chunks up to
-    /// the longest chunk set) instead of at least the minimum waves; `None` goes back to that.
-    pub fn set_whole_waves(&mut self, waves: Option<usize>) -> Result<()> {
-        if let Some(w) = waves {
-            check_min_waves(w)?;
-        }
-        self.whole_waves = waves;
+    /// Plan `waves` whole waves of blocks (1 or more; [`plan_splits_in_whole_waves`], the default
+    /// with one wave), more where the longest chunk needs them.
+    pub fn set_whole_waves(&mut self, waves: usize) -> Result<()> {
+        check_min_waves(waves)?;
+        self.wave_plan = WavePlan::Whole(waves);
         Ok(())
     }
 
@@ -386,17 +384,16 @@ impl DecodeAttention {
 
     /// The split plan of a launch on `dims` whose longest sequence has `max_len` tokens.
     pub fn plan(&self, dims: CacheDims, max_len: usize) -> SplitPlan {
-        match self.whole_waves {
-            Some(waves) => {
-                plan_splits_in_whole_waves(dims.planes(), max_len, self.wave_blocks, self.max_chunk, waves)
+        let (planes, wave) = (dims.planes(), self.wave_blocks);
+        match self.wave_plan {
+            WavePlan::Whole(waves) => {
+                let max_chunk = self.max_chunk.unwrap_or(MAX_CHUNK_LIMIT);
+                plan_splits_in_whole_waves(planes, max_len, wave, max_chunk, waves)
             }
-            None => plan_splits_for_waves(
-                dims.planes(),
-                max_len,
-                self.wave_blocks,
-                self.max_chunk,
-                self.min_waves,
-            ),
+            WavePlan::AtLeast(waves) => {
+                let max_chunk = self.max_chunk.unwrap_or(self.version.default_max_chunk());
+                plan_splits_for_waves(planes, max_len, wave, max_chunk, waves)
+            }
         }
     }
 

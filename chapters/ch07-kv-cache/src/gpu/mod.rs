@@ -38,7 +38,7 @@ pub use launch::{
     versioned_kernel_name,
 };
 pub use plan::{
-    SplitPlan, check_max_chunk, check_min_waves, plan_splits, plan_splits_for_waves,
+    SplitPlan, WavePlan, check_max_chunk, check_min_waves, plan_splits, plan_splits_for_waves,
     plan_splits_in_whole_waves, plan_splits_up_to,
 };
 pub use reference::decode_attention_reference;

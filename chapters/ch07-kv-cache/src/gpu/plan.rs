@@ -75,14 +75,14 @@ pub fn plan_splits_for_waves(
 }
 // ANCHOR_END: plan_splits
 
-/// Splits that fill at most `waves` whole waves of `wave_blocks` blocks: `waves · wave_blocks /
-/// planes` splits per plane (at least 1), each chunk rounded *up* to [`CHUNK_QUANTUM`] so that
-/// the grid never spills a few blocks into one more, nearly empty wave (rounding down, as
-/// [`plan_splits_for_waves`] does to reach *at least* its waves, can leave 3.9 or 1.2 waves),
-/// and at most `max_chunk` tokens (then there are more waves). With one wave every block starts
-/// at once and runs the whole kernel: one pipeline fill per block, no wave boundary, and few
-/// partials to combine; what it gives up is balancing, since an SM that finishes early finds no
-/// block left to take.
+/// Splits that fill whole waves of `wave_blocks` blocks: the fewest waves, `waves` or more, whose
+/// chunks are at most `max_chunk` tokens, then `waves · wave_blocks / planes` splits per plane (at
+/// least 1) with each chunk rounded *up* to [`CHUNK_QUANTUM`], so that the grid never spills a
+/// few blocks into one more, nearly empty wave (rounding down, as [`plan_splits_for_waves`] does
+/// to reach *at least* its waves, can leave 3.9 or 1.2 waves). With one wave every block starts
+/// at once and runs the whole kernel: one pipeline fill per block, no wave boundary, few partials
+/// to combine; what it gives up is balancing, since an SM that finishes early finds no block left
+/// to take. cuDNN's decode kernels are launched the same way (one block or two per SM).
 pub fn plan_splits_in_whole_waves(
     planes: usize,
     max_len: usize,
@@ -90,8 +90,27 @@ pub fn plan_splits_in_whole_waves(
     max_chunk: usize,
     waves: usize,
 ) -> SplitPlan {
-    let per_plane = (waves.max(1) * wave_blocks.max(1) / planes.max(1)).max(1);
-    let chunk = max_len.div_ceil(per_plane).next_multiple_of(CHUNK_QUANTUM);
-    let chunk = chunk.clamp(CHUNK_QUANTUM, max_chunk.max(CHUNK_QUANTUM));
+    let (planes, wave_blocks) = (planes.max(1), wave_blocks.max(1));
+    let max_chunk = max_chunk.max(CHUNK_QUANTUM) / CHUNK_QUANTUM * CHUNK_QUANTUM;
+    // Waves enough that planes · ⌈max_len / max_chunk⌉ blocks fit them.
+    let waves = waves.max(1).max((planes * max_len.div_ceil(max_chunk)).div_ceil(wave_blocks));
+    let per_plane = (waves * wave_blocks / planes).max(1);
+    let chunk = max_len.div_ceil(per_plane).next_multiple_of(CHUNK_QUANTUM).clamp(CHUNK_QUANTUM, max_chunk);
     SplitPlan { splits: max_len.div_ceil(chunk).max(1), chunk }
+}
+
+/// How a launch chooses its splits: whole waves ([`plan_splits_in_whole_waves`], the default,
+/// one wave) or at least a number of waves ([`plan_splits_for_waves`], the plan of chapter 7's
+/// runs up to run 20: at least two waves of chunks of at most 512 tokens, 1024 for the
+/// tensor-core kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WavePlan {
+    Whole(usize),
+    AtLeast(usize),
+}
+
+impl Default for WavePlan {
+    fn default() -> WavePlan {
+        WavePlan::Whole(1)
+    }
 }
