@@ -24,9 +24,10 @@ use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::recorded::read_decode_run;
 use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel};
 use ch07_kv_cache::prelude::{
-    CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
-    channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure, memory_table,
-    model_path_or_skip, pareto_figure, read_quality, read_token_times, time_per_token, token_time_figure,
+    CacheSpec, Calibration, EVAL_TEXT, KvEncoding, LlamaConfig, Protocol, QualityRow, TokenTime,
+    channel_figure, channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure,
+    memory_table, model_path_or_skip, pareto_figure, read_quality, read_token_times, time_per_token,
+    token_time_figure,
 };
 use clap::Parser;
 use std::path::PathBuf;
@@ -71,7 +72,7 @@ struct Args {
     /// than as its programmatic dependent (the default from compute capability 9.0).
     #[arg(long)]
     serial_combine: bool,
-    /// Tokens per INT8 key scale.
+    /// Tokens per INT8 key scale row, in --bench-decode and in --quality's INT8 cache.
     #[arg(long, default_value_t = DEFAULT_KEY_GROUP)]
     key_group: usize,
     /// Measure every cache on the real model (perplexity over 1024 tokens of the evaluation
@@ -197,6 +198,13 @@ fn quality(args: &Args) -> anyhow::Result<()> {
     ));
     let specs: Vec<CacheSpec> = CacheSpec::chapter_list()
         .into_iter()
+        .map(|spec| match spec {
+            // The INT8 cache with --key-group tokens per K scale row (the chapter's list: 32).
+            CacheSpec::Encoded(KvEncoding::Int8 { .. }) => {
+                CacheSpec::Encoded(KvEncoding::Int8 { key_tokens_per_scale: args.key_group })
+            }
+            other => other,
+        })
         .enumerate()
         .filter(|(i, spec)| {
             *i == 0 || args.caches.is_empty() || args.caches.iter().any(|c| spec.name().contains(c.as_str()))
