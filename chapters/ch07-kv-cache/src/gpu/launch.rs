@@ -342,7 +342,7 @@ impl DecodeAttention {
 
     /// Let split plans give a block up to `max_chunk` tokens (longer chunks: fewer blocks, each
     /// filling its pipeline once, and fewer partials to combine); a multiple of
-    /// [`CHUNK_QUANTUM`] up to [`MAX_CHUNK_LIMIT`].
+    /// [`super::plan::CHUNK_QUANTUM`] up to [`MAX_CHUNK_LIMIT`].
     pub fn set_max_chunk(&mut self, max_chunk: usize) -> Result<()> {
         check_max_chunk(max_chunk)?;
         self.max_chunk = Some(max_chunk);

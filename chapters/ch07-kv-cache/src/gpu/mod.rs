@@ -15,9 +15,9 @@
 //! - [`device`]: the cache, lengths and scratch space on the device;
 //! - [`plan`]: the split plan (how many blocks share a sequence's context);
 //! - [`launch`]: the launch checks and the launch;
-//! - [`reference`]: the f64 CPU reference the tests compare with;
+//! - [`reference`](mod@reference): the f64 CPU reference the tests compare with;
 //! - [`check`]: the `ch07` binary's check against the CPU;
-//! - [`bench`]: the benchmark of the `ch07` binary (`--bench-decode`) and its figure;
+//! - [`bench`](mod@bench): the benchmark of the `ch07` binary (`--bench-decode`) and its figure;
 //! - [`recorded`]: a recorded run of that benchmark, read back (for the notebook and the book).
 //!
 //! [`decode_attention_gpu`] does it all for host arrays.

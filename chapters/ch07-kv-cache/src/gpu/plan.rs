@@ -1,22 +1,26 @@
 //! The split plan of a decode launch (split-K, "flash-decoding"): how many blocks share one
-//! (sequence, KV head) plane and how many tokens each takes. More splits fill the GPU and shorten
-//! the last wave; each split also writes a partial result the combine kernel must read back, so
-//! the plan asks for just enough blocks to cover a few waves, in chunks a multiple of
-//! [`CHUNK_QUANTUM`] tokens.
+//! (sequence, KV head) plane and how many tokens each takes, in chunks a multiple of
+//! [`CHUNK_QUANTUM`] tokens. Enough splits fill the GPU; each also writes a partial result the
+//! combine kernel must read back. Two plans: whole waves ([`plan_splits_in_whole_waves`], the
+//! default since run 22: one wave of long chunks, as cuDNN launches its decode) and at least some
+//! waves ([`plan_splits_for_waves`], the plan before it: several waves of short chunks, so that
+//! the last wave is a small part of the run).
 
 use attn_support::{Error, Result};
 
 /// A split's chunk of tokens is a multiple of this: every lane group's share of a block
 /// iteration (NG · U ≤ 128 tokens for every element type and head dim) comes out whole.
 pub const CHUNK_QUANTUM: usize = 128;
-/// At most this many tokens per split: long contexts get many splits, so that the last wave of
-/// blocks is a small part of the run (each split costs 2 · (4d + 8) bytes per query head of
-/// partial results, under 2 % of what it reads at this size).
+/// At most this many tokens per split in [`plan_splits`] (the plan of at least [`MIN_WAVES`]
+/// waves): long contexts get many splits, so that the last wave of blocks is a small part of the
+/// run (each split costs 2 · (4d + 8) bytes per query head of partial results, under 2 % of what
+/// it reads at this size).
 pub const MAX_CHUNK: usize = 512;
-/// The largest chunk [`DecodeAttention::set_max_chunk`] accepts (the kernels' 32-bit token
-/// indices leave this much room past the capacity).
+/// The largest chunk [`super::launch::DecodeAttention::set_max_chunk`] accepts (the kernels'
+/// 32-bit token indices leave this much room past the capacity), and the longest a whole-wave
+/// plan gives unless told otherwise.
 pub const MAX_CHUNK_LIMIT: usize = 8192;
-/// Waves of blocks the plan aims for at least (over all SMs, at the kernel's occupancy).
+/// Waves of blocks [`plan_splits`] aims for at least (over all SMs, at the kernel's occupancy).
 pub const MIN_WAVES: usize = 2;
 
 /// How a launch splits the context: `splits` blocks per (sequence, KV head), each over `chunk`
