@@ -50,7 +50,8 @@ __device__ __forceinline__ unsigned bit_select(unsigned a, unsigned b, unsigned 
 template <int J>
 __device__ __forceinline__ unsigned e2m1x2_to_f16x2(unsigned w) {
     const unsigned merged = bit_select(w, rotate_left(w, 3), J % 2 == 0 ? 0x07070707u : 0x70707070u);
-    const unsigned placed = J == 0 ? merged << 9 : J == 1 ? merged << 5 : J == 2 ? merged << 1 : rotate_right(merged, 3);
+    const unsigned placed =
+        J == 0 ? merged << 9 : J == 1 ? merged << 5 : J == 2 ? merged << 1 : rotate_right(merged, 3);
     return placed & 0x8E008E00u;
 }
 

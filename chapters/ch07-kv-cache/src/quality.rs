@@ -47,14 +47,14 @@ impl CacheSpec {
         }
     }
 
-    /// Chapter 7's list: each encoding, three ranks, three window sizes, three H2O budgets and
-    /// an adaptive one.
-    pub fn chapter_list() -> Vec<CacheSpec> {
+    /// Chapter 7's list: each encoding (INT8 with K scale rows over `int8_key_group` tokens; the
+    /// chapter's runs: 32), three ranks, three window sizes, three H2O budgets and an adaptive one.
+    pub fn chapter_list(int8_key_group: usize) -> Vec<CacheSpec> {
         let kivi = |bits| CacheSpec::Encoded(KvEncoding::Kivi(KiviConfig { bits, group: 32, residual: 32 }));
         let mut specs = vec![
             CacheSpec::Dense,
             CacheSpec::Encoded(KvEncoding::Bf16),
-            CacheSpec::Encoded(KvEncoding::Int8 { key_tokens_per_scale: 32 }),
+            CacheSpec::Encoded(KvEncoding::Int8 { key_tokens_per_scale: int8_key_group }),
             CacheSpec::Encoded(KvEncoding::Fp8(Fp8Scaling::PerToken)),
             kivi(4),
             kivi(2),

@@ -27,9 +27,9 @@ use ch07_kv_cache::gpu::launch::{COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, co
 use ch07_kv_cache::gpu::plan::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
-    QuantizedCache, SplitPlan, check_launch, check_max_chunk, check_min_waves, decode_attention_gpu,
-    decode_attention_reference, kernel_name, mma_shared_bytes, pipelined_shared_bytes, plan_splits,
-    plan_splits_for_waves, plan_splits_in_whole_waves, plan_splits_up_to, quantize_cache,
+    QuantizedCache, SplitPlan, WavePlan, check_launch, check_max_chunk, check_min_waves,
+    decode_attention_gpu, decode_attention_reference, kernel_name, mma_shared_bytes, pipelined_shared_bytes,
+    plan_splits, plan_splits_for_waves, plan_splits_in_whole_waves, plan_splits_up_to, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
@@ -80,7 +80,7 @@ fn check_case(
     check_case_planned(gpu, element, heads, lengths, capacity, seed, |_| Ok(()))
 }
 
-/// [`check_case`] with each kernel's split plan set by `plan` first.
+/// [`check_case`] with each kernel's split plan set by `set_plan` first.
 fn check_case_planned(
     gpu: &Gpu,
     element: CacheElement,
@@ -88,7 +88,7 @@ fn check_case_planned(
     lengths: &[u32],
     capacity: usize,
     seed: u64,
-    plan: impl Fn(&mut DecodeAttention) -> Result<()>,
+    set_plan: impl Fn(&mut DecodeAttention) -> Result<()>,
 ) -> Result<Vec<usize>> {
     let batch = lengths.len();
     let (q, k, v) = inputs(batch, kv_heads, group, capacity, d, seed);
@@ -103,7 +103,7 @@ fn check_case_planned(
         for &dependent in dependent {
             let mut kernel = DecodeAttention::with_kernel(gpu, version, element, d, group)?;
             kernel.set_dependent_combine(gpu, dependent)?;
-            plan(&mut kernel)?;
+            set_plan(&mut kernel)?;
             let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
             let what = format!(
                 "{} kernel (dependent combine: {dependent}), {element:?} kv_heads {kv_heads} group {group} d {d} \
@@ -374,6 +374,9 @@ fn launch_checks_and_plans_without_a_gpu() {
     assert!(check_min_waves(1).is_ok());
     let e = check_min_waves(0).unwrap_err().to_string();
     assert!(e.contains("min waves 0"), "{e}");
+    let e = WavePlan::Whole(0).check().unwrap_err().to_string();
+    assert!(e.contains("whole waves 0"), "{e}");
+    assert!(WavePlan::default() == WavePlan::Whole(1) && WavePlan::Whole(2).check().is_ok());
     assert_eq!(plan_splits_for_waves(8, 262_144, 264, MAX_CHUNK, MIN_WAVES), plan_splits(8, 262_144, 264));
     let (one, four) =
         (plan_splits_for_waves(3, 262_144, 528, 4096, 1), plan_splits_for_waves(3, 262_144, 528, 4096, 4));

@@ -22,12 +22,11 @@ use ch07_kv_cache::gpu::bench::{
 };
 use ch07_kv_cache::gpu::check::gpu_against_cpu;
 use ch07_kv_cache::gpu::recorded::read_decode_run;
-use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel};
+use ch07_kv_cache::gpu::{CacheElement, DEFAULT_KEY_GROUP, DecodeKernel, WavePlan};
 use ch07_kv_cache::prelude::{
-    CacheSpec, Calibration, EVAL_TEXT, KvEncoding, LlamaConfig, Protocol, QualityRow, TokenTime,
-    channel_figure, channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure,
-    memory_table, model_path_or_skip, pareto_figure, read_quality, read_token_times, time_per_token,
-    token_time_figure,
+    CacheSpec, Calibration, EVAL_TEXT, LlamaConfig, Protocol, QualityRow, TokenTime, channel_figure,
+    channel_magnitudes, load_smollm2, low_rank_curves, low_rank_figure, memory_figure, memory_table,
+    model_path_or_skip, pareto_figure, read_quality, read_token_times, time_per_token, token_time_figure,
 };
 use clap::Parser;
 use std::path::PathBuf;
@@ -61,7 +60,7 @@ struct Args {
     #[arg(long)]
     max_chunk: Option<usize>,
     /// Plan --bench-decode's splits for at least this many waves of blocks instead of whole waves
-    /// (the plan before run 21: --min-waves 2).
+    /// (the plan before run 22: --min-waves 2).
     #[arg(long, conflicts_with = "whole_waves")]
     min_waves: Option<usize>,
     /// Plan --bench-decode's splits in this many whole waves of blocks (default 1; more where
@@ -196,15 +195,8 @@ fn quality(args: &Args) -> anyhow::Result<()> {
         "every cache on SmolLM2-135M: perplexity over 1024 tokens (chunks of {}), 48 greedy tokens after a 512-token prompt",
         args.chunk
     ));
-    let specs: Vec<CacheSpec> = CacheSpec::chapter_list()
+    let specs: Vec<CacheSpec> = CacheSpec::chapter_list(args.key_group)
         .into_iter()
-        .map(|spec| match spec {
-            // The INT8 cache with --key-group tokens per K scale row (the chapter's list: 32).
-            CacheSpec::Encoded(KvEncoding::Int8 { .. }) => {
-                CacheSpec::Encoded(KvEncoding::Int8 { key_tokens_per_scale: args.key_group })
-            }
-            other => other,
-        })
         .enumerate()
         .filter(|(i, spec)| {
             *i == 0 || args.caches.is_empty() || args.caches.iter().any(|c| spec.name().contains(c.as_str()))
@@ -273,8 +265,7 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
         repeats: args.repeats,
         calls: args.calls_per_timing,
         max_chunk: args.max_chunk,
-        min_waves: args.min_waves,
-        whole_waves: args.whole_waves,
+        wave_plan: args.min_waves.map(WavePlan::AtLeast).or(args.whole_waves.map(WavePlan::Whole)),
         serial_combine: args.serial_combine,
     };
     let rows = run_decode_benchmark(gpu, options)?;

@@ -23,6 +23,7 @@
 use super::cache::{CacheDims, CacheElement, DEFAULT_KEY_GROUP, quantize_cache};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 use super::launch::{DecodeAttention, DecodeKernel};
+use super::plan::WavePlan;
 use attn_support::Result;
 use attn_support::data::randn;
 use attn_support::error::DriverContext;
@@ -52,10 +53,8 @@ pub struct DecodeBenchOptions {
     pub calls: usize,
     /// The longest chunk a split may take (default: see [`DecodeAttention::set_max_chunk`]).
     pub max_chunk: Option<usize>,
-    /// Plan at least this many waves instead of whole waves ([`DecodeAttention::set_min_waves`]).
-    pub min_waves: Option<usize>,
-    /// Plan this many whole waves instead of one ([`DecodeAttention::set_whole_waves`]).
-    pub whole_waves: Option<usize>,
+    /// The split plan's waves, when not one whole wave ([`DecodeAttention::set_wave_plan`]).
+    pub wave_plan: Option<WavePlan>,
     /// Launch the combine after the main kernel in stream order instead of as its programmatic
     /// dependent ([`DecodeAttention::set_dependent_combine`]).
     pub serial_combine: bool,
@@ -223,11 +222,8 @@ pub fn bench_model(
             if let Some(n) = options.max_chunk {
                 kernel.set_max_chunk(n)?;
             }
-            if let Some(n) = options.min_waves {
-                kernel.set_min_waves(n)?;
-            }
-            if let Some(n) = options.whole_waves {
-                kernel.set_whole_waves(n)?;
+            if let Some(plan) = options.wave_plan {
+                kernel.set_wave_plan(plan)?;
             }
             if options.serial_combine {
                 kernel.set_dependent_combine(gpu, false)?;

@@ -1,14 +1,14 @@
 //! Checking and launching the decode kernels (their split plan: [`super::plan`]):
-//! `kernels/ch07_decode_attention.cu`
-//! (K and V loaded into registers), `kernels/ch07_decode_pipelined.cu` (the same computation
-//! with K and V brought into shared memory by a `cp.async` pipeline) and
+//! `kernels/ch07_decode_attention.cu` (K and V loaded into registers),
+//! `kernels/ch07_decode_pipelined.cu` (the same computation with K and V brought into shared
+//! memory by a `cp.async` pipeline) and
 //! `kernels/ch07_decode_mma.cu` (the quantised caches, both products on the tensor cores); they
 //! share `kernels/ch07_decode_common.cuh` (after `kernels/async_copy.cuh`) and the combine kernel.
 
 use super::cache::{CacheDims, CacheElement};
 use super::device::{DecodeWorkspace, DeviceKvCache, DeviceLengths};
 use super::plan::{
-    MAX_CHUNK, MAX_CHUNK_LIMIT, SplitPlan, WavePlan, check_max_chunk, check_min_waves, plan_splits_for_waves,
+    MAX_CHUNK, MAX_CHUNK_LIMIT, SplitPlan, WavePlan, check_max_chunk, plan_splits_for_waves,
     plan_splits_in_whole_waves,
 };
 use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
@@ -349,21 +349,19 @@ impl DecodeAttention {
         Ok(())
     }
 
-    /// Plan at least `min_waves` waves of blocks (1 or more; [`plan_splits_for_waves`], the plan
-    /// before whole waves, with `min_waves` = [`super::plan::MIN_WAVES`]): more waves, shorter chunks and a
-    /// shorter last wave; fewer, longer chunks and fewer partials.
-    pub fn set_min_waves(&mut self, min_waves: usize) -> Result<()> {
-        check_min_waves(min_waves)?;
-        self.wave_plan = WavePlan::AtLeast(min_waves);
+    /// Plan whole waves of blocks ([`plan_splits_in_whole_waves`]; one, the default) or at least
+    /// some waves ([`plan_splits_for_waves`]: more waves, shorter chunks and a shorter last wave);
+    /// a plan of 0 waves is an error naming it.
+    pub fn set_wave_plan(&mut self, plan: WavePlan) -> Result<()> {
+        plan.check()?;
+        self.wave_plan = plan;
         Ok(())
     }
 
-    /// Plan `waves` whole waves of blocks (1 or more; [`plan_splits_in_whole_waves`], the default
-    /// with one wave), more where the longest chunk needs them.
-    pub fn set_whole_waves(&mut self, waves: usize) -> Result<()> {
-        check_min_waves(waves)?;
-        self.wave_plan = WavePlan::Whole(waves);
-        Ok(())
+    /// Plan at least `min_waves` waves of blocks, the plan before whole waves with `min_waves` =
+    /// [`super::plan::MIN_WAVES`] ([`DecodeAttention::set_wave_plan`]).
+    pub fn set_min_waves(&mut self, min_waves: usize) -> Result<()> {
+        self.set_wave_plan(WavePlan::AtLeast(min_waves))
     }
 
     /// Launch the combine kernel as a programmatic dependent of the main kernel (`true`, the

@@ -51,12 +51,9 @@ pub fn check_max_chunk(max_chunk: usize) -> Result<()> {
     Ok(())
 }
 
-/// A number of waves a split plan may aim for: at least 1, or an error naming it.
+/// A number of waves a split plan may aim for at least: 1 or more, or an error naming it.
 pub fn check_min_waves(min_waves: usize) -> Result<()> {
-    if min_waves == 0 {
-        return Err(Error::InvalidArgument("min waves 0: a split plan needs at least one wave".into()));
-    }
-    Ok(())
+    WavePlan::AtLeast(min_waves).check()
 }
 
 /// [`plan_splits`] with chunks of at most `max_chunk` tokens (a multiple of [`CHUNK_QUANTUM`]).
@@ -105,12 +102,24 @@ pub fn plan_splits_in_whole_waves(
 
 /// How a launch chooses its splits: whole waves ([`plan_splits_in_whole_waves`], the default,
 /// one wave) or at least a number of waves ([`plan_splits_for_waves`], the plan of chapter 7's
-/// runs up to run 20: at least two waves of chunks of at most 512 tokens, 1024 for the
+/// runs up to run 21: at least two waves of chunks of at most 512 tokens, 1024 for the
 /// tensor-core kernel).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WavePlan {
     Whole(usize),
     AtLeast(usize),
+}
+
+impl WavePlan {
+    /// At least one wave, or an error naming the plan and its waves.
+    pub fn check(self) -> Result<()> {
+        let what = match self {
+            WavePlan::Whole(0) => "whole waves",
+            WavePlan::AtLeast(0) => "min waves",
+            _ => return Ok(()),
+        };
+        Err(Error::InvalidArgument(format!("{what} 0: a split plan needs at least one wave")))
+    }
 }
 
 impl Default for WavePlan {
