@@ -101,59 +101,99 @@ template <int ELEM, int D> struct Stage {
                                        : ELEM == INT8 ? WARP_TILE * 4 + D * 4
                                                       : 2 * WARP_TILE * BLOCKS_PER_ROW;
     static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
-    // As many as let 4 blocks fit an SM: 16 warps each holding STAGES − 1 tiles of 2.3–4.7 KB in
-    // flight, about 130 KB per SM.
-    static constexpr int STAGES = ELEM == NVFP4 ? 6 : 3;
+    // As many as let 4 blocks fit an SM: 16 warps each holding STAGES − 1 tiles of 1.2–4.7 KB in
+    // flight, 70–130 KB per SM. (NVFP4 at d = 128 had 6 before run 25, which timed 5 together
+    // with two other changes: 1.5–2.3 % faster in all.)
+    static constexpr int STAGES = ELEM == NVFP4 ? (D == 128 ? 5 : 6) : 3;
     static constexpr int WARP_BYTES = STAGES * BYTES;
 };
 
-// Where piece `piece` (16 bytes) of a stage row is stored (see "decoding codes" below).
-template <int ELEM, int D> __device__ __forceinline__ int stored_piece(int row, int piece) {
-    return (ELEM != NVFP4 && D == 128) ? piece ^ (row & 7) : piece;
+// Where piece `piece` (16 bytes) of row `row` lies in a stage's K or V codes (see "decoding
+// codes" below for the swizzle of 128-byte rows).
+template <int ELEM, int D> __device__ __forceinline__ int stored_offset(int row, int piece) {
+    constexpr int ROW = Stage<ELEM, D>::ROW_BYTES;
+    return row * ROW + 16 * (ROW == 128 ? piece ^ (row & 7) : piece);
 }
 
-// The warp's copies of tokens [first, first + 16) ∩ [first, end) into stage `st` (zero-filled
-// past `end`, never read there).
-template <int ELEM, int D>
-__device__ __forceinline__ void copy_warp_tile(unsigned char *st, const Plane &p, int first, int end, int key_group,
-                                               int lane) {
+// The warp's copies of its 16-token tiles into the stages of its ring, one tile per call, in
+// order. What each lane copies is worked out from its lane index alone: a warp's tiles are
+// contiguous in the cache, so piece i (16 bytes) of a tile's codes starts 16·i bytes after the
+// tile's first byte; only the last tile can end early (zero-filled past `end`, never read there).
+// The ring position and INT8's key-group row advance by additions, with no division in the
+// loop (a division by STAGES = 6 and one by the runtime key group per tile cost 30–40 of a
+// tile's ~400 instructions).
+template <int ELEM, int D> struct TileCopier {
     using S = Stage<ELEM, D>;
-    const int valid = min(WARP_TILE, end - first);
-    for (int i = lane; i < WARP_TILE * S::PIECES; i += 32) {
-        const int token = i / S::PIECES, piece = i % S::PIECES;
-        const bool ok = token < valid;
-        const long long offset = (long long)(first + token) * S::ROW_BYTES + piece * 16;
-        const int dst = token * S::ROW_BYTES + stored_piece<ELEM, D>(token, piece) * 16;
-        copy16(st + S::K_OFF + dst, ok ? p.k + offset : p.k, ok ? 16 : 0);
-        copy16(st + S::V_OFF + dst, ok ? p.v + offset : p.v, ok ? 16 : 0);
-    }
-    if constexpr (ELEM == FP8) {
-        const int i = lane % WARP_TILE;
-        const bool ok = i < valid;
-        float *dst = reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + i;
-        const float *src = lane < WARP_TILE ? p.k_scales : p.v_scales;
-        copy4(dst, ok ? src + first + i : src, ok ? 4 : 0);
-    }
-    if constexpr (ELEM == INT8) {
-        if (lane < WARP_TILE) {
-            const bool ok = lane < valid;
-            copy4(reinterpret_cast<float *>(st + S::EXTRA_OFF) + lane, ok ? p.v_scales + first + lane : p.v_scales,
-                  ok ? 4 : 0);
-        }
-        const float *row = p.k_scales + (long long)(first / key_group) * D;  // the tile's one key group
-        for (int i = lane; i < D / 4; i += 32) copy16(st + S::SECOND_OFF + 16 * i, row + 4 * i, 16);
-    }
-    if constexpr (ELEM == NVFP4) {
-        constexpr int WORDS = WARP_TILE * S::BLOCKS_PER_ROW / 4;  // 4-byte words per side
-        for (int i = lane; i < WORDS; i += 32) {
-            const int token = 4 * i / S::BLOCKS_PER_ROW;
-            const bool ok = token < valid;
-            const long long offset = (long long)first * S::BLOCKS_PER_ROW + 4 * i;
-            copy4(st + S::EXTRA_OFF + 4 * i, ok ? p.k_blocks + offset : p.k_blocks, ok ? 4 : 0);
-            copy4(st + S::SECOND_OFF + 4 * i, ok ? p.v_blocks + offset : p.v_blocks, ok ? 4 : 0);
+    static constexpr int LANE_PIECES = WARP_TILE * S::PIECES / 32;  // code pieces per lane and side
+    static_assert(WARP_TILE * S::PIECES % 32 == 0, "a tile's code pieces spread evenly over the lanes");
+
+    unsigned char *region;  // the warp's STAGES stages
+    int write_off;          // byte offset of the next tile's stage in the ring
+    int next, end;          // the next tile's first token; the warp's end
+    int group_end;          // INT8: the first token past the next tile's key group
+    const float *group_row; // INT8: that key group's K scale row
+
+    __device__ __forceinline__ TileCopier(unsigned char *region_, const Plane &p, int first, int end_, int key_group)
+        : region(region_), write_off(0), next(first), end(end_), group_end(0), group_row(nullptr) {
+        if constexpr (ELEM == INT8) {
+            const int group = first / key_group;
+            group_end = (group + 1) * key_group;
+            group_row = p.k_scales + (long long)group * D;
         }
     }
-}
+
+    // Copies the next tile into the next stage (if the warp has one left) and commits a group.
+    __device__ __forceinline__ void copy_next(const Plane &p, int key_group, int lane) {
+        if (next < end) {
+            unsigned char *st = region + write_off;
+            const long long base = (long long)next * S::ROW_BYTES;
+#pragma unroll
+            for (int k = 0; k < LANE_PIECES; ++k) {
+                const int i = lane + 32 * k, token = i / S::PIECES, piece = i % S::PIECES;
+                const bool ok = next + token < end;
+                const long long offset = ok ? base + 16 * i : 0;
+                const int dst = stored_offset<ELEM, D>(token, piece);
+                copy16(st + S::K_OFF + dst, p.k + offset, ok ? 16 : 0);
+                copy16(st + S::V_OFF + dst, p.v + offset, ok ? 16 : 0);
+            }
+            if constexpr (ELEM == FP8) {
+                const int i = lane % WARP_TILE;
+                const bool ok = next + i < end;
+                float *dst = reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + i;
+                const float *src = lane < WARP_TILE ? p.k_scales : p.v_scales;
+                copy4(dst, src + (ok ? next + i : 0), ok ? 4 : 0);
+            }
+            if constexpr (ELEM == INT8) {
+                if (lane < WARP_TILE) {
+                    const bool ok = next + lane < end;
+                    copy4(reinterpret_cast<float *>(st + S::EXTRA_OFF) + lane, p.v_scales + (ok ? next + lane : 0),
+                          ok ? 4 : 0);
+                }
+                // The tile's one key group (key_group % 16 == 0): its row, advanced by additions.
+                if (next >= group_end) {
+                    group_end += key_group;
+                    group_row += D;
+                }
+                static_assert(D / 4 <= 32, "one 16-byte piece of the row per lane");
+                if (lane < D / 4) copy16(st + S::SECOND_OFF + 16 * lane, group_row + 4 * lane, 16);
+            }
+            if constexpr (ELEM == NVFP4) {
+                constexpr int WORDS = WARP_TILE * S::BLOCKS_PER_ROW / 4;  // 4-byte words per side
+                static_assert(WORDS <= 32, "one word per lane");
+                if (lane < WORDS) {
+                    const int token = 4 * lane / S::BLOCKS_PER_ROW;
+                    const bool ok = next + token < end;
+                    const long long offset = ok ? (long long)next * S::BLOCKS_PER_ROW + 4 * lane : 0;
+                    copy4(st + S::EXTRA_OFF + 4 * lane, p.k_blocks + offset, ok ? 4 : 0);
+                    copy4(st + S::SECOND_OFF + 4 * lane, p.v_blocks + offset, ok ? 4 : 0);
+                }
+            }
+            next += WARP_TILE;
+            write_off = write_off + S::BYTES == S::WARP_BYTES ? 0 : write_off + S::BYTES;
+        }
+        copy_commit();
+    }
+};
 
 // ---- decoding codes straight into the mma operands ----------------------------------------------
 //
@@ -170,7 +210,9 @@ __device__ __forceinline__ void copy_warp_tile(unsigned char *st, const Plane &p
 // Two codes of different tokens in one f16 pair (V) come from byte permutes (`__byte_perm`) of
 // the two tokens' words before the tricks. FP8 and INT8 rows at d = 128 are stored with their
 // 16-byte pieces XOR-swizzled by the row (piece p of row r at p ^ (r & 7)), so that the 8 lanes
-// of a load phase hit 8 different bank groups in both read patterns.
+// of a load phase hit 8 different bank groups in both read patterns. (Shorter V rows, which the
+// same reasoning says share banks when a phase reads tokens 2q + c, were tried padded to 80 and
+// 48 bytes: INT8 and FP8 at d = 64 ran 5–10 % slower, NVFP4 no faster; H100 runs 24–25.)
 
 
 // The E2M1 pair at nibbles J and J + 4 of w (× 2⁻¹⁴), J known after unrolling.
@@ -216,15 +258,15 @@ __device__ __forceinline__ void load_keys(const unsigned char *side, int g, int 
 #pragma unroll
     for (int r = 0; r < 2; ++r) {
         const int row = g + 8 * r;
-        const unsigned char *src = side + row * S::ROW_BYTES;
         if constexpr (BYTES >= 16) {
 #pragma unroll
             for (int h = 0; h < BYTES / 16; ++h) {
-                const uint4 v = *reinterpret_cast<const uint4 *>(src + 16 * stored_piece<ELEM, D>(row, BYTES / 16 * q + h));
+                const uint4 v = *reinterpret_cast<const uint4 *>(side + stored_offset<ELEM, D>(row, BYTES / 16 * q + h));
                 k.w[r][4 * h] = v.x, k.w[r][4 * h + 1] = v.y, k.w[r][4 * h + 2] = v.z, k.w[r][4 * h + 3] = v.w;
             }
         } else {
-            const uint2 v = *reinterpret_cast<const uint2 *>(src + BYTES * q);
+            static_assert(S::ROW_BYTES < 128, "rows stored in order");
+            const uint2 v = *reinterpret_cast<const uint2 *>(side + row * S::ROW_BYTES + BYTES * q);
             k.w[r][0] = v.x, k.w[r][1] = v.y;
         }
     }
@@ -262,15 +304,14 @@ __device__ __forceinline__ void load_values(const unsigned char *side, int g, in
 #pragma unroll
     for (int t = 0; t < 4; ++t) {
         const int row = 2 * q + (t & 1) + 8 * (t >> 1);
-        const unsigned char *src = side + row * S::ROW_BYTES;
         if constexpr (BYTES == 16) {
-            const uint4 x = *reinterpret_cast<const uint4 *>(src + 16 * stored_piece<ELEM, D>(row, g));
+            const uint4 x = *reinterpret_cast<const uint4 *>(side + stored_offset<ELEM, D>(row, g));
             v.w[t][0] = x.x, v.w[t][1] = x.y, v.w[t][2] = x.z, v.w[t][3] = x.w;
         } else if constexpr (BYTES == 8) {
-            const uint2 x = *reinterpret_cast<const uint2 *>(src + 8 * g);
+            const uint2 x = *reinterpret_cast<const uint2 *>(side + row * S::ROW_BYTES + 8 * g);
             v.w[t][0] = x.x, v.w[t][1] = x.y;
         } else {
-            v.w[t][0] = *reinterpret_cast<const unsigned *>(src + 4 * g);
+            v.w[t][0] = *reinterpret_cast<const unsigned *>(side + row * S::ROW_BYTES + 4 * g);
         }
     }
 }
@@ -380,20 +421,16 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     // The warp's quarter of the chunk.
     const int quarter = chunk / DECODE_WARPS;
     const int w0 = work.t0 + warp * quarter, w1 = min(work.t1, w0 + quarter);
-    const int tiles = w1 > w0 ? (w1 - w0 + WARP_TILE - 1) / WARP_TILE : 0;
-    unsigned char *region = stages + warp * S::WARP_BYTES;
+    TileCopier<ELEM, D> copier(stages + warp * S::WARP_BYTES, p, w0, w1, key_group);
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) {
-        if (s < tiles) copy_warp_tile<ELEM, D>(region + s * S::BYTES, p, w0 + s * WARP_TILE, w1, key_group, lane);
-        copy_commit();
-    }
+    for (int s = 0; s < STAGES - 1; ++s) copier.copy_next(p, key_group, lane);
 
     // q · log2(e)/√d at the lane's B-fragment columns, for head g (zero for g ≥ G).
     const float *q_row = q + (head0 + min(gq, G - 1)) * D;
     unsigned q_hi[D / 8], q_lo[D / 8];
     int q_exp = 0;
     if constexpr (ELEM != INT8) q_exp = build_query<ELEM, D, G>(q_row, qk_scale, nullptr, q_hi, q_lo, lane);
-    int q_group = -1;  // INT8: the key group q_hi/q_lo are built for
+    int q_group_end = w0;  // INT8: q_hi/q_lo hold q' of the key group that ends here (none yet)
 
     // Online softmax state of heads 2q and 2q + 1 (the same in the 8 lanes of one q); l is the
     // lane's own partial sum, reduced at the end.
@@ -402,24 +439,18 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
 #pragma unroll
     for (int i = 0; i < KSTEPS; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
 
-    for (int it = 0; it < tiles; ++it) {
+    int read_off = 0;  // the ring offset of the tile at `first`
+    for (int first = w0; first < w1; first += WARP_TILE) {
         copy_wait<STAGES - 2>();
-        __syncwarp();  // every lane's copies of tile `it` landed; everyone is done with tile it − 1
-        {
-            const int next = it + STAGES - 1;
-            if (next < tiles)
-                copy_warp_tile<ELEM, D>(region + (next % STAGES) * S::BYTES, p, w0 + next * WARP_TILE, w1, key_group,
-                                        lane);
-            copy_commit();
-        }
-        const unsigned char *st = region + (it % STAGES) * S::BYTES;
-        const int first = w0 + it * WARP_TILE;
+        __syncwarp();  // every lane's copies of this tile landed; everyone is done with the last one
+        copier.copy_next(p, key_group, lane);
+        const unsigned char *st = copier.region + read_off;
+        read_off = read_off + S::BYTES == S::WARP_BYTES ? 0 : read_off + S::BYTES;
         if constexpr (ELEM == INT8) {
-            const int group = first / key_group;
-            if (group != q_group) {
+            if (first >= q_group_end) {  // a new key group (16 | key_group: a tile lies in one)
                 q_exp = build_query<ELEM, D, G>(q_row, qk_scale, reinterpret_cast<const float *>(st + S::SECOND_OFF),
                                                 q_hi, q_lo, lane);
-                q_group = group;
+                q_group_end = (first / key_group + 1) * key_group;
             }
         }
 
@@ -453,26 +484,36 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
             score[r][0] = valid ? s[2 * r] * f : neg_inf();
             score[r][1] = valid ? s[2 * r + 1] * f : neg_inf();
         }
-        // Online softmax per head over the tile's 16 tokens (8 lanes × 2 rows).
-        float weight[2][2];
+        // Online softmax per head over the tile's 16 tokens (8 lanes × 2 rows). The running max
+        // seldom grows after a warp's first tiles; when it grows for no head of any lane, every
+        // correction is 2⁰ = 1 and the warp skips the 4 · KSTEPS rescaling multiplies (a
+        // warp-uniform branch: 16–32 of a tile's ~400–600 instructions).
+        float mx[2], base[2], weight[2][2];
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
-            float mx = fmaxf(score[0][h], score[1][h]);
+            mx[h] = fmaxf(score[0][h], score[1][h]);
 #pragma unroll
-            for (int off = 4; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            mx = fmaxf(mx, m[h]);
-            const float base = mx == neg_inf() ? 0.0f : mx;
-            const float correction = exp2_approx(m[h] - base);
-            m[h] = mx;
-            weight[0][h] = exp2_approx(score[0][h] - base);
-            weight[1][h] = exp2_approx(score[1][h] - base);
-            l[h] = l[h] * correction + weight[0][h] + weight[1][h];
+            for (int off = 4; off < 32; off <<= 1) mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], off));
+            mx[h] = fmaxf(mx[h], m[h]);
+            base[h] = mx[h] == neg_inf() ? 0.0f : mx[h];
+            weight[0][h] = exp2_approx(score[0][h] - base[h]);
+            weight[1][h] = exp2_approx(score[1][h] - base[h]);
+        }
+        if (__any_sync(0xffffffffu, mx[0] != m[0] || mx[1] != m[1])) {
 #pragma unroll
-            for (int i = 0; i < KSTEPS; ++i) {
-                acc[i][h] *= correction;
-                acc[i][2 + h] *= correction;
+            for (int h = 0; h < 2; ++h) {
+                const float correction = exp2_approx(m[h] - base[h]);
+                m[h] = mx[h];
+                l[h] *= correction;
+#pragma unroll
+                for (int i = 0; i < KSTEPS; ++i) {
+                    acc[i][h] *= correction;
+                    acc[i][2 + h] *= correction;
+                }
             }
         }
+#pragma unroll
+        for (int h = 0; h < 2; ++h) l[h] += weight[0][h] + weight[1][h];
         // p (times V's per-token scale) as the B operand: hi and lo parts, transposed.
         unsigned b_hi[2], b_lo[2];
 #pragma unroll
@@ -533,10 +574,11 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     write_block_result<D, G>(merge, head0, work.split, work.splits, out, part_acc, part_ml);
 }
 
-// At most 128 registers: 4 blocks of 128 threads per SM (INT8 at d = 128 spills 20 bytes for it).
-#define MMA_MIN_BLOCKS(ELEM) 4
+// At most 128 registers: 4 blocks of 128 threads per SM (no spills). Asking for 6 at d = 64 (80
+// registers, no spills either) made INT8 and FP8 there 5–15 % slower (H100 run 24).
+#define MMA_MIN_BLOCKS 4
 #define MMA_ENTRY(NAME, ELEM, D, G)                                                               \
-    extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS(ELEM))            \
+    extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS)            \
         NAME(DECODE_KERNEL_PARAMS) {                                                              \
         decode_mma<ELEM, D, G>(DECODE_KERNEL_ARGS);                                               \
     }

@@ -64,6 +64,15 @@ inline float __shfl_xor_sync(unsigned, float v, int off) {
     my_warp->bar.arrive_and_wait();
     return r;
 }
+// A warp vote: true in every lane when `pred` holds in any (the emulated warps are always full).
+inline bool __any_sync(unsigned, bool pred) {
+    my_warp->v[my_lane] = pred ? 1.0f : 0.0f;
+    my_warp->bar.arrive_and_wait();
+    bool any = false;
+    for (int i = 0; i < 32; ++i) any = any || my_warp->v[i] != 0.0f;
+    my_warp->bar.arrive_and_wait();
+    return any;
+}
 inline void __syncthreads() { block_bar->arrive_and_wait(); }
 inline unsigned host_bf16(float x) { unsigned u; memcpy(&u, &x, 4); if ((u & 0x7fffffff) > 0x7f800000) return 0x7fc0; return (u + 0x7fff + ((u >> 16) & 1)) >> 16; }
 inline unsigned host_pack_bf16x2(float lo, float hi) { return host_bf16(lo) | (host_bf16(hi) << 16); }

@@ -48,7 +48,8 @@ impl CacheSpec {
     }
 
     /// Chapter 7's list: each encoding (INT8 with K scale rows over `int8_key_group` tokens; the
-    /// chapter's runs: 32), three ranks, three window sizes, three H2O budgets and an adaptive one.
+    /// chapter's: [`crate::gpu::DEFAULT_KEY_GROUP`], 128), three ranks, three window sizes, three
+    /// H2O budgets and an adaptive one.
     pub fn chapter_list(int8_key_group: usize) -> Vec<CacheSpec> {
         let kivi = |bits| CacheSpec::Encoded(KvEncoding::Kivi(KiviConfig { bits, group: 32, residual: 32 }));
         let mut specs = vec![

@@ -26,20 +26,23 @@ use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
 use ch07_kv_cache::gpu::launch::{COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, combine_threads};
 use ch07_kv_cache::gpu::plan::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES};
 use ch07_kv_cache::gpu::{
-    CacheDims, CacheElement, DecodeAttention, DecodeKernel, DecodeWorkspace, DeviceKvCache, DeviceLengths,
-    QuantizedCache, SplitPlan, WavePlan, check_launch, check_max_chunk, check_min_waves,
-    decode_attention_gpu, decode_attention_reference, kernel_name, mma_shared_bytes, pipelined_shared_bytes,
-    plan_splits, plan_splits_for_waves, plan_splits_in_whole_waves, plan_splits_up_to, quantize_cache,
+    CacheDims, CacheElement, DEFAULT_KEY_GROUP, DecodeAttention, DecodeKernel, DecodeWorkspace,
+    DeviceKvCache, DeviceLengths, QuantizedCache, SplitPlan, WavePlan, check_launch, check_max_chunk,
+    check_min_waves, decode_attention_gpu, decode_attention_reference, kernel_name, mma_shared_bytes,
+    pipelined_shared_bytes, plan_splits, plan_splits_for_waves, plan_splits_in_whole_waves,
+    plan_splits_up_to, quantize_cache,
 };
 
 const U: f64 = f32::EPSILON as f64 / 2.0;
 
 /// The element types of the tests: INT8 with a key group that divides the lane groups' tokens
-/// (32), one that does not divide the pipelined kernel's 64-token tile (20: a tile touches 4
-/// groups, staged in shared memory), an odd one below the staging minimum (5, groups change
-/// inside an iteration, scales read from global memory) and 1 (a scale per token and channel).
+/// (32), the chapter's (128: longer than the pipelined kernel's 64-token tile), one that does not
+/// divide that tile (20: a tile touches 4 groups, staged in shared memory), an odd one below the
+/// staging minimum (5, groups change inside an iteration, scales read from global memory) and 1
+/// (a scale per token and channel).
 fn elements() -> Vec<CacheElement> {
     let mut all = CacheElement::all(32).to_vec();
+    all.push(CacheElement::Int8 { key_group: DEFAULT_KEY_GROUP });
     all.push(CacheElement::Int8 { key_group: 20 });
     all.push(CacheElement::Int8 { key_group: 5 });
     all.push(CacheElement::Int8 { key_group: 1 });
@@ -177,7 +180,7 @@ fn every_element_head_dim_and_group_matches_the_f64_reference() -> Result<()> {
     // Under the sanitizer (racecheck costs in proportion to the blocks launched): the four
     // element types on SmolLM2's and Llama's heads.
     let (elements, heads) = if under_sanitizer() {
-        (CacheElement::all(32).to_vec(), &HEADS[..2])
+        (CacheElement::all(DEFAULT_KEY_GROUP).to_vec(), &HEADS[..2])
     } else {
         (elements(), &HEADS[..])
     };
@@ -330,6 +333,7 @@ fn launch_checks_and_plans_without_a_gpu() {
         4 * 3 * (2 * 16 * 128 + 16 * 4 + 128 * 4)
     );
     assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 64), 4 * 6 * (2 * 16 * 32 + 2 * 16 * 4));
+    assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 128), 4 * 5 * (2 * 16 * 64 + 2 * 16 * 8));
     assert_eq!(mma_shared_bytes(CacheElement::Bf16, 128), 0);
     assert!(DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 48 }).is_ok());
     let e = DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 5 }).unwrap_err().to_string();

@@ -28,7 +28,7 @@ fn emulation_cases() {
     let root = std::env::var("EMULATION_CASES_DIR").expect("EMULATION_CASES_DIR names the output folder");
     let root = Path::new(&root);
     let mut elements = CacheElement::all(32).to_vec();
-    elements.extend([20, 5, 1].map(|key_group| CacheElement::Int8 { key_group }));
+    elements.extend([128, 20, 5, 1].map(|key_group| CacheElement::Int8 { key_group }));
     // The last: 36 splits of 128 tokens at 264 blocks a wave, more than the combine kernel's 32
     // split lanes, beside an empty sequence.
     let cases: [(&[u32], usize); 4] =

@@ -223,11 +223,22 @@ fn print_quality(rows: &[QualityRow]) {
 
 /// `--figures-from DIR`: the real-model figures from recorded CSVs.
 fn redraw(dir: &std::path::Path, out: &std::path::Path) -> anyhow::Result<()> {
-    let rows = read_quality(dir.join("quality.csv"))?;
-    print_quality(&rows);
-    println!("wrote {:?}", save(&pareto_figure(&rows)?, out, "pareto")?);
-    let times = read_token_times(dir.join("token_times.csv"))?;
-    println!("wrote {:?}", save(&token_time_figure(&times)?, out, "token_time")?);
+    let (quality, times) = (dir.join("quality.csv"), dir.join("token_times.csv"));
+    anyhow::ensure!(
+        quality.exists() || times.exists(),
+        "{} holds neither quality.csv nor token_times.csv",
+        dir.display()
+    );
+    // A folder may hold either: the quality table was re-measured on its own (INT8's key group).
+    if quality.exists() {
+        let rows = read_quality(quality)?;
+        print_quality(&rows);
+        println!("wrote {:?}", save(&pareto_figure(&rows)?, out, "pareto")?);
+    }
+    if times.exists() {
+        let times = read_token_times(times)?;
+        println!("wrote {:?}", save(&token_time_figure(&times)?, out, "token_time")?);
+    }
     Ok(())
 }
 

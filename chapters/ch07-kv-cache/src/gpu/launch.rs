@@ -132,7 +132,9 @@ pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
         CacheElement::Bf16 => return 0,
         CacheElement::Fp8 => (head_dim, 2 * tile * 4, 3),
         CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 3),
-        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16), 6),
+        CacheElement::Nvfp4 => {
+            (head_dim / 2, 2 * tile * (head_dim / 16), if head_dim == 128 { 5 } else { 6 })
+        }
     };
     let warps = DECODE_THREADS / 32;
     warps * stages * (2 * tile * row_bytes + extra).next_multiple_of(16)
