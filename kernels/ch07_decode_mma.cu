@@ -212,7 +212,7 @@ template <int ELEM, int D> struct TileCopier {
 // 16-byte pieces XOR-swizzled by the row (piece p of row r at p ^ (r & 7)), so that the 8 lanes
 // of a load phase hit 8 different bank groups in both read patterns. (Shorter V rows, which the
 // same reasoning says share banks when a phase reads tokens 2q + c, were tried padded to 80 and
-// 48 bytes: INT8 and FP8 at d = 64 ran 5–10 % slower, NVFP4 no faster; H100 runs 24–25.)
+// 48 bytes: INT8 and FP8 at d = 64 ran 5–11 % slower, NVFP4 no faster; H100 runs 24–25.)
 
 
 // The E2M1 pair at nibbles J and J + 4 of w (× 2⁻¹⁴), J known after unrolling.
@@ -575,7 +575,7 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
 }
 
 // At most 128 registers: 4 blocks of 128 threads per SM (no spills). Asking for 6 at d = 64 (80
-// registers, no spills either) made INT8 and FP8 there 5–15 % slower (H100 run 24).
+// registers, no spills either) made INT8 and FP8 there slower still (H100 runs 24–25).
 #define MMA_MIN_BLOCKS 4
 #define MMA_ENTRY(NAME, ELEM, D, G)                                                               \
     extern "C" __global__ void __launch_bounds__(DECODE_THREADS, MMA_MIN_BLOCKS)            \

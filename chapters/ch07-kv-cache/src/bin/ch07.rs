@@ -9,6 +9,7 @@
 //! cargo run --release --bin ch07
 //! cargo run --release --bin ch07 -- --quality --out docs/src/figures/ch07 --csv target/ch07_quality.csv
 //! cargo run --release --bin ch07 -- --figures-from docs/src/results/cpu-2026-12-05-ch07 --out docs/src/figures/ch07
+//! cargo run --release --bin ch07 -- --figures-from docs/src/results/cpu-2026-12-06-ch07-quality --out docs/src/figures/ch07
 //! cargo run --release --bin ch07 -- --bench-decode --out target/figures/ch07 --csv target/ch07_decode.csv
 //! ```
 
