@@ -73,7 +73,7 @@ struct Args {
     #[arg(long)]
     serial_combine: bool,
     /// Tokens per INT8 key scale row, in --bench-decode and in --quality's INT8 cache.
-    #[arg(long, default_value_t = DEFAULT_KEY_GROUP)]
+    #[arg(long, default_value_t = DEFAULT_KEY_GROUP, value_parser = positive_key_group)]
     key_group: usize,
     /// Measure every cache on the real model (perplexity over 1024 tokens of the evaluation
     /// text, greedy agreement after a 512-token prompt) and draw the Pareto figure.
@@ -93,6 +93,16 @@ struct Args {
     /// Redraw the decode-bandwidth figures from a recorded GPU run (RUN/ch07/ch07_decode.csv).
     #[arg(long)]
     decode_figures_from: Option<PathBuf>,
+}
+
+/// `--key-group`, refused at once when it is 0 (rather than after `--quality`'s f32 reference,
+/// a minute in, where the cache would refuse it).
+fn positive_key_group(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("a key group of 0 tokens: each K scale row needs at least one token".into()),
+        Ok(g) => Ok(g),
+        Err(e) => Err(format!("{text:?} is not a number of tokens: {e}")),
+    }
 }
 
 fn main() -> anyhow::Result<()> {
