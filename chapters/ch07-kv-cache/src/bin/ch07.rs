@@ -356,3 +356,29 @@ fn save_bandwidth_figures(rows: &[BenchRow], out: &std::path::Path) -> attn_supp
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_group_of_zero_or_not_a_number_is_refused_naming_it() {
+        assert_eq!(positive_key_group("128"), Ok(128));
+        let zero = positive_key_group("0").unwrap_err();
+        assert!(zero.contains("key group of 0"), "{zero}");
+        let word = positive_key_group("many").unwrap_err();
+        assert!(word.contains("\"many\""), "{word}");
+        // Through clap, as a user meets it: refused before any work starts.
+        let e = Args::try_parse_from(["ch07", "--quality", "--key-group", "0"]).unwrap_err().to_string();
+        assert!(e.contains("--key-group") && e.contains("key group of 0"), "{e}");
+    }
+
+    #[test]
+    fn redrawing_from_a_folder_without_either_csv_names_the_folder() {
+        let dir = std::env::temp_dir().join(format!("ch07-redraw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = redraw(&dir, &dir.join("out")).unwrap_err().to_string();
+        assert!(e.contains(&dir.display().to_string()) && e.contains("quality.csv"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
