@@ -9,13 +9,15 @@
 // ~2× and ~3.5×. One m16n8k16 does 2048 of those multiply-adds.
 //
 // The shapes (per warp, 16 tokens of one sequence and KV head at a time; g = lane/4, q = lane%4):
-//   Sᵀ[16 tokens × 8 heads]  = K[16 × d] · Q'[d × 8]       A = K codes, B = q' in registers
-//   Oᵀ[d × 8 heads]         += Vᵀ[d × 16 tokens] · P[16 × 8]  A = V codes, B = p
+//   Sᵀ[16 tokens × 8 columns]  = K[16 × d] · Q'[d × 8]       A = K codes, B = q' in registers
+//   Oᵀ[d × 8 columns]         += Vᵀ[d × 16 tokens] · P[16 × 8]  A = V codes, B = p
 // Each lane reads the codes of its A fragments from shared memory and decodes them in registers
 // (see "decoding codes straight into the mma operands").
-// The G ≤ 4 query heads of a GQA group fill half of the 8 columns (the rest are zero). The
-// accumulator of Sᵀ holds (token, head) pairs as the B operand of the second product wants them
-// transposed; `movmatrix.trans` turns one into the other in registers.
+// Column 2h holds query head h's hi part, column 2h + 1 its lo part (below), so the G ≤ 4 heads
+// of a GQA group fill the 8 columns and one mma carries both parts. In the accumulators lane q
+// then holds head q's two parts side by side: a score is s[0] + s[1], an output acc[0] + acc[1].
+// The accumulator of Sᵀ holds (token, column) pairs as the B operand of the second product wants
+// them transposed; `movmatrix.trans` turns one into the other in registers.
 //
 // Exact operands, f32 results: the tensor cores see only values f16 holds exactly —
 //   INT8 codes (|c| ≤ 127), E4M3 codes × 2⁻⁸, E2M1 codes × their E4M3 block scale × 2⁻⁸ —
@@ -24,8 +26,9 @@
 // on the host), FP8's per-token K scales multiply the scores, the per-token V scales (FP8, INT8)
 // multiply p, the NVFP4 tensor scales multiply the scores and the output. q and p, which f16
 // would round, are each split into two f16 parts, hi = f16(x) and lo = f16(x − hi), and both
-// parts go through the tensor cores (twice the mma, still few): x is then carried to about 2⁻²²
-// relative. q is first scaled by a power of two so that its largest element lies in [2¹⁴, 2¹⁵)
+// parts go through the tensor cores, in columns of their own: x is then carried to about 2⁻²²
+// relative. (Until run 28 hi and lo went through two mma each with 4 columns left empty: twice
+// the mma, and each lane held 2 heads' softmax.) q is first scaled by a power of two so that its largest element lies in [2¹⁴, 2¹⁵)
 // (exact; undone on the scores), which keeps hi and lo out of f16's subnormal range.
 //
 // Launch: grid (splits, kv_heads, batch) as the other kernels, DECODE_THREADS = 128 threads;
@@ -80,6 +83,11 @@ __device__ __forceinline__ float f16_hi(unsigned x) { return f16_to_f32(x >> 16)
 __device__ __forceinline__ void split_f16x2(float x, float y, unsigned &hi, unsigned &lo) {
     hi = pack_f16x2(x, y);
     lo = pack_f16x2(x - f16_lo(hi), y - f16_hi(hi));
+}
+
+// x as its hi part (low half) and lo part (high half): one lane's two columns of P.
+__device__ __forceinline__ unsigned hi_lo_f16x2(float x) {
+    return pack_f16x2(x, x - f16_lo(pack_f16x2(x, x)));
 }
 
 // 2^e as an f32, for |e| ≤ 126.
@@ -220,9 +228,10 @@ __device__ __forceinline__ unsigned e2m1_pair(unsigned w, int j) {
     return j == 0 ? e2m1x2_to_f16x2<0>(w) : j == 1 ? e2m1x2_to_f16x2<1>(w) : j == 2 ? e2m1x2_to_f16x2<2>(w)
                                                                               : e2m1x2_to_f16x2<3>(w);
 }
-// An NVFP4 block scale (E4M3 byte) as the f16 scale × 2⁶ (exact), in the low half.
-__device__ __forceinline__ unsigned block_scale_f16(unsigned byte) {
-    return hmul2(e4m3x2_even_to_f16x2(byte), 0x74007400u) & 0xFFFFu;
+// Two NVFP4 block scales (E4M3 bytes at bits 0..7 and 16..23 of w) as an f16 pair, each the
+// scale × 2⁶ (exact; 0x7400 is 2¹⁴).
+__device__ __forceinline__ unsigned block_scales_f16x2(unsigned w) {
+    return hmul2(e4m3x2_even_to_f16x2(w), 0x74007400u);
 }
 // INT8 codes (XOR 0x80 already applied) at bytes 0 and 2 of x (sel 0x4140) or 1 and 3 (0x4342)
 // as an exact f16 pair: bits 0x64XX are 1024 + XX, minus 1152.
@@ -271,7 +280,38 @@ __device__ __forceinline__ void load_keys(const unsigned char *side, int g, int 
         }
     }
 }
-// The A operand of k-step j; `scale`: NVFP4 block scales of rows g and g + 8 (f16 × 2⁶, low half).
+// NVFP4: lane (g, q)'s K block scales, rows g and g + 8, as f16 pairs with the scale in both
+// halves. Its D/4 channels from D/4·q are blocks D/64·q + b, b < D/64; k-step j lies in b = j / 4.
+template <int D>
+__device__ __forceinline__ void key_block_scales(const unsigned char *blocks, int g, int q, unsigned (&scale)[2][D / 64]) {
+    constexpr int PER_ROW = D / 16;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const unsigned char *row = blocks + (g + 8 * r) * PER_ROW + D / 64 * q;
+        if constexpr (D == 128) {  // both bytes in one load: the two scales, then each doubled
+            const unsigned two = block_scales_f16x2(__byte_perm(*reinterpret_cast<const unsigned short *>(row), 0, 0x4140));
+            scale[r][0] = __byte_perm(two, 0, 0x1010);
+            scale[r][1] = __byte_perm(two, 0, 0x3232);
+        } else {
+            static_assert(D == 64, "head dim 64 or 128");
+            scale[r][0] = block_scales_f16x2(row[0] * 0x10001u);
+        }
+    }
+}
+// NVFP4: lane (g, q)'s V block scales (the block of its D/8 channels from D/8·g) of tokens
+// (2q, 2q + 1) and (2q + 8, 2q + 9), each pair as an f16 pair.
+template <int D>
+__device__ __forceinline__ void value_block_scales(const unsigned char *blocks, int g, int q, unsigned (&scale)[2]) {
+    constexpr int PER_ROW = D / 16;
+    const unsigned char *col = blocks + D / 8 * g / 16;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+        const int t = 2 * q + 8 * r;
+        scale[r] = block_scales_f16x2(col[t * PER_ROW] | (unsigned)col[(t + 1) * PER_ROW] << 16);
+    }
+}
+
+// The A operand of k-step j; `scale`: NVFP4 block scales of rows g and g + 8 for this k-step.
 template <int ELEM, int D>
 __device__ __forceinline__ void key_fragment(const KeyCodes<ELEM, D> &k, int j, const unsigned (&scale)[2],
                                              unsigned (&a)[4]) {
@@ -285,9 +325,9 @@ __device__ __forceinline__ void key_fragment(const KeyCodes<ELEM, D> &k, int j, 
             a[r] = int8_pair(x, 0x4140);
             a[2 + r] = int8_pair(x, 0x4342);
         } else {
-            const unsigned w = k.w[r][j >> 1], s2 = scale[r] | (scale[r] << 16);
-            a[r] = hmul2(e2m1_pair(w, 2 * (j & 1)), s2);
-            a[2 + r] = hmul2(e2m1_pair(w, 2 * (j & 1) + 1), s2);
+            const unsigned w = k.w[r][j >> 1];
+            a[r] = hmul2(e2m1_pair(w, 2 * (j & 1)), scale[r]);
+            a[2 + r] = hmul2(e2m1_pair(w, 2 * (j & 1) + 1), scale[r]);
         }
     }
 }
@@ -315,9 +355,9 @@ __device__ __forceinline__ void load_values(const unsigned char *side, int g, in
         }
     }
 }
-// The A operand of m-tile i; `scale`: NVFP4 block scales of the 4 tokens (f16 × 2⁶, low half).
+// The A operand of m-tile i; `scale`: NVFP4 block scales of the token pairs (value_block_scales).
 template <int ELEM, int D>
-__device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int i, const unsigned (&scale)[4],
+__device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int i, const unsigned (&scale)[2],
                                                unsigned (&a)[4]) {
 #pragma unroll
     for (int r = 0; r < 2; ++r) {  // tokens (2q, 2q + 1), then (2q + 8, 2q + 9)
@@ -339,9 +379,8 @@ __device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int
             // (J, J + 4) is one channel of both tokens.
             const int word = i >> 2, jj = 2 * (i & 1);
             const unsigned p = __byte_perm(v.w[t0][word], v.w[t0 + 1][word], (i & 2) ? 0x7632 : 0x5410);
-            const unsigned s2 = scale[t0] | (scale[t0 + 1] << 16);
-            a[2 * r] = hmul2(e2m1_pair(p, jj), s2);
-            a[2 * r + 1] = hmul2(e2m1_pair(p, jj + 1), s2);
+            a[2 * r] = hmul2(e2m1_pair(p, jj), scale[r]);
+            a[2 * r + 1] = hmul2(e2m1_pair(p, jj + 1), scale[r]);
         }
     }
 }
@@ -349,15 +388,16 @@ __device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int
 // ---- the kernel ----------------------------------------------------------------------------------
 
 // q' = q · log2(e)/√d · σ_c (σ: INT8's K scales of the key group, else 1) at the lane's
-// B-fragment k-slots (key_channel; head g, zero for g ≥ G), scaled by 2^e so that the warp's
-// largest |q'| lies in [2¹⁴, 2¹⁵); returns e. The lane's k-slots are the D/4 channels from D/4·q,
+// B-fragment k-slots (key_channel), scaled by 2^e so that the warp's largest |q'| lies in
+// [2¹⁴, 2¹⁵); returns e. The lane's column g is head g/2's hi part (g even) or lo part (g odd),
+// zero for a head ≥ G. The lane's k-slots are the D/4 channels from D/4·q,
 // read as float4; q is read again from global memory (L1) at every INT8 key group rather than
 // held in 32 more registers.
 template <int ELEM, int D, int G>
 __device__ __forceinline__ int build_query(const float *__restrict__ q_row, float qk_scale, const float *sigma,
-                                           unsigned (&q_hi)[D / 8], unsigned (&q_lo)[D / 8], int lane) {
+                                           unsigned (&q_b)[D / 8], int lane) {
     const int first = D / 4 * (lane & 3);
-    const bool head = (lane >> 2) < G;
+    const bool head = (lane >> 3) < G, lo_part = (lane >> 2) & 1;
     float x[D / 4];  // x[c]: q · σ at channel first + c (qk_scale is applied with 2^e below)
 #pragma unroll
     for (int c = 0; c < D / 4; c += 4) {
@@ -385,8 +425,11 @@ __device__ __forceinline__ int build_query(const float *__restrict__ q_row, floa
         float y[4];  // k-slots 2q, 2q + 1, 2q + 8, 2q + 9
 #pragma unroll
         for (int t = 0; t < 4; ++t) y[t] = x[key_channel<ELEM, D>(0, j, t)] * f;
-        split_f16x2(y[0], y[1], q_hi[2 * j], q_lo[2 * j]);
-        split_f16x2(y[2], y[3], q_hi[2 * j + 1], q_lo[2 * j + 1]);
+        unsigned hi, lo;
+        split_f16x2(y[0], y[1], hi, lo);
+        q_b[2 * j] = lo_part ? lo : hi;
+        split_f16x2(y[2], y[3], hi, lo);
+        q_b[2 * j + 1] = lo_part ? lo : hi;
     }
     return e;
 }
@@ -426,15 +469,15 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     for (int s = 0; s < STAGES - 1; ++s) copier.copy_next(p, key_group, lane);
 
     // q · log2(e)/√d at the lane's B-fragment columns, for head g (zero for g ≥ G).
-    const float *q_row = q + (head0 + min(gq, G - 1)) * D;
-    unsigned q_hi[D / 8], q_lo[D / 8];
+    const float *q_row = q + (head0 + min(gq >> 1, G - 1)) * D;
+    unsigned q_b[D / 8];
     int q_exp = 0;
-    if constexpr (ELEM != INT8) q_exp = build_query<ELEM, D, G>(q_row, qk_scale, nullptr, q_hi, q_lo, lane);
-    int q_group_end = w0;  // INT8: q_hi/q_lo hold q' of the key group that ends here (none yet)
+    if constexpr (ELEM != INT8) q_exp = build_query<ELEM, D, G>(q_row, qk_scale, nullptr, q_b, lane);
+    int q_group_end = w0;  // INT8: q_b holds q' of the key group that ends here (none yet)
 
-    // Online softmax state of heads 2q and 2q + 1 (the same in the 8 lanes of one q); l is the
-    // lane's own partial sum, reduced at the end.
-    float m[2] = {neg_inf(), neg_inf()}, l[2] = {0.0f, 0.0f};
+    // Online softmax state of head q (the same in the 8 lanes of one q; meaningless for q ≥ G,
+    // whose columns are zero); l is the lane's own partial sum, reduced at the end.
+    float m = neg_inf(), l = 0.0f;
     float acc[KSTEPS][4];
 #pragma unroll
     for (int i = 0; i < KSTEPS; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
@@ -449,125 +492,97 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
         if constexpr (ELEM == INT8) {
             if (first >= q_group_end) {  // a new key group (16 | key_group: a tile lies in one)
                 q_exp = build_query<ELEM, D, G>(q_row, qk_scale, reinterpret_cast<const float *>(st + S::SECOND_OFF),
-                                                q_hi, q_lo, lane);
+                                                q_b, lane);
                 q_group_end = (first / key_group + 1) * key_group;
             }
         }
 
-        // Sᵀ = K · q'ᵀ: rows g and g + 8 (tokens), columns 2q, 2q + 1 (heads).
+        // Sᵀ = K · q'ᵀ: rows g and g + 8 (tokens), columns 2q, 2q + 1 (head q's hi and lo parts).
         KeyCodes<ELEM, D> kc;
         load_keys<ELEM, D>(st + S::K_OFF, gq, qq, kc);
+        unsigned kscale[2][D / 64] = {};
+        if constexpr (ELEM == NVFP4) key_block_scales<D>(st + S::EXTRA_OFF, gq, qq, kscale);
         float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
 #pragma unroll
         for (int j = 0; j < KSTEPS; ++j) {
-            unsigned scale[2] = {0u, 0u};
-            if constexpr (ELEM == NVFP4) {
-                const int block = (D / 4 * qq + 4 * j) / 16;
-                scale[0] = block_scale_f16(st[S::EXTRA_OFF + gq * S::BLOCKS_PER_ROW + block]);
-                scale[1] = block_scale_f16(st[S::EXTRA_OFF + (gq + 8) * S::BLOCKS_PER_ROW + block]);
-            }
+            const unsigned scale[2] = {kscale[0][j / 4], kscale[1][j / 4]};
             unsigned a[4];
             key_fragment<ELEM, D>(kc, j, scale, a);
-            mma_16816(s, a, q_hi[2 * j], q_hi[2 * j + 1]);
-            mma_16816(s, a, q_lo[2 * j], q_lo[2 * j + 1]);
+            mma_16816(s, a, q_b[2 * j], q_b[2 * j + 1]);
         }
 
         // Scores in log2 units; −∞ past the warp's end.
         const float unscale = pow2(-q_exp) * p.k_tensor;
-        float score[2][2];  // [token g, g + 8][head 2q, 2q + 1]
+        float score[2];  // head q at tokens g, g + 8
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int token = gq + 8 * r;
             float f = unscale;
             if constexpr (ELEM == FP8) f *= reinterpret_cast<const float *>(st + S::EXTRA_OFF)[token] * 256.0f;
             const bool valid = first + token < w1;
-            score[r][0] = valid ? s[2 * r] * f : neg_inf();
-            score[r][1] = valid ? s[2 * r + 1] * f : neg_inf();
+            score[r] = valid ? (s[2 * r] + s[2 * r + 1]) * f : neg_inf();
         }
-        // Online softmax per head over the tile's 16 tokens (8 lanes × 2 rows). The running max
-        // seldom grows after a warp's first tiles; when it grows for no head of any lane, every
+        // Online softmax of head q over the tile's 16 tokens (8 lanes × 2 rows). The running
+        // max seldom grows after a warp's first tiles; when it grows for no lane, every
         // correction is 2⁰ = 1 and the warp skips the 4 · KSTEPS rescaling multiplies (a
-        // warp-uniform branch: 16–32 of a tile's ~400–600 instructions).
-        float mx[2], base[2], weight[2][2];
+        // warp-uniform branch).
+        float mx = fmaxf(score[0], score[1]);
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            mx[h] = fmaxf(score[0][h], score[1][h]);
+        for (int off = 4; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
+        mx = fmaxf(mx, m);
+        const float base = mx == neg_inf() ? 0.0f : mx;
+        const float weight[2] = {exp2_approx(score[0] - base), exp2_approx(score[1] - base)};
+        if (__any_sync(0xffffffffu, mx != m)) {
+            const float correction = exp2_approx(m - base);
+            m = mx;
+            l *= correction;
 #pragma unroll
-            for (int off = 4; off < 32; off <<= 1) mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], off));
-            mx[h] = fmaxf(mx[h], m[h]);
-            base[h] = mx[h] == neg_inf() ? 0.0f : mx[h];
-            weight[0][h] = exp2_approx(score[0][h] - base[h]);
-            weight[1][h] = exp2_approx(score[1][h] - base[h]);
+            for (int i = 0; i < KSTEPS; ++i)
+#pragma unroll
+                for (int c = 0; c < 4; ++c) acc[i][c] *= correction;
         }
-        if (__any_sync(0xffffffffu, mx[0] != m[0] || mx[1] != m[1])) {
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const float correction = exp2_approx(m[h] - base[h]);
-                m[h] = mx[h];
-                l[h] *= correction;
-#pragma unroll
-                for (int i = 0; i < KSTEPS; ++i) {
-                    acc[i][h] *= correction;
-                    acc[i][2 + h] *= correction;
-                }
-            }
-        }
-#pragma unroll
-        for (int h = 0; h < 2; ++h) l[h] += weight[0][h] + weight[1][h];
-        // p (times V's per-token scale) as the B operand: hi and lo parts, transposed.
-        unsigned b_hi[2], b_lo[2];
+        l += weight[0] + weight[1];
+        // p (times V's per-token scale) as the B operand: row g holds head q's hi and lo parts
+        // in columns 2q and 2q + 1, as the accumulator did; transposed.
+        unsigned b[2];
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
             const int token = gq + 8 * r;
             float f = 1.0f;
             if constexpr (ELEM == FP8) f = reinterpret_cast<const float *>(st + S::SECOND_OFF)[token] * 256.0f;
             if constexpr (ELEM == INT8) f = reinterpret_cast<const float *>(st + S::EXTRA_OFF)[token];
-            unsigned hi, lo;
-            split_f16x2(weight[r][0] * f, weight[r][1] * f, hi, lo);
-            b_hi[r] = movmatrix_trans(hi);
-            b_lo[r] = movmatrix_trans(lo);
+            b[r] = movmatrix_trans(hi_lo_f16x2(weight[r] * f));
         }
 
         // Oᵀ += Vᵀ · p: m-tile i's rows are channels value_channel(g, i, 0 or 1).
         ValueCodes<ELEM, D> vc;
         load_values<ELEM, D>(st + S::V_OFF, gq, qq, vc);
-        unsigned vscale[4] = {0u, 0u, 0u, 0u};
-        if constexpr (ELEM == NVFP4) {
-            const int block = D / 8 * gq / 16;
-#pragma unroll
-            for (int t = 0; t < 4; ++t)
-                vscale[t] = block_scale_f16(st[S::SECOND_OFF + (2 * qq + (t & 1) + 8 * (t >> 1)) * S::BLOCKS_PER_ROW + block]);
-        }
+        unsigned vscale[2] = {0u, 0u};
+        if constexpr (ELEM == NVFP4) value_block_scales<D>(st + S::SECOND_OFF, gq, qq, vscale);
 #pragma unroll
         for (int i = 0; i < KSTEPS; ++i) {
             unsigned a[4];
             value_fragment<ELEM, D>(vc, i, vscale, a);
-            mma_16816(acc[i], a, b_hi[0], b_hi[1]);
-            mma_16816(acc[i], a, b_lo[0], b_lo[1]);
+            mma_16816(acc[i], a, b[0], b[1]);
         }
     }
     copy_wait<0>();
     __syncthreads();  // every warp is done with its region: the merge reuses the first bytes
     BlockMerge<D, G> &merge = *reinterpret_cast<BlockMerge<D, G> *>(stages);
 
-    // The warp's l per head, then its state into shared memory for the block's merge.
+    // The warp's l of head q, then its state into shared memory for the block's merge (the
+    // output of head q: its hi and lo columns added).
 #pragma unroll
-    for (int h = 0; h < 2; ++h)
+    for (int off = 4; off < 32; off <<= 1) l += __shfl_xor_sync(0xffffffffu, l, off);
+    if (qq < G) {
+        if (gq == 0) {
+            merge.m[warp][qq] = m;
+            merge.l[warp][qq] = l;
+        }
 #pragma unroll
-        for (int off = 4; off < 32; off <<= 1) l[h] += __shfl_xor_sync(0xffffffffu, l[h], off);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-        const int head = 2 * qq + h;
-        if (head < G) {
-            if (gq == 0) {
-                merge.m[warp][head] = m[h];
-                merge.l[warp][head] = l[h];
-            }
-#pragma unroll
-            for (int i = 0; i < KSTEPS; ++i) {
-                merge.acc[warp][head][value_channel<D>(gq, i, 0)] = acc[i][h] * p.v_tensor;
-                merge.acc[warp][head][value_channel<D>(gq, i, 1)] = acc[i][2 + h] * p.v_tensor;
-            }
+        for (int i = 0; i < KSTEPS; ++i) {
+            merge.acc[warp][qq][value_channel<D>(gq, i, 0)] = (acc[i][0] + acc[i][1]) * p.v_tensor;
+            merge.acc[warp][qq][value_channel<D>(gq, i, 1)] = (acc[i][2] + acc[i][3]) * p.v_tensor;
         }
     }
     __syncthreads();
