@@ -27,14 +27,16 @@
 // multiply p, the NVFP4 tensor scales multiply the scores and the output. q and p, which f16
 // would round, are each split into two f16 parts, hi = f16(x) and lo = f16(x − hi), and both
 // parts go through the tensor cores, in columns of their own: x is then carried to about 2⁻²²
-// relative. (Until run 28 hi and lo went through two mma each with 4 columns left empty: twice
-// the mma, and each lane held 2 heads' softmax.) q is first scaled by a power of two so that its largest element lies in [2¹⁴, 2¹⁵)
-// (exact; undone on the scores), which keeps hi and lo out of f16's subnormal range.
+// relative. (Before run 28 hi and lo went through an mma each, with 4 columns left empty: twice
+// the mma, and each lane kept the softmax of 2 heads.) q is first scaled by a power of two so
+// that its largest element lies in [2¹⁴, 2¹⁵) (exact; undone on the scores), which keeps hi and
+// lo out of f16's subnormal range.
 //
 // Launch: grid (splits, kv_heads, batch) as the other kernels, DECODE_THREADS = 128 threads;
 // each warp takes a quarter of the block's chunk (chunks are multiples of 128 tokens, so a
-// quarter starts on a multiple of 16) and runs its own cp.async pipeline of STAGES 16-token
-// tiles: no block barrier until the final merge. Dynamic shared memory per warp: STAGES ×
+// quarter starts on a multiple of 32) and runs its own cp.async pipeline of STAGES 16-token
+// tiles, taken STEP_TILES at a time (one online-softmax round per step): no block barrier until
+// the final merge. Dynamic shared memory per warp: STAGES ×
 // Stage::BYTES of codes and scales (host: mma_shared_bytes in launch.rs); the final merge reuses
 // it.
 //
@@ -109,10 +111,18 @@ template <int ELEM, int D> struct Stage {
                                        : ELEM == INT8 ? WARP_TILE * 4 + D * 4
                                                       : 2 * WARP_TILE * BLOCKS_PER_ROW;
     static constexpr int BYTES = (EXTRA_OFF + EXTRA_BYTES + 15) / 16 * 16;
-    // As many as let 4 blocks fit an SM: 16 warps each holding STAGES − 1 tiles of 1.2–4.7 KB in
-    // flight, 70–130 KB per SM. (NVFP4 at d = 128 had 6 before run 25, which timed 5 together
-    // with two other changes: 1.5–2.3 % faster in all.)
-    static constexpr int STAGES = ELEM == NVFP4 ? (D == 128 ? 5 : 6) : 3;
+    // Tiles per step of the loop: 2 (32 tokens: one online-softmax round, its shuffles and vote,
+    // for both, and two independent mma chains to interleave) wherever 4 stages still let 4
+    // blocks fit an SM; 1 for INT8 and FP8 at d = 128, whose 4 stages of 4.2–4.7 KB would let 3
+    // fit. (H100 run 29: NVFP4 3–5 % faster at d = 128 and 2–10 % at d = 64, INT8 and FP8 at
+    // d = 64 up to 6 %.)
+    static constexpr int STEP_TILES = D == 64 || ELEM == NVFP4 ? 2 : 1;
+    // The step's tiles plus those in flight: 4 for a step of 2 tiles, 3 for a step of 1 (2 in
+    // flight either way), 6 for NVFP4 at d = 64, whose tiles are the smallest (1.2 KB). NVFP4 at
+    // d = 128 had 6 until run 25 and 5 until run 31: 4 timed 1–3 % faster than 5 there, 6 1–2 %
+    // slower (run 30).
+    static constexpr int STAGES = ELEM == NVFP4 && D == 64 ? 6 : STEP_TILES == 2 ? 4 : 3;
+    static_assert(STAGES >= 2 * STEP_TILES, "a step's tiles and the next step's in flight");
     static constexpr int WARP_BYTES = STAGES * BYTES;
 };
 
@@ -140,9 +150,10 @@ template <int ELEM, int D> struct TileCopier {
     int next, end;          // the next tile's first token; the warp's end
     int group_end;          // INT8: the first token past the next tile's key group
     const float *group_row; // INT8: that key group's K scale row
+    bool row_due;           // INT8: the next tile is the first of its key group the warp reads
 
     __device__ __forceinline__ TileCopier(unsigned char *region_, const Plane &p, int first, int end_, int key_group)
-        : region(region_), write_off(0), next(first), end(end_), group_end(0), group_row(nullptr) {
+        : region(region_), write_off(0), next(first), end(end_), group_end(0), group_row(nullptr), row_due(true) {
         if constexpr (ELEM == INT8) {
             const int group = first / key_group;
             group_end = (group + 1) * key_group;
@@ -152,8 +163,8 @@ template <int ELEM, int D> struct TileCopier {
 
     // Copies the next tile into the next stage (if the warp has one left) and commits a group.
     __device__ __forceinline__ void copy_next(const Plane &p, int key_group, int lane) {
+        unsigned char *st = region + write_off;
         if (next < end) {
-            unsigned char *st = region + write_off;
             const long long base = (long long)next * S::ROW_BYTES;
 #pragma unroll
             for (int k = 0; k < LANE_PIECES; ++k) {
@@ -177,13 +188,16 @@ template <int ELEM, int D> struct TileCopier {
                     copy4(reinterpret_cast<float *>(st + S::EXTRA_OFF) + lane, p.v_scales + (ok ? next + lane : 0),
                           ok ? 4 : 0);
                 }
-                // The tile's one key group (key_group % 16 == 0): its row, advanced by additions.
+                // The tile's one key group (key_group % 16 == 0): its row, advanced by additions,
+                // copied with the group's first tile only (the one that rebuilds q').
                 if (next >= group_end) {
                     group_end += key_group;
                     group_row += D;
+                    row_due = true;
                 }
                 static_assert(D / 4 <= 32, "one 16-byte piece of the row per lane");
-                if (lane < D / 4) copy16(st + S::SECOND_OFF + 16 * lane, group_row + 4 * lane, 16);
+                if (row_due && lane < D / 4) copy16(st + S::SECOND_OFF + 16 * lane, group_row + 4 * lane, 16);
+                row_due = false;
             }
             if constexpr (ELEM == NVFP4) {
                 constexpr int WORDS = WARP_TILE * S::BLOCKS_PER_ROW / 4;  // 4-byte words per side
@@ -196,9 +210,16 @@ template <int ELEM, int D> struct TileCopier {
                     copy4(st + S::SECOND_OFF + 4 * lane, p.v_blocks + offset, ok ? 4 : 0);
                 }
             }
-            next += WARP_TILE;
-            write_off = write_off + S::BYTES == S::WARP_BYTES ? 0 : write_off + S::BYTES;
+        } else if constexpr (ELEM == INT8 || ELEM == FP8) {
+            // Past the warp's end: no codes, but the second tile of a two-tile step may lie here,
+            // and its p (weight 0) is multiplied by V's scales, which must then be finite (0 ·
+            // NaN is NaN): they are zero-filled. (Stale codes decode to finite values.)
+            if (ELEM == FP8 || lane < WARP_TILE)
+                copy4(reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + lane % WARP_TILE,
+                      p.v_scales, 0);
         }
+        next += WARP_TILE;
+        write_off = write_off + S::BYTES == S::WARP_BYTES ? 0 : write_off + S::BYTES;
         copy_commit();
     }
 };
@@ -387,6 +408,42 @@ __device__ __forceinline__ void value_fragment(const ValueCodes<ELEM, D> &v, int
 
 // ---- the kernel ----------------------------------------------------------------------------------
 
+// Sᵀ += K · q'ᵀ for one tile: lane (g, q) gets head q's hi and lo parts (columns 2q, 2q + 1) of
+// tokens g (s[0], s[1]) and g + 8 (s[2], s[3]).
+template <int ELEM, int D>
+__device__ __forceinline__ void tile_scores(const unsigned char *st, const unsigned (&q_b)[D / 8], int gq, int qq,
+                                            float (&s)[4]) {
+    using S = Stage<ELEM, D>;
+    KeyCodes<ELEM, D> kc;
+    load_keys<ELEM, D>(st + S::K_OFF, gq, qq, kc);
+    unsigned kscale[2][D / 64] = {};
+    if constexpr (ELEM == NVFP4) key_block_scales<D>(st + S::EXTRA_OFF, gq, qq, kscale);
+#pragma unroll
+    for (int j = 0; j < D / 16; ++j) {
+        const unsigned scale[2] = {kscale[0][j / 4], kscale[1][j / 4]};
+        unsigned a[4];
+        key_fragment<ELEM, D>(kc, j, scale, a);
+        mma_16816(s, a, q_b[2 * j], q_b[2 * j + 1]);
+    }
+}
+// Oᵀ += Vᵀ · p for one tile (b: p's B operand): m-tile i's rows are channels value_channel(g, i, 0
+// or 1).
+template <int ELEM, int D>
+__device__ __forceinline__ void tile_values(const unsigned char *st, const unsigned (&b)[2], int gq, int qq,
+                                            float (&acc)[D / 16][4]) {
+    using S = Stage<ELEM, D>;
+    ValueCodes<ELEM, D> vc;
+    load_values<ELEM, D>(st + S::V_OFF, gq, qq, vc);
+    unsigned vscale[2] = {0u, 0u};
+    if constexpr (ELEM == NVFP4) value_block_scales<D>(st + S::SECOND_OFF, gq, qq, vscale);
+#pragma unroll
+    for (int i = 0; i < D / 16; ++i) {
+        unsigned a[4];
+        value_fragment<ELEM, D>(vc, i, vscale, a);
+        mma_16816(acc[i], a, b[0], b[1]);
+    }
+}
+
 // q' = q · log2(e)/√d · σ_c (σ: INT8's K scales of the key group, else 1) at the lane's
 // B-fragment k-slots (key_channel), scaled by 2^e so that the warp's largest |q'| lies in
 // [2¹⁴, 2¹⁵); returns e. The lane's column g is head g/2's hi part (g even) or lo part (g odd),
@@ -437,7 +494,7 @@ __device__ __forceinline__ int build_query(const float *__restrict__ q_row, floa
 template <int ELEM, int D, int G>
 __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     using S = Stage<ELEM, D>;
-    constexpr int STAGES = S::STAGES;
+    constexpr int STAGES = S::STAGES, STEP_TILES = S::STEP_TILES;
     constexpr int KSTEPS = D / 16;  // k-steps of the first product, m-tiles of the second
     extern __shared__ __align__(16) unsigned char stages[];
 
@@ -466,7 +523,7 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     const int w0 = work.t0 + warp * quarter, w1 = min(work.t1, w0 + quarter);
     TileCopier<ELEM, D> copier(stages + warp * S::WARP_BYTES, p, w0, w1, key_group);
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; ++s) copier.copy_next(p, key_group, lane);
+    for (int s = 0; s < STAGES - STEP_TILES; ++s) copier.copy_next(p, key_group, lane);
 
     // q · log2(e)/√d at the lane's B-fragment columns, for head g (zero for g ≥ G).
     const float *q_row = q + (head0 + min(gq >> 1, G - 1)) * D;
@@ -482,56 +539,60 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
 #pragma unroll
     for (int i = 0; i < KSTEPS; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = 0.0f;
 
-    int read_off = 0;  // the ring offset of the tile at `first`
-    for (int first = w0; first < w1; first += WARP_TILE) {
-        copy_wait<STAGES - 2>();
-        __syncwarp();  // every lane's copies of this tile landed; everyone is done with the last one
-        copier.copy_next(p, key_group, lane);
-        const unsigned char *st = copier.region + read_off;
-        read_off = read_off + S::BYTES == S::WARP_BYTES ? 0 : read_off + S::BYTES;
-        if constexpr (ELEM == INT8) {
-            if (first >= q_group_end) {  // a new key group (16 | key_group: a tile lies in one)
-                q_exp = build_query<ELEM, D, G>(q_row, qk_scale, reinterpret_cast<const float *>(st + S::SECOND_OFF),
-                                                q_b, lane);
-                q_group_end = (first / key_group + 1) * key_group;
+    int read_off = 0;  // the ring offset of the next tile to read
+    for (int first = w0; first < w1; first += STEP_TILES * WARP_TILE) {
+        copy_wait<STAGES - 2 * STEP_TILES>();
+        __syncwarp();  // every lane's copies of this step's tiles landed; all done with the last
+#pragma unroll
+        for (int t = 0; t < STEP_TILES; ++t) copier.copy_next(p, key_group, lane);
+        const unsigned char *st[STEP_TILES];
+#pragma unroll
+        for (int t = 0; t < STEP_TILES; ++t) {
+            st[t] = copier.region + read_off;
+            read_off = read_off + S::BYTES == S::WARP_BYTES ? 0 : read_off + S::BYTES;
+        }
+
+        // Sᵀ = K · q'ᵀ per tile, then the scores in log2 units (−∞ past the warp's end).
+        float score[STEP_TILES][2];  // head q at tokens g, g + 8 of each tile
+#pragma unroll
+        for (int t = 0; t < STEP_TILES; ++t) {
+            const int tile = first + WARP_TILE * t;
+            if constexpr (ELEM == INT8) {
+                // A new key group (16 | key_group: a tile lies in one); its K scale row came
+                // with this tile.
+                if (tile >= q_group_end && tile < w1) {
+                    q_exp = build_query<ELEM, D, G>(q_row, qk_scale,
+                                                    reinterpret_cast<const float *>(st[t] + S::SECOND_OFF), q_b, lane);
+                    q_group_end = (tile / key_group + 1) * key_group;
+                }
+            }
+            float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            tile_scores<ELEM, D>(st[t], q_b, gq, qq, s);
+            const float unscale = pow2(-q_exp) * p.k_tensor;
+#pragma unroll
+            for (int r = 0; r < 2; ++r) {
+                const int token = gq + 8 * r;
+                float f = unscale;
+                if constexpr (ELEM == FP8) f *= reinterpret_cast<const float *>(st[t] + S::EXTRA_OFF)[token] * 256.0f;
+                score[t][r] = tile + token < w1 ? (s[2 * r] + s[2 * r + 1]) * f : neg_inf();
             }
         }
-
-        // Sᵀ = K · q'ᵀ: rows g and g + 8 (tokens), columns 2q, 2q + 1 (head q's hi and lo parts).
-        KeyCodes<ELEM, D> kc;
-        load_keys<ELEM, D>(st + S::K_OFF, gq, qq, kc);
-        unsigned kscale[2][D / 64] = {};
-        if constexpr (ELEM == NVFP4) key_block_scales<D>(st + S::EXTRA_OFF, gq, qq, kscale);
-        float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int j = 0; j < KSTEPS; ++j) {
-            const unsigned scale[2] = {kscale[0][j / 4], kscale[1][j / 4]};
-            unsigned a[4];
-            key_fragment<ELEM, D>(kc, j, scale, a);
-            mma_16816(s, a, q_b[2 * j], q_b[2 * j + 1]);
-        }
-
-        // Scores in log2 units; −∞ past the warp's end.
-        const float unscale = pow2(-q_exp) * p.k_tensor;
-        float score[2];  // head q at tokens g, g + 8
-#pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const int token = gq + 8 * r;
-            float f = unscale;
-            if constexpr (ELEM == FP8) f *= reinterpret_cast<const float *>(st + S::EXTRA_OFF)[token] * 256.0f;
-            const bool valid = first + token < w1;
-            score[r] = valid ? (s[2 * r] + s[2 * r + 1]) * f : neg_inf();
-        }
-        // Online softmax of head q over the tile's 16 tokens (8 lanes × 2 rows). The running
-        // max seldom grows after a warp's first tiles; when it grows for no lane, every
+        // Online softmax of head q over the step's tokens (8 lanes × 2 rows per tile). The
+        // running max seldom grows after a warp's first steps; when it grows for no lane, every
         // correction is 2⁰ = 1 and the warp skips the 4 · KSTEPS rescaling multiplies (a
         // warp-uniform branch).
-        float mx = fmaxf(score[0], score[1]);
+        float mx = m;
+#pragma unroll
+        for (int t = 0; t < STEP_TILES; ++t) mx = fmaxf(mx, fmaxf(score[t][0], score[t][1]));
 #pragma unroll
         for (int off = 4; off < 32; off <<= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-        mx = fmaxf(mx, m);
         const float base = mx == neg_inf() ? 0.0f : mx;
-        const float weight[2] = {exp2_approx(score[0] - base), exp2_approx(score[1] - base)};
+        float weight[STEP_TILES][2];
+#pragma unroll
+        for (int t = 0; t < STEP_TILES; ++t) {
+            weight[t][0] = exp2_approx(score[t][0] - base);
+            weight[t][1] = exp2_approx(score[t][1] - base);
+        }
         if (__any_sync(0xffffffffu, mx != m)) {
             const float correction = exp2_approx(m - base);
             m = mx;
@@ -541,29 +602,21 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
 #pragma unroll
                 for (int c = 0; c < 4; ++c) acc[i][c] *= correction;
         }
-        l += weight[0] + weight[1];
-        // p (times V's per-token scale) as the B operand: row g holds head q's hi and lo parts
-        // in columns 2q and 2q + 1, as the accumulator did; transposed.
-        unsigned b[2];
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-            const int token = gq + 8 * r;
-            float f = 1.0f;
-            if constexpr (ELEM == FP8) f = reinterpret_cast<const float *>(st + S::SECOND_OFF)[token] * 256.0f;
-            if constexpr (ELEM == INT8) f = reinterpret_cast<const float *>(st + S::EXTRA_OFF)[token];
-            b[r] = movmatrix_trans(hi_lo_f16x2(weight[r] * f));
-        }
-
-        // Oᵀ += Vᵀ · p: m-tile i's rows are channels value_channel(g, i, 0 or 1).
-        ValueCodes<ELEM, D> vc;
-        load_values<ELEM, D>(st + S::V_OFF, gq, qq, vc);
-        unsigned vscale[2] = {0u, 0u};
-        if constexpr (ELEM == NVFP4) value_block_scales<D>(st + S::SECOND_OFF, gq, qq, vscale);
+        for (int t = 0; t < STEP_TILES; ++t) {
+            l += weight[t][0] + weight[t][1];
+            // p (times V's per-token scale) as the B operand: row g holds head q's hi and lo
+            // parts in columns 2q and 2q + 1, as the accumulator did; transposed.
+            unsigned b[2];
 #pragma unroll
-        for (int i = 0; i < KSTEPS; ++i) {
-            unsigned a[4];
-            value_fragment<ELEM, D>(vc, i, vscale, a);
-            mma_16816(acc[i], a, b[0], b[1]);
+            for (int r = 0; r < 2; ++r) {
+                const int token = gq + 8 * r;
+                float f = 1.0f;
+                if constexpr (ELEM == FP8) f = reinterpret_cast<const float *>(st[t] + S::SECOND_OFF)[token] * 256.0f;
+                if constexpr (ELEM == INT8) f = reinterpret_cast<const float *>(st[t] + S::EXTRA_OFF)[token];
+                b[r] = movmatrix_trans(hi_lo_f16x2(weight[t][r] * f));
+            }
+            tile_values<ELEM, D>(st[t], b, gq, qq, acc);
         }
     }
     copy_wait<0>();

@@ -332,8 +332,13 @@ fn launch_checks_and_plans_without_a_gpu() {
         mma_shared_bytes(CacheElement::Int8 { key_group: 32 }, 128),
         4 * 3 * (2 * 16 * 128 + 16 * 4 + 128 * 4)
     );
+    assert_eq!(
+        mma_shared_bytes(CacheElement::Int8 { key_group: 128 }, 64),
+        4 * 4 * (2 * 16 * 64 + 16 * 4 + 64 * 4)
+    );
+    assert_eq!(mma_shared_bytes(CacheElement::Fp8, 64), 4 * 4 * (2 * 16 * 64 + 2 * 16 * 4));
     assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 64), 4 * 6 * (2 * 16 * 32 + 2 * 16 * 4));
-    assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 128), 4 * 5 * (2 * 16 * 64 + 2 * 16 * 8));
+    assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 128), 4 * 4 * (2 * 16 * 64 + 2 * 16 * 8));
     assert_eq!(mma_shared_bytes(CacheElement::Bf16, 128), 0);
     assert!(DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 48 }).is_ok());
     let e = DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 5 }).unwrap_err().to_string();

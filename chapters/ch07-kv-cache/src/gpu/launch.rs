@@ -125,16 +125,24 @@ pub const MMA_TILE: usize = 16;
 
 /// Dynamic shared memory of the tensor-core kernel: for each of its 4 warps, stages × bytes per
 /// stage as `Stage<ELEM, D>` of `kernels/ch07_decode_mma.cu` lays them out (K and V codes of a
-/// 16-token tile, then the element type's scales). A bf16 cache has no such kernel: 0.
+/// 16-token tile, then the element type's scales). Stages: 4 where the kernel takes two tiles a
+/// step (d = 64, and NVFP4 at d = 128), 3 for INT8 and FP8 at d = 128, 6 for NVFP4 at d = 64. A
+/// bf16 cache has no such kernel: 0.
 pub fn mma_shared_bytes(element: CacheElement, head_dim: usize) -> usize {
     let tile = MMA_TILE;
-    let (row_bytes, extra, stages) = match element {
+    let two_tile_step = head_dim == 64 || element == CacheElement::Nvfp4;
+    let stages = if element == CacheElement::Nvfp4 && head_dim == 64 {
+        6
+    } else if two_tile_step {
+        4
+    } else {
+        3
+    };
+    let (row_bytes, extra) = match element {
         CacheElement::Bf16 => return 0,
-        CacheElement::Fp8 => (head_dim, 2 * tile * 4, 3),
-        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4, 3),
-        CacheElement::Nvfp4 => {
-            (head_dim / 2, 2 * tile * (head_dim / 16), if head_dim == 128 { 5 } else { 6 })
-        }
+        CacheElement::Fp8 => (head_dim, 2 * tile * 4),
+        CacheElement::Int8 { .. } => (head_dim, tile * 4 + head_dim * 4),
+        CacheElement::Nvfp4 => (head_dim / 2, 2 * tile * (head_dim / 16)),
     };
     let warps = DECODE_THREADS / 32;
     warps * stages * (2 * tile * row_bytes + extra).next_multiple_of(16)
