@@ -136,7 +136,8 @@ template <int ELEM, int D> __device__ __forceinline__ int stored_offset(int row,
 // The warp's copies of its 16-token tiles into the stages of its ring, one tile per call, in
 // order. What each lane copies is worked out from its lane index alone: a warp's tiles are
 // contiguous in the cache, so piece i (16 bytes) of a tile's codes starts 16·i bytes after the
-// tile's first byte; only the last tile can end early (zero-filled past `end`, never read there).
+// tile's first byte; only the last tile can end early (zero-filled past `end`), and a tile wholly
+// past `end` (a two-tile step's second) gets no codes, only zeros for its scales.
 // The ring position and INT8's key-group row advance by additions, with no division in the
 // loop (each tile computed `tile % STAGES`, a division by 6 for NVFP4, and INT8's
 // `first / key_group` by a key group known only at run time).
@@ -213,7 +214,8 @@ template <int ELEM, int D> struct TileCopier {
         } else if constexpr (ELEM == INT8 || ELEM == FP8) {
             // Past the warp's end: no codes, but the second tile of a two-tile step may lie here,
             // and its p (weight 0) is multiplied by V's scales, which must then be finite (0 ·
-            // NaN is NaN): they are zero-filled. (Stale codes decode to finite values.)
+            // NaN is NaN): the per-token scales are zero-filled (FP8's K scales with V's; the
+            // scores there are −∞ by a select anyway). Stale codes decode to finite values.
             if (ELEM == FP8 || lane < WARP_TILE)
                 copy4(reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + lane % WARP_TILE,
                       p.v_scales, 0);
