@@ -29,7 +29,7 @@ pub fn memory_figure(config: &LlamaConfig, max_tokens: usize) -> Result<Panels> 
     for e in [
         KvEncoding::F32,
         KvEncoding::Bf16,
-        KvEncoding::Int8 { key_tokens_per_scale: 32 },
+        KvEncoding::Int8 { key_tokens_per_scale: crate::gpu::DEFAULT_KEY_GROUP },
         KvEncoding::Fp4(crate::quant::fp4::Fp4Format::Nvfp4),
     ] {
         encodings.push(Line::solid(e.name(), at(e.bits_per_element(config.head_dim), &|t| t)));
