@@ -217,12 +217,19 @@ __device__ __forceinline__ void load_key_scales(const float *__restrict__ src, f
     ENTRY(PREFIX##ENAME##_d128_g1, ELEM, 128, 1) ENTRY(PREFIX##ENAME##_d128_g2, ELEM, 128, 2) \
     ENTRY(PREFIX##ENAME##_d128_g3, ELEM, 128, 3) ENTRY(PREFIX##ENAME##_d128_g4, ELEM, 128, 4)
 
-// Programmatic dependent launch (sm_90; attn-support's dependent_launch.rs). With several
-// splits the combine kernel is launched as a dependent of the main kernel: every main block
-// allows it at its start, so the combine's launch and its blocks' start overlap the main
-// kernel's last blocks, and the combine waits for the main kernel's partials before reading
-// them. Without the launch attribute (or before sm_90, where these compile to nothing) the wait
-// returns at once and the stream orders the two kernels.
+// Programmatic dependent launch (sm_90; attn-support's dependent_launch.rs). Both kernels are
+// launched as dependents of the kernel before them. With several splits the combine is the main
+// kernel's dependent: every main block allows it at its start, so the combine's launch and its
+// blocks' start overlap the main kernel's last blocks, and the combine waits for the main
+// kernel's partials before reading them. The main kernel is the dependent of whatever ran before
+// it (in a decoder, the kernel that made q and appended this token's K and V; in the benchmark,
+// the previous step's combine) and waits at its very start, before any load or store. Nothing
+// allows it early: the kernel before it lets it launch as it exits, so its blocks are placed on
+// SMs the earlier kernels have left, one wave spread evenly as the split plan assumes (placed
+// while the earlier blocks still ran, the tensor-core kernel's blocks piled up where slots were
+// free, and it ran up to 38 % slower: H100 run 35). What it saves is the gap between the two
+// kernels. Without the launch attribute (or before sm_90, where these compile to nothing) the
+// wait returns at once and the stream orders the kernels.
 __device__ __forceinline__ void allow_dependent_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");

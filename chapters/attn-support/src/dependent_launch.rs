@@ -48,20 +48,39 @@ impl<'a> DependentArgs<'a> {
         self
     }
 
+    /// A buffer the kernel reads, or a null pointer where there is none.
+    pub fn optional<T>(&mut self, buf: Option<&'a CudaSlice<T>>) -> &mut Self {
+        match buf {
+            Some(buf) => self.slice(buf),
+            None => {
+                self.slots.push(0);
+                self
+            }
+        }
+    }
+
     /// An `int` parameter.
     pub fn i32(&mut self, value: i32) -> &mut Self {
         self.slots.push(value as u32 as u64);
         self
     }
 
-    /// Launch `func` on the stream as a programmatic dependent of the kernel before it.
+    /// A `float` parameter.
+    pub fn f32(&mut self, value: f32) -> &mut Self {
+        self.slots.push(value.to_bits() as u64);
+        self
+    }
+
+    /// Launch `func` on the stream: as a programmatic dependent of the kernel before it when
+    /// `dependent` is true, after it in stream order when false (the same call, without the
+    /// launch attribute).
     ///
     /// # Safety
     /// As cudarc's `LaunchArgs::launch`: the parameters match the kernel's signature in number,
     /// order and type, and every buffer is large enough for what the kernel reads and writes
     /// with `cfg`. The kernel calls `griddepcontrol.wait` before it reads anything the earlier
-    /// kernel writes.
-    pub unsafe fn launch(&mut self, func: &CudaFunction, cfg: LaunchConfig) -> Result<()> {
+    /// kernel writes (and before it writes anything the earlier kernel reads).
+    pub unsafe fn launch(&mut self, func: &CudaFunction, cfg: LaunchConfig, dependent: bool) -> Result<()> {
         let mut value = CUlaunchAttributeValue { pad: [0; 64] };
         value.programmaticStreamSerializationAllowed = 1;
         let mut attr = sys::CUlaunchAttribute {
@@ -79,7 +98,7 @@ impl<'a> DependentArgs<'a> {
             sharedMemBytes: cfg.shared_mem_bytes,
             hStream: self.stream.cu_stream(),
             attrs: &mut attr,
-            numAttrs: 1,
+            numAttrs: u32::from(dependent),
         };
         let mut params: Vec<*mut c_void> =
             self.slots.iter_mut().map(|s| s as *mut u64 as *mut c_void).collect();
@@ -90,6 +109,6 @@ impl<'a> DependentArgs<'a> {
             sys::cuLaunchKernelEx(&config, func.cu_function(), params.as_mut_ptr(), std::ptr::null_mut())
         }
         .result()
-        .ctx("launching a kernel as a programmatic dependent")
+        .ctx(if dependent { "launching a kernel as a programmatic dependent" } else { "launching a kernel" })
     }
 }

@@ -99,17 +99,17 @@ fn check_case_planned(
     let want =
         decode_attention_reference(q.view(), quantized.k_read.view(), quantized.v_read.view(), lengths)?;
     let mut splits = Vec::new();
-    // The combine launched after the main kernel in stream order, and (compute capability 9.0
+    // Each kernel launched after the one before it in stream order, and (compute capability 9.0
     // on) as its programmatic dependent, the default there.
     let dependent: &[bool] = if gpu.compute_capability().0 >= 9 { &[false, true] } else { &[false] };
     for version in DecodeKernel::ALL.into_iter().filter(|v| v.supports(element).is_ok()) {
         for &dependent in dependent {
             let mut kernel = DecodeAttention::with_kernel(gpu, version, element, d, group)?;
-            kernel.set_dependent_combine(gpu, dependent)?;
+            kernel.set_dependent_launch(gpu, dependent)?;
             set_plan(&mut kernel)?;
             let (got, plan) = decode_attention_gpu(gpu, &kernel, q.view(), &quantized.cache)?;
             let what = format!(
-                "{} kernel (dependent combine: {dependent}), {element:?} kv_heads {kv_heads} group {group} d {d} \
+                "{} kernel (dependent launch: {dependent}), {element:?} kv_heads {kv_heads} group {group} d {d} \
                  lengths {lengths:?} {plan:?}",
                 version.name()
             );

@@ -68,10 +68,11 @@ struct Args {
     /// --max-chunk needs them).
     #[arg(long)]
     whole_waves: Option<usize>,
-    /// In --bench-decode, launch the combine kernel after the main kernel in stream order rather
-    /// than as its programmatic dependent (the default from compute capability 9.0).
+    /// In --bench-decode, launch each kernel (the main kernel, the combine) after the kernel
+    /// before it in stream order rather than as its programmatic dependent (the default from
+    /// compute capability 9.0).
     #[arg(long)]
-    serial_combine: bool,
+    serial_launch: bool,
     /// Tokens per INT8 key scale row, in --bench-decode and in --quality's INT8 cache.
     #[arg(long, default_value_t = DEFAULT_KEY_GROUP, value_parser = positive_key_group)]
     key_group: usize,
@@ -288,7 +289,7 @@ fn bench_decode(gpu: &Gpu, args: &Args) -> attn_support::Result<()> {
         calls: args.calls_per_timing,
         max_chunk: args.max_chunk,
         wave_plan: args.min_waves.map(WavePlan::AtLeast).or(args.whole_waves.map(WavePlan::Whole)),
-        serial_combine: args.serial_combine,
+        serial_launch: args.serial_launch,
     };
     let rows = run_decode_benchmark(gpu, options)?;
     let mut table = TextTable::new(&[

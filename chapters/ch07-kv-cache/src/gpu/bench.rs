@@ -55,9 +55,9 @@ pub struct DecodeBenchOptions {
     pub max_chunk: Option<usize>,
     /// The split plan's waves, when not one whole wave ([`DecodeAttention::set_wave_plan`]).
     pub wave_plan: Option<WavePlan>,
-    /// Launch the combine after the main kernel in stream order instead of as its programmatic
-    /// dependent ([`DecodeAttention::set_dependent_combine`]).
-    pub serial_combine: bool,
+    /// Launch each kernel after the one before it in stream order instead of as its
+    /// programmatic dependent ([`DecodeAttention::set_dependent_launch`]).
+    pub serial_launch: bool,
 }
 
 /// Tokens of the block quantised on the host and tiled into the benchmark's caches.
@@ -225,8 +225,8 @@ pub fn bench_model(
             if let Some(plan) = options.wave_plan {
                 kernel.set_wave_plan(plan)?;
             }
-            if options.serial_combine {
-                kernel.set_dependent_combine(gpu, false)?;
+            if options.serial_launch {
+                kernel.set_dependent_launch(gpu, false)?;
             }
             let mut workspace = DecodeWorkspace::new();
             // Each point reads the one allocation as (batch, context); reshape refuses a point

@@ -12,7 +12,7 @@ use super::plan::{
     plan_splits_in_whole_waves,
 };
 use attn_support::cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT;
-use attn_support::cudarc::driver::{CudaFunction, CudaSlice, PushKernelArg};
+use attn_support::cudarc::driver::{CudaFunction, CudaSlice};
 use attn_support::dependent_launch::DependentArgs;
 use attn_support::error::DriverContext;
 use attn_support::gpu::{Gpu, KernelSource, launch_config};
@@ -269,9 +269,9 @@ pub struct DecodeAttention {
     max_chunk: Option<usize>,
     /// Whole waves (one, unless set) or at least some waves.
     wave_plan: WavePlan,
-    /// Whether the combine kernel is launched as a programmatic dependent of the main kernel
-    /// (compute capability 9.0 and later; [`DecodeAttention::set_dependent_combine`]).
-    dependent_combine: bool,
+    /// Whether both kernels are launched as programmatic dependents of the kernel before them
+    /// (compute capability 9.0 and later; [`DecodeAttention::set_dependent_launch`]).
+    dependent: bool,
 }
 
 impl DecodeAttention {
@@ -335,7 +335,7 @@ impl DecodeAttention {
             wave_blocks: per_sm.max(1) * sms,
             max_chunk: None,
             wave_plan: WavePlan::default(),
-            dependent_combine: gpu.compute_capability().0 >= 9,
+            dependent: gpu.compute_capability().0 >= 9,
         })
     }
 
@@ -388,19 +388,21 @@ impl DecodeAttention {
         self.set_wave_plan(WavePlan::AtLeast(min_waves))
     }
 
-    /// Launch the combine kernel as a programmatic dependent of the main kernel (`true`, the
-    /// default on compute capability 9.0 and later: its launch overlaps the main kernel's last
-    /// blocks) or after it in stream order (`false`). An error on an older GPU, which has no
-    /// dependent launch.
-    pub fn set_dependent_combine(&mut self, gpu: &Gpu, dependent: bool) -> Result<()> {
+    /// Launch both kernels as programmatic dependents (`true`, the default on compute
+    /// capability 9.0 and later): the main kernel of the kernel before it on the stream, whose
+    /// last blocks its launch and its blocks' start then overlap, and the combine of the main
+    /// kernel; or each after the kernel before it in stream order (`false`). Either way each
+    /// kernel waits for the one before it to finish before it touches memory. An error on an
+    /// older GPU, which has no dependent launch.
+    pub fn set_dependent_launch(&mut self, gpu: &Gpu, dependent: bool) -> Result<()> {
         if dependent && gpu.compute_capability().0 < 9 {
             return Err(Error::InvalidArgument(format!(
-                "a dependent combine launch needs compute capability 9.0 or later, not {}.{}",
+                "a dependent launch needs compute capability 9.0 or later, not {}.{}",
                 gpu.compute_capability().0,
                 gpu.compute_capability().1
             )));
         }
-        self.dependent_combine = dependent;
+        self.dependent = dependent;
         Ok(())
     }
 
@@ -447,71 +449,47 @@ impl DecodeAttention {
         if plan.splits > 1 {
             workspace.ensure(gpu, rows * plan.splits * dims.head_dim, rows * plan.splits * 2)?;
         }
-        let null = 0u64;
         let (kv_heads, capacity, chunk) = (dims.kv_heads as i32, dims.capacity as i32, plan.chunk as i32);
         let key_group = cache.element.key_group() as i32;
         let qk_scale = (std::f64::consts::LOG2_E / (dims.head_dim as f64).sqrt()) as f32;
         let grid =
             launch_config((plan.splits, dims.kv_heads, dims.batch), DECODE_THREADS, self.shared_bytes)?;
+        let partials = match (&workspace.acc, &workspace.ml, plan.splits > 1) {
+            (Some(acc), Some(ml), true) => Some((acc, ml)),
+            _ => None,
+        };
         {
-            let mut b = gpu.stream.launch_builder(&self.main);
-            b.arg(q).arg(&cache.k.codes).arg(&cache.v.codes);
-            for s in [&cache.k.scales, &cache.v.scales] {
-                match s {
-                    Some(s) => b.arg(s),
-                    None => b.arg(&null),
-                };
-            }
-            for s in [&cache.k.block_scales, &cache.v.block_scales] {
-                match s {
-                    Some(s) => b.arg(s),
-                    None => b.arg(&null),
-                };
-            }
-            for s in [&cache.k.tensor_scales, &cache.v.tensor_scales] {
-                match s {
-                    Some(s) => b.arg(s),
-                    None => b.arg(&null),
-                };
-            }
-            b.arg(&lengths.buf);
-            match (&workspace.acc, &workspace.ml, plan.splits > 1) {
-                (Some(acc), Some(ml), true) => b.arg(acc).arg(ml),
-                _ => b.arg(&null).arg(&null),
-            };
-            b.arg(&mut *out).arg(&kv_heads).arg(&capacity).arg(&chunk).arg(&key_group).arg(&qk_scale);
+            let mut args = DependentArgs::new(&gpu.stream);
+            args.slice(q).slice(&cache.k.codes).slice(&cache.v.codes);
+            args.optional(cache.k.scales.as_ref()).optional(cache.v.scales.as_ref());
+            args.optional(cache.k.block_scales.as_ref()).optional(cache.v.block_scales.as_ref());
+            args.optional(cache.k.tensor_scales.as_ref()).optional(cache.v.tensor_scales.as_ref());
+            args.slice(&lengths.buf);
+            args.optional(partials.map(|p| p.0)).optional(partials.map(|p| p.1));
+            args.slice_mut(&mut *out).i32(kv_heads).i32(capacity).i32(chunk).i32(key_group).f32(qk_scale);
             // SAFETY: the arguments match the kernel's signature; every buffer holds what the
             // dims need (checked when the cache was uploaded or reshaped), q and out their
             // (batch, q_heads, d), no length passes the capacity (check_launch), and the
             // workspace holds (rows, splits, d) partials when there are several splits; the
             // pipelined and tensor-core kernels' dynamic shared memory was opted into when they
-            // were loaded.
-            unsafe { b.launch(grid) }.ctx("launching the ch07 decode kernel")?;
+            // were loaded. The kernel waits for the kernel before it (griddepcontrol.wait)
+            // before it touches any buffer.
+            unsafe { args.launch(&self.main, grid, self.dependent) }?;
         }
-        if plan.splits > 1 {
-            let (Some(acc), Some(ml)) = (&workspace.acc, &workspace.ml) else {
-                unreachable!("ensured above")
-            };
+        if let Some((acc, ml)) = partials {
             let q_heads = (dims.kv_heads * self.group) as i32;
             let (head_dim, splits) = (dims.head_dim as i32, plan.splits as i32);
             let threads = combine_threads(plan.splits);
             let grid = launch_config((rows, dims.head_dim / COMBINE_SLICE, 1), threads, 0)?;
-            // SAFETY (both launches): one block per (sequence, query head) row and slice of
-            // COMBINE_SLICE channels (the head dim, 64 or 128, checked by check_launch, is a
-            // multiple of it), a multiple of 32 threads and at most the kernel's 512
-            // (combine_threads); the partials hold (rows, splits, d) and (rows, splits, 2) floats,
-            // and the kernel waits for the main kernel before it reads them.
-            if self.dependent_combine {
-                let mut args = DependentArgs::new(&gpu.stream);
-                args.slice(acc).slice(ml).slice(&lengths.buf).slice_mut(&mut *out);
-                args.i32(q_heads).i32(head_dim).i32(splits).i32(chunk);
-                unsafe { args.launch(&self.combine, grid) }?;
-            } else {
-                let mut b = gpu.stream.launch_builder(&self.combine);
-                b.arg(acc).arg(ml).arg(&lengths.buf).arg(&mut *out);
-                b.arg(&q_heads).arg(&head_dim).arg(&splits).arg(&chunk);
-                unsafe { b.launch(grid) }.ctx("launching the ch07 combine kernel")?;
-            }
+            let mut args = DependentArgs::new(&gpu.stream);
+            args.slice(acc).slice(ml).slice(&lengths.buf).slice_mut(&mut *out);
+            args.i32(q_heads).i32(head_dim).i32(splits).i32(chunk);
+            // SAFETY: one block per (sequence, query head) row and slice of COMBINE_SLICE
+            // channels (the head dim, 64 or 128, checked by check_launch, is a multiple of it), a
+            // multiple of 32 threads and at most the kernel's 512 (combine_threads); the partials
+            // hold (rows, splits, d) and (rows, splits, 2) floats, and the kernel waits for the
+            // main kernel before it reads them.
+            unsafe { args.launch(&self.combine, grid, self.dependent) }?;
         }
         Ok(plan)
     }
