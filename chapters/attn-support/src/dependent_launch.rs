@@ -109,6 +109,10 @@ impl<'a> DependentArgs<'a> {
             sys::cuLaunchKernelEx(&config, func.cu_function(), params.as_mut_ptr(), std::ptr::null_mut())
         }
         .result()
-        .ctx(if dependent { "launching a kernel as a programmatic dependent" } else { "launching a kernel" })
+        .ctx(if dependent {
+            "launching a kernel as a programmatic dependent"
+        } else {
+            "launching a kernel"
+        })
     }
 }
