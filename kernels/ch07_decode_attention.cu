@@ -77,9 +77,7 @@ __device__ __forceinline__ void decode_split(DECODE_KERNEL_PARAMS) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int sub = lane % LPT;  // the lane's 16 channels: sub·16 …
     const int group = warp * TPW + lane / LPT;
-    wait_for_prerequisite_grid();  // nothing is read or written before the kernel ahead ends
     const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
-    if (work.splits > 1) allow_dependent_launch();  // the combine
     if (!work.has_tokens) return;
     const int split = work.split, splits = work.splits, t0 = work.t0, t1 = work.t1;
     const long long plane = work.plane, head0 = work.head0;

@@ -244,7 +244,9 @@ __device__ __forceinline__ void wait_for_prerequisite_grid() {
 // What block (split, kvh, b) works on: the tokens [t0, t1) of plane (b, kvh), and its first
 // query head. `has_tokens` is false when the split starts at or past the sequence's end; then,
 // with one split, the block owns the output and writes zeros (a sequence of length 0 attends to
-// nothing), and with several the combine skips it.
+// nothing), and with several the combine skips it. Every main kernel's blocks start here: they
+// wait for the kernel ahead before they read or write anything, and allow the combine, when
+// there is one, as soon as they know their work (the launch order above).
 struct BlockWork {
     int split, splits, t0, t1;
     long long plane, head0;
@@ -253,6 +255,7 @@ struct BlockWork {
 template <int D, int G>
 __device__ __forceinline__ BlockWork block_work(const unsigned *__restrict__ lengths, int kv_heads, int chunk,
                                                 float *__restrict__ out) {
+    wait_for_prerequisite_grid();
     BlockWork w;
     w.split = blockIdx.x;
     w.splits = gridDim.x;
@@ -265,6 +268,7 @@ __device__ __forceinline__ BlockWork block_work(const unsigned *__restrict__ len
     w.has_tokens = w.t0 < len;
     if (!w.has_tokens && w.splits == 1)
         for (int i = threadIdx.x; i < G * D; i += DECODE_THREADS) out[w.head0 * D + i] = 0.0f;
+    if (w.splits > 1) allow_dependent_launch();
     return w;
 }
 

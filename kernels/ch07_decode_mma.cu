@@ -502,9 +502,7 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
 
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gq = lane >> 2, qq = lane & 3;  // g and q of the fragment layouts
-    wait_for_prerequisite_grid();  // nothing is read or written before the kernel ahead ends
     const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
-    if (work.splits > 1) allow_dependent_launch();  // the combine
     if (!work.has_tokens) return;
     const long long plane = work.plane, head0 = work.head0;
 

@@ -156,9 +156,7 @@ __device__ __forceinline__ void decode_pipelined(DECODE_KERNEL_PARAMS) {
     const int lane = threadIdx.x & 31;
     const int sub = lane % LPT;
     const int group = threadIdx.x / LPT;
-    wait_for_prerequisite_grid();  // nothing is read or written before the kernel ahead ends
     const BlockWork work = block_work<D, G>(lengths, kv_heads, chunk, out);
-    if (work.splits > 1) allow_dependent_launch();  // the combine
     if (!work.has_tokens) return;
     const int split = work.split, splits = work.splits, t0 = work.t0, t1 = work.t1;
     const long long plane = work.plane, head0 = work.head0;

@@ -9,6 +9,9 @@
 //! A kernel launched this way must wait before it reads what the earlier kernel writes; launched
 //! without the attribute (or on an older GPU, where the instructions are compiled out), the wait
 //! returns at once and the stream orders the two kernels as usual.
+//!
+//! [`DependentArgs::launch`] makes the same call with or without the attribute, so that a caller
+//! has one argument list for both orders.
 
 use crate::error::{DriverContext, Result};
 use cudarc::driver::sys::{self, CUlaunchAttributeID, CUlaunchAttributeValue};

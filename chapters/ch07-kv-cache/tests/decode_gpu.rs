@@ -23,7 +23,9 @@ use ch07_kv_cache::attn_support::gpu::{Gpu, under_sanitizer};
 use ch07_kv_cache::attn_support::ndarray::{Array3, Array4, s};
 use ch07_kv_cache::attn_support::{Error, Result};
 use ch07_kv_cache::gpu::cache::{Side, tensor_lens};
-use ch07_kv_cache::gpu::launch::{COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, combine_threads};
+use ch07_kv_cache::gpu::launch::{
+    COMBINE_MAX_LANES, COMBINE_SLICE, HEAD_DIMS, check_dependent_launch, combine_threads,
+};
 use ch07_kv_cache::gpu::plan::{CHUNK_QUANTUM, MAX_CHUNK, MAX_CHUNK_LIMIT, MIN_WAVES};
 use ch07_kv_cache::gpu::{
     CacheDims, CacheElement, DEFAULT_KEY_GROUP, DecodeAttention, DecodeKernel, DecodeWorkspace,
@@ -340,6 +342,10 @@ fn launch_checks_and_plans_without_a_gpu() {
     assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 64), 4 * 6 * (2 * 16 * 32 + 2 * 16 * 4));
     assert_eq!(mma_shared_bytes(CacheElement::Nvfp4, 128), 4 * 4 * (2 * 16 * 64 + 2 * 16 * 8));
     assert_eq!(mma_shared_bytes(CacheElement::Bf16, 128), 0);
+    // A dependent launch needs compute capability 9.0; stream order works anywhere.
+    let e = check_dependent_launch((8, 6), true).unwrap_err().to_string();
+    assert!(e.contains("9.0") && e.contains("8.6"), "{e}");
+    assert!(check_dependent_launch((8, 6), false).is_ok() && check_dependent_launch((9, 0), true).is_ok());
     assert!(DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 48 }).is_ok());
     let e = DecodeKernel::TensorCores.supports(CacheElement::Int8 { key_group: 5 }).unwrap_err().to_string();
     assert!(e.contains("key group 5") && e.contains("16"), "{e}");

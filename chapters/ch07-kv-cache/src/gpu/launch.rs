@@ -233,6 +233,18 @@ pub fn check_launch(
     Ok(())
 }
 
+/// Whether a device of compute `capability` (major, minor) can launch as asked: a dependent
+/// launch needs 9.0 or later, or an error naming the capability.
+pub fn check_dependent_launch(capability: (i32, i32), dependent: bool) -> Result<()> {
+    if dependent && capability.0 < 9 {
+        return Err(Error::InvalidArgument(format!(
+            "a dependent launch needs compute capability 9.0 or later, not {}.{}",
+            capability.0, capability.1
+        )));
+    }
+    Ok(())
+}
+
 /// The register kernel's name for an element type, head dim and group.
 pub fn kernel_name(element: CacheElement, head_dim: usize, group: usize) -> String {
     format!("ch07_decode_{}_d{head_dim}_g{group}", element.name())
@@ -389,19 +401,13 @@ impl DecodeAttention {
     }
 
     /// Launch both kernels as programmatic dependents (`true`, the default on compute
-    /// capability 9.0 and later): the main kernel of the kernel before it on the stream, whose
-    /// last blocks its launch and its blocks' start then overlap, and the combine of the main
-    /// kernel; or each after the kernel before it in stream order (`false`). Either way each
-    /// kernel waits for the one before it to finish before it touches memory. An error on an
-    /// older GPU, which has no dependent launch.
+    /// capability 9.0 and later) or each after the kernel before it in stream order (`false`).
+    /// As dependents, the main kernel launches as the kernel before it on the stream exits
+    /// (nothing allows it earlier), and the combine while the main kernel's last blocks run;
+    /// either way each kernel waits for the one before it to finish before it touches memory.
+    /// An error on an older GPU, which has no dependent launch.
     pub fn set_dependent_launch(&mut self, gpu: &Gpu, dependent: bool) -> Result<()> {
-        if dependent && gpu.compute_capability().0 < 9 {
-            return Err(Error::InvalidArgument(format!(
-                "a dependent launch needs compute capability 9.0 or later, not {}.{}",
-                gpu.compute_capability().0,
-                gpu.compute_capability().1
-            )));
-        }
+        check_dependent_launch(gpu.compute_capability(), dependent)?;
         self.dependent = dependent;
         Ok(())
     }
