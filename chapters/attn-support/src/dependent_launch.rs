@@ -62,6 +62,17 @@ impl<'a> DependentArgs<'a> {
         }
     }
 
+    /// A buffer the kernel writes, or a null pointer where there is none.
+    pub fn optional_mut<T>(&mut self, buf: Option<&'a mut CudaSlice<T>>) -> &mut Self {
+        match buf {
+            Some(buf) => self.slice_mut(buf),
+            None => {
+                self.slots.push(0);
+                self
+            }
+        }
+    }
+
     /// An `int` parameter.
     pub fn i32(&mut self, value: i32) -> &mut Self {
         self.slots.push(value as u32 as u64);

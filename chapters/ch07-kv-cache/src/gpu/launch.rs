@@ -452,7 +452,9 @@ impl DecodeAttention {
         check_launch(dims, self.group, q.len(), out.len(), lengths.len(), lengths.max)?;
         let plan = self.plan(dims, lengths.max.0 as usize);
         let rows = dims.batch * dims.kv_heads * self.group;
-        if plan.splits > 1 {
+        // The main kernel writes the splits' partials, the combine reads them.
+        let several = plan.splits > 1;
+        if several {
             workspace.ensure(gpu, rows * plan.splits * dims.head_dim, rows * plan.splits * 2)?;
         }
         let (kv_heads, capacity, chunk) = (dims.kv_heads as i32, dims.capacity as i32, plan.chunk as i32);
@@ -460,10 +462,6 @@ impl DecodeAttention {
         let qk_scale = (std::f64::consts::LOG2_E / (dims.head_dim as f64).sqrt()) as f32;
         let grid =
             launch_config((plan.splits, dims.kv_heads, dims.batch), DECODE_THREADS, self.shared_bytes)?;
-        let partials = match (&workspace.acc, &workspace.ml, plan.splits > 1) {
-            (Some(acc), Some(ml), true) => Some((acc, ml)),
-            _ => None,
-        };
         {
             let mut args = DependentArgs::new(&gpu.stream);
             args.slice(q).slice(&cache.k.codes).slice(&cache.v.codes);
@@ -471,7 +469,8 @@ impl DecodeAttention {
             args.optional(cache.k.block_scales.as_ref()).optional(cache.v.block_scales.as_ref());
             args.optional(cache.k.tensor_scales.as_ref()).optional(cache.v.tensor_scales.as_ref());
             args.slice(&lengths.buf);
-            args.optional(partials.map(|p| p.0)).optional(partials.map(|p| p.1));
+            args.optional_mut(workspace.acc.as_mut().filter(|_| several));
+            args.optional_mut(workspace.ml.as_mut().filter(|_| several));
             args.slice_mut(&mut *out).i32(kv_heads).i32(capacity).i32(chunk).i32(key_group).f32(qk_scale);
             // SAFETY: the arguments match the kernel's signature; every buffer holds what the
             // dims need (checked when the cache was uploaded or reshaped), q and out their
@@ -482,7 +481,7 @@ impl DecodeAttention {
             // before it touches any buffer.
             unsafe { args.launch(&self.main, grid, self.dependent) }?;
         }
-        if let Some((acc, ml)) = partials {
+        if let (Some(acc), Some(ml), true) = (&workspace.acc, &workspace.ml, several) {
             let q_heads = (dims.kv_heads * self.group) as i32;
             let (head_dim, splits) = (dims.head_dim as i32, plan.splits as i32);
             let threads = combine_threads(plan.splits);
