@@ -134,10 +134,15 @@ template <int ELEM, int D> __device__ __forceinline__ int stored_offset(int row,
 }
 
 // The warp's copies of its 16-token tiles into the stages of its ring, one tile per call, in
-// order. What each lane copies is worked out from its lane index alone: a warp's tiles are
-// contiguous in the cache, so piece i (16 bytes) of a tile's codes starts 16·i bytes after the
-// tile's first byte; only the last tile can end early (zero-filled past `end`), and a tile wholly
-// past `end` (a two-tile step's second) gets no codes, only zeros for its scales.
+// order. A warp's tiles are contiguous in the cache, so piece i (16 bytes) of a tile's codes
+// starts 16·i bytes after the tile's first byte: the lane copies pieces lane, lane + 32, … of
+// every tile, and its source pointers only move on by one tile's bytes per call. A whole tile
+// (every tile but a warp's last, mostly) is copied from those pointers alone, with no bounds
+// test per piece; only a tile that ends past `end` takes the general path, which zero-fills the
+// tokens past it, and a tile wholly past `end` (a two-tile step's second) gets no codes, only
+// zeros for its scales. (Before run 40 every tile took the general path: its 64-bit offsets,
+// selects and swizzles, worked out again per tile, were 125 of NVFP4's 573 instructions per
+// 32-token step at d = 64.)
 // The ring position and INT8's key-group row advance by additions, with no division in the
 // loop (each tile computed `tile % STAGES`, a division by 6 for NVFP4, and INT8's
 // `first / key_group` by a key group known only at run time).
@@ -145,16 +150,32 @@ template <int ELEM, int D> struct TileCopier {
     using S = Stage<ELEM, D>;
     static constexpr int LANE_PIECES = WARP_TILE * S::PIECES / 32;  // code pieces per lane and side
     static_assert(WARP_TILE * S::PIECES % 32 == 0, "a tile's code pieces spread evenly over the lanes");
+    static constexpr int TILE_BYTES = WARP_TILE * S::ROW_BYTES;  // one side's codes of a tile
+    static constexpr int SCALE_WORDS = WARP_TILE * S::BLOCKS_PER_ROW / 4;  // NVFP4: 4-byte words per side
+    static_assert(ELEM != NVFP4 || SCALE_WORDS <= 32, "one word of block scales per lane");
 
     unsigned char *region;  // the warp's STAGES stages
     int write_off;          // byte offset of the next tile's stage in the ring
     int next, end;          // the next tile's first token; the warp's end
+    // The lane's sources in the next tile: piece `lane` of its K and V codes; NVFP4: word `lane`
+    // of its block scales; FP8 and INT8: the per-token scales of token lane % 16.
+    const unsigned char *k_src, *v_src, *kb_src, *vb_src;
+    const float *ks_src, *vs_src;
     int group_end;          // INT8: the first token past the next tile's key group
     const float *group_row; // INT8: that key group's K scale row
     bool row_due;           // INT8: the next tile is the first of its key group the warp reads
 
-    __device__ __forceinline__ TileCopier(unsigned char *region_, const Plane &p, int first, int end_, int key_group)
+    __device__ __forceinline__ TileCopier(unsigned char *region_, const Plane &p, int first, int end_, int key_group,
+                                          int lane)
         : region(region_), write_off(0), next(first), end(end_), group_end(0), group_row(nullptr), row_due(true) {
+        const long long codes = (long long)first * S::ROW_BYTES + 16 * lane;
+        k_src = p.k + codes;
+        v_src = p.v + codes;
+        const long long words = (long long)first * S::BLOCKS_PER_ROW + 4 * lane;
+        kb_src = ELEM == NVFP4 ? p.k_blocks + words : nullptr;
+        vb_src = ELEM == NVFP4 ? p.v_blocks + words : nullptr;
+        ks_src = ELEM == FP8 ? p.k_scales + first + lane % WARP_TILE : nullptr;
+        vs_src = ELEM == FP8 || ELEM == INT8 ? p.v_scales + first + lane % WARP_TILE : nullptr;
         if constexpr (ELEM == INT8) {
             const int group = first / key_group;
             group_end = (group + 1) * key_group;
@@ -165,52 +186,29 @@ template <int ELEM, int D> struct TileCopier {
     // Copies the next tile into the next stage (if the warp has one left) and commits a group.
     __device__ __forceinline__ void copy_next(const Plane &p, int key_group, int lane) {
         unsigned char *st = region + write_off;
-        if (next < end) {
-            const long long base = (long long)next * S::ROW_BYTES;
+        if (next + WARP_TILE <= end) {
 #pragma unroll
             for (int k = 0; k < LANE_PIECES; ++k) {
-                const int i = lane + 32 * k, token = i / S::PIECES, piece = i % S::PIECES;
-                const bool ok = next + token < end;
-                const long long offset = ok ? base + 16 * i : 0;
-                const int dst = stored_offset<ELEM, D>(token, piece);
-                copy16(st + S::K_OFF + dst, p.k + offset, ok ? 16 : 0);
-                copy16(st + S::V_OFF + dst, p.v + offset, ok ? 16 : 0);
+                const int i = lane + 32 * k;
+                const int dst = stored_offset<ELEM, D>(i / S::PIECES, i % S::PIECES);
+                copy16(st + S::K_OFF + dst, k_src + 512 * k, 16);
+                copy16(st + S::V_OFF + dst, v_src + 512 * k, 16);
             }
-            if constexpr (ELEM == FP8) {
-                const int i = lane % WARP_TILE;
-                const bool ok = next + i < end;
-                float *dst = reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + i;
-                const float *src = lane < WARP_TILE ? p.k_scales : p.v_scales;
-                copy4(dst, src + (ok ? next + i : 0), ok ? 4 : 0);
-            }
+            if constexpr (ELEM == FP8)
+                copy4(reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) +
+                          lane % WARP_TILE,
+                      lane < WARP_TILE ? ks_src : vs_src, 4);
             if constexpr (ELEM == INT8) {
-                if (lane < WARP_TILE) {
-                    const bool ok = next + lane < end;
-                    copy4(reinterpret_cast<float *>(st + S::EXTRA_OFF) + lane, p.v_scales + (ok ? next + lane : 0),
-                          ok ? 4 : 0);
-                }
-                // The tile's one key group (key_group % 16 == 0): its row, advanced by additions,
-                // copied with the group's first tile only (the one that rebuilds q').
-                if (next >= group_end) {
-                    group_end += key_group;
-                    group_row += D;
-                    row_due = true;
-                }
-                static_assert(D / 4 <= 32, "one 16-byte piece of the row per lane");
-                if (row_due && lane < D / 4) copy16(st + S::SECOND_OFF + 16 * lane, group_row + 4 * lane, 16);
-                row_due = false;
+                if (lane < WARP_TILE) copy4(reinterpret_cast<float *>(st + S::EXTRA_OFF) + lane, vs_src, 4);
             }
             if constexpr (ELEM == NVFP4) {
-                constexpr int WORDS = WARP_TILE * S::BLOCKS_PER_ROW / 4;  // 4-byte words per side
-                static_assert(WORDS <= 32, "one word per lane");
-                if (lane < WORDS) {
-                    const int token = 4 * lane / S::BLOCKS_PER_ROW;
-                    const bool ok = next + token < end;
-                    const long long offset = ok ? (long long)next * S::BLOCKS_PER_ROW + 4 * lane : 0;
-                    copy4(st + S::EXTRA_OFF + 4 * lane, p.k_blocks + offset, ok ? 4 : 0);
-                    copy4(st + S::SECOND_OFF + 4 * lane, p.v_blocks + offset, ok ? 4 : 0);
+                if (lane < SCALE_WORDS) {
+                    copy4(st + S::EXTRA_OFF + 4 * lane, kb_src, 4);
+                    copy4(st + S::SECOND_OFF + 4 * lane, vb_src, 4);
                 }
             }
+        } else if (next < end) {
+            copy_last(st, p, lane);
         } else if constexpr (ELEM == INT8 || ELEM == FP8) {
             // Past the warp's end: no codes, but the second tile of a two-tile step may lie here,
             // and its p (weight 0) is multiplied by V's scales, which must then be finite (0 ·
@@ -220,9 +218,66 @@ template <int ELEM, int D> struct TileCopier {
                 copy4(reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + lane % WARP_TILE,
                       p.v_scales, 0);
         }
+        if constexpr (ELEM == INT8) {
+            // The tile's one key group (key_group % 16 == 0): its row, advanced by additions,
+            // copied with the group's first tile only (the one that rebuilds q').
+            if (next < end) {
+                if (next >= group_end) {
+                    group_end += key_group;
+                    group_row += D;
+                    row_due = true;
+                }
+                static_assert(D / 4 <= 32, "one 16-byte piece of the row per lane");
+                if (row_due && lane < D / 4) copy16(st + S::SECOND_OFF + 16 * lane, group_row + 4 * lane, 16);
+                row_due = false;
+            }
+        }
         next += WARP_TILE;
+        k_src += TILE_BYTES;
+        v_src += TILE_BYTES;
+        if constexpr (ELEM == NVFP4) kb_src += WARP_TILE * S::BLOCKS_PER_ROW, vb_src += WARP_TILE * S::BLOCKS_PER_ROW;
+        if constexpr (ELEM == FP8) ks_src += WARP_TILE;
+        if constexpr (ELEM == FP8 || ELEM == INT8) vs_src += WARP_TILE;
         write_off = write_off + S::BYTES == S::WARP_BYTES ? 0 : write_off + S::BYTES;
         copy_commit();
+    }
+
+    // The warp's last tile, which ends past `end`: every copy tests its token, and a token past
+    // `end` reads nothing (its bytes and scales zero-filled) from the plane's start.
+    __device__ __forceinline__ void copy_last(unsigned char *st, const Plane &p, int lane) {
+        const long long base = (long long)next * S::ROW_BYTES;
+#pragma unroll
+        for (int k = 0; k < LANE_PIECES; ++k) {
+            const int i = lane + 32 * k, token = i / S::PIECES, piece = i % S::PIECES;
+            const bool ok = next + token < end;
+            const long long offset = ok ? base + 16 * i : 0;
+            const int dst = stored_offset<ELEM, D>(token, piece);
+            copy16(st + S::K_OFF + dst, p.k + offset, ok ? 16 : 0);
+            copy16(st + S::V_OFF + dst, p.v + offset, ok ? 16 : 0);
+        }
+        if constexpr (ELEM == FP8) {
+            const int i = lane % WARP_TILE;
+            const bool ok = next + i < end;
+            float *dst = reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) + i;
+            const float *src = lane < WARP_TILE ? p.k_scales : p.v_scales;
+            copy4(dst, src + (ok ? next + i : 0), ok ? 4 : 0);
+        }
+        if constexpr (ELEM == INT8) {
+            if (lane < WARP_TILE) {
+                const bool ok = next + lane < end;
+                copy4(reinterpret_cast<float *>(st + S::EXTRA_OFF) + lane, p.v_scales + (ok ? next + lane : 0),
+                      ok ? 4 : 0);
+            }
+        }
+        if constexpr (ELEM == NVFP4) {
+            if (lane < SCALE_WORDS) {
+                const int token = 4 * lane / S::BLOCKS_PER_ROW;
+                const bool ok = next + token < end;
+                const long long offset = ok ? (long long)next * S::BLOCKS_PER_ROW + 4 * lane : 0;
+                copy4(st + S::EXTRA_OFF + 4 * lane, p.k_blocks + offset, ok ? 4 : 0);
+                copy4(st + S::SECOND_OFF + 4 * lane, p.v_blocks + offset, ok ? 4 : 0);
+            }
+        }
     }
 };
 
@@ -522,7 +577,7 @@ __device__ __forceinline__ void decode_mma(DECODE_KERNEL_PARAMS) {
     // The warp's quarter of the chunk.
     const int quarter = chunk / DECODE_WARPS;
     const int w0 = work.t0 + warp * quarter, w1 = min(work.t1, w0 + quarter);
-    TileCopier<ELEM, D> copier(stages + warp * S::WARP_BYTES, p, w0, w1, key_group);
+    TileCopier<ELEM, D> copier(stages + warp * S::WARP_BYTES, p, w0, w1, key_group, lane);
 #pragma unroll
     for (int s = 0; s < STAGES - STEP_TILES; ++s) copier.copy_next(p, key_group, lane);
 
