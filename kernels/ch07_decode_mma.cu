@@ -136,13 +136,13 @@ template <int ELEM, int D> __device__ __forceinline__ int stored_offset(int row,
 // The warp's copies of its 16-token tiles into the stages of its ring, one tile per call, in
 // order. A warp's tiles are contiguous in the cache, so piece i (16 bytes) of a tile's codes
 // starts 16·i bytes after the tile's first byte: the lane copies pieces lane, lane + 32, … of
-// every tile, and its source pointers only move on by one tile's bytes per call. A whole tile
-// (every tile but a warp's last, mostly) is copied from those pointers alone, with no bounds
-// test per piece; only a tile that ends past `end` takes the general path, which zero-fills the
-// tokens past it, and a tile wholly past `end` (a two-tile step's second) gets no codes, only
-// zeros for its scales. (Before run 40 every tile took the general path: its 64-bit offsets,
-// selects and swizzles, worked out again per tile, were 125 of NVFP4's 573 instructions per
-// 32-token step at d = 64.)
+// every tile, and its source pointers only move on by one tile's bytes per call. For FP8 and
+// NVFP4 a whole tile (every tile but a warp's last, mostly) is copied from those pointers
+// alone, with no bounds test per piece; the general path, which INT8 takes for every tile,
+// tests each piece's token and zero-fills the tokens past `end`, and a tile wholly past `end`
+// (a two-tile step's second) gets no codes, only zeros for its scales. (Before run 40 every
+// tile took the general path: its 64-bit offsets, selects and swizzles, worked out again per
+// tile, were 125 of NVFP4's 573 instructions per 32-token step at d = 64; 527 now.)
 // The ring position and INT8's key-group row advance by additions, with no division in the
 // loop (each tile computed `tile % STAGES`, a division by 6 for NVFP4, and INT8's
 // `first / key_group` by a key group known only at run time).
@@ -151,8 +151,9 @@ template <int ELEM, int D> struct TileCopier {
     static constexpr int LANE_PIECES = WARP_TILE * S::PIECES / 32;  // code pieces per lane and side
     static_assert(WARP_TILE * S::PIECES % 32 == 0, "a tile's code pieces spread evenly over the lanes");
     static constexpr int TILE_BYTES = WARP_TILE * S::ROW_BYTES;  // one side's codes of a tile
-    // Whole tiles from the moving pointers: FP8 and NVFP4. INT8 keeps the general path for every
-    // tile, which timed 1–2 % faster there (H100 run 40; FP8 and NVFP4 gained up to 1.6 and 9 %).
+    // Whole tiles from the moving pointers: FP8 and NVFP4 (H100 runs 40–41: SmolLM2's NVFP4
+    // 7–11 % faster, FP8 up to 1.6 %). INT8 keeps the general path for every tile: with whole
+    // tiles it timed 0.8–1.9 % slower at SmolLM2's shapes (run 40).
     static constexpr bool WHOLE_TILES = ELEM != INT8;
     static constexpr int SCALE_WORDS = WARP_TILE * S::BLOCKS_PER_ROW / 4;  // NVFP4: 4-byte words per side
     static_assert(ELEM != NVFP4 || SCALE_WORDS <= 32, "one word of block scales per lane");
