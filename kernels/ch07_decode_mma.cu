@@ -161,8 +161,8 @@ template <int ELEM, int D> struct TileCopier {
     unsigned char *region;  // the warp's STAGES stages
     int write_off;          // byte offset of the next tile's stage in the ring
     int next, end;          // the next tile's first token; the warp's end
-    // The lane's sources in the next tile: piece `lane` of its K and V codes; NVFP4: word `lane`
-    // of its block scales; FP8 and INT8: the per-token scales of token lane % 16.
+    // The lane's sources in the next tile (whole tiles only): piece `lane` of its K and V codes;
+    // NVFP4: word `lane` of its block scales; FP8: the per-token scales of token lane % 16.
     const unsigned char *k_src, *v_src, *kb_src, *vb_src;
     const float *ks_src, *vs_src;
     int group_end;          // INT8: the first token past the next tile's key group
@@ -195,8 +195,8 @@ template <int ELEM, int D> struct TileCopier {
             for (int k = 0; k < LANE_PIECES; ++k) {
                 const int i = lane + 32 * k;
                 const int dst = stored_offset<ELEM, D>(i / S::PIECES, i % S::PIECES);
-                copy16(st + S::K_OFF + dst, k_src + 512 * k, 16);
-                copy16(st + S::V_OFF + dst, v_src + 512 * k, 16);
+                copy16(st + S::K_OFF + dst, k_src + 16 * 32 * k, 16);  // piece lane + 32k
+                copy16(st + S::V_OFF + dst, v_src + 16 * 32 * k, 16);
             }
             if constexpr (ELEM == FP8)
                 copy4(reinterpret_cast<float *>(st + (lane < WARP_TILE ? S::EXTRA_OFF : S::SECOND_OFF)) +
@@ -209,7 +209,7 @@ template <int ELEM, int D> struct TileCopier {
                 }
             }
         } else if (next < end) {
-            copy_last(st, p, lane);
+            copy_tested(st, p, lane);
             if constexpr (ELEM == INT8) {
                 // The tile's one key group (key_group % 16 == 0): its row, advanced by additions,
                 // copied with the group's first tile only (the one that rebuilds q').
@@ -239,9 +239,10 @@ template <int ELEM, int D> struct TileCopier {
         copy_commit();
     }
 
-    // The warp's last tile, which ends past `end`: every copy tests its token, and a token past
-    // `end` reads nothing (its bytes and scales zero-filled) from the plane's start.
-    __device__ __forceinline__ void copy_last(unsigned char *st, const Plane &p, int lane) {
+    // The general path (FP8 and NVFP4: a warp's last tile, which ends past `end`; INT8: every
+    // tile but its key-group row): every copy tests its token, and a token past `end` reads
+    // nothing (its bytes and scales zero-filled) from the plane's start.
+    __device__ __forceinline__ void copy_tested(unsigned char *st, const Plane &p, int lane) {
         const long long base = (long long)next * S::ROW_BYTES;
 #pragma unroll
         for (int k = 0; k < LANE_PIECES; ++k) {
